@@ -1,0 +1,110 @@
+"""The `abacus` command line: the stack, events, rosters, exports, lag and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from abacus.errors import AbacusError
+from abacus.settings import AbacusSettings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+events_app = typer.Typer(no_args_is_help=True, help="Send app events.")
+app.add_typer(events_app, name="events")
+
+
+def _settings() -> AbacusSettings:
+    return AbacusSettings()
+
+
+def _setup_logging(settings: AbacusSettings) -> None:
+    from abacus.logs import configure_logging
+
+    configure_logging(settings)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line reason on stderr and return the Exit to raise."""
+    typer.echo(f"abacus: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def up() -> None:
+    """The main job: embedded broker (unless configured), the worker with all agents, web."""
+    settings = _settings()
+    _setup_logging(settings)
+    from abacus.stack import run_stack
+
+    try:
+        run_stack(settings)
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command()
+def worker() -> None:
+    """Only the worker (the broker must be running and configured)."""
+    settings = _settings()
+    _setup_logging(settings)
+    from streams.run import run_worker
+
+    try:
+        run_worker(settings)
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+
+
+@events_app.command("send")
+def events_send(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one event a line")
+    ],
+    batch: Annotated[
+        bool, typer.Option(help="Send each student's events as one batch record")
+    ] = False,
+) -> None:
+    """Send events from a JSON-lines file (fields as in the event contract)."""
+    from abacus.client import EventProducer, read_jsonl
+
+    settings = _settings()
+    try:
+        events = read_jsonl(file)
+        with EventProducer(settings) as producer:
+            sent = producer.send_batches(events) if batch else producer.send_all(events)
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"sent {len(events)} event(s) in {sent} record(s)")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query")],
+) -> None:
+    """Run a read query on the store and print rows as JSON lines (stack must be down in
+    embedded mode: chDB allows one process per data path)."""
+    from abacus.store.client import connect, query_rows
+
+    settings = _settings()
+    try:
+        client = connect(settings)
+        for row in query_rows(client, query):
+            typer.echo(json.dumps(list(row), default=str))
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.captureWarnings(True)
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

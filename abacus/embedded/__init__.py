@@ -1,0 +1,1 @@
+"""Embedded parts for dev, demo, tests and CI: the Tansu broker and chDB."""

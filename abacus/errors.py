@@ -1,0 +1,49 @@
+"""One error hierarchy for Abacus: what the caller must do decides the class."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AbacusError",
+    "ExportRequestError",
+    "InvalidEventError",
+    "StackError",
+    "StorageError",
+]
+
+
+class AbacusError(Exception):
+    """Root of every error Abacus raises on purpose."""
+
+
+class StackError(AbacusError):
+    """A part of the running stack (broker, store, worker) cannot be started or reached."""
+
+
+class InvalidEventError(AbacusError):
+    """A poison record: it goes to the dead-letter topic with this reason; the stream goes on."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class StorageError(AbacusError):
+    """ClickHouse failed; ``retriable`` says whether trying the same batch again may work."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class ExportRequestError(AbacusError):
+    """An export request that is rejected; the reason goes on the export-status topic."""

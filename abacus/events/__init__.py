@@ -1,0 +1,1 @@
+"""The event contract in code: decoding, encoding and semantic validation of app events."""

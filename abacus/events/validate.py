@@ -1,0 +1,69 @@
+"""Semantic checks on decoded events: the ranges and relations Avro types cannot express."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from abacus.domain.passing import normalize_grade
+from abacus.errors import InvalidEventError
+from abacus.events.codec import Event
+
+__all__ = ["MAX_FUTURE_SKEW", "MAX_SESSION", "validate_event"]
+
+MAX_SESSION = timedelta(hours=24)
+MAX_FUTURE_SKEW = timedelta(hours=24)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_GRADE_FIELDS = ("lesson_grade_level", "instructional_level")
+_NON_NEGATIVE = ("tokens_collected", "tokens_available", "tokens", "points")
+
+
+def validate_event(event: Event, *, now: datetime) -> Event:
+    """Return the event with grades normalised, or raise InvalidEventError with the reason."""
+    try:
+        uuid.UUID(str(event["event_id"]))
+    except ValueError as exc:
+        raise InvalidEventError(f"event_id {event['event_id']!r} is not a UUID") from exc
+    for key in ("district_id", "student_id"):
+        value = event[key]
+        if not value or len(value) > 64 or not value.isascii() or not value.isprintable():
+            raise InvalidEventError(f"{key} must be 1-64 printable ASCII characters")
+    occurred: datetime = event["occurred_at"]
+    if occurred > now + MAX_FUTURE_SKEW:
+        raise InvalidEventError("occurred_at is more than 24 h in the future")
+    if occurred < _EARLIEST:
+        raise InvalidEventError("occurred_at is before 2000-01-01")
+    out = dict(event)
+    for key in _GRADE_FIELDS:
+        if key in out:
+            try:
+                out[key] = normalize_grade(str(out[key]))
+            except ValueError as exc:
+                raise InvalidEventError(f"{key} {out[key]!r} is not a grade (PK, K, 1-12)") from exc
+    for key in _NON_NEGATIVE:
+        if key in out and out[key] < 0:
+            raise InvalidEventError(f"{key} is negative")
+    _check_type_rules(out)
+    return out
+
+
+def _check_type_rules(event: Event) -> None:
+    kind = event["event_type"]
+    if kind == "session_ended":
+        duration = event["occurred_at"] - event["started_at"]
+        if duration < timedelta(0):
+            raise InvalidEventError("negative session duration (started_at after occurred_at)")
+        if duration > MAX_SESSION:
+            raise InvalidEventError("session longer than 24 h")
+    elif kind == "quiz_submitted":
+        if not 0 <= event["score_percent"] <= 100:
+            raise InvalidEventError("score_percent outside 0-100")
+    elif kind == "lesson_completed":
+        if event["tokens_collected"] > event["tokens_available"]:
+            raise InvalidEventError("tokens_collected exceeds tokens_available")
+    elif kind == "benchmark_completed":
+        if event["benchmark_number"] not in (1, 2, 3):
+            raise InvalidEventError("benchmark_number must be 1, 2 or 3")
+        rank = event.get("percentile_rank")
+        if rank is not None and not 1 <= rank <= 99:
+            raise InvalidEventError("percentile_rank outside 1-99")

@@ -1,0 +1,110 @@
+"""The one typed settings tree: environment variables with the ABACUS_ prefix (nested by __)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "AbacusSettings",
+    "BrokerSettings",
+    "ClickHouseSettings",
+    "TopicSettings",
+    "WebSettings",
+]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class BrokerSettings(BaseModel):
+    """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port."""
+
+    model_config = _FROZEN
+    bootstrap: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 9092
+    # Short group timeouts: joins stall on the local broker with the 300 s default.
+    session_timeout_s: float = 6.0
+    rebalance_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap is None
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap or f"{self.host}:{self.port}"
+
+
+class ClickHouseSettings(BaseModel):
+    """ClickHouse. With no ``url`` the worker opens chDB in-process under ``<home>/chdb``."""
+
+    model_config = _FROZEN
+    url: SecretStr | None = None  # http://user:password@host:8123
+    database: str = Field(default="abacus", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+
+class TopicSettings(BaseModel):
+    """Topic names and sizes; a prefix isolates tenants of a shared cluster (and tests)."""
+
+    model_config = _FROZEN
+    prefix: str = ""
+    partitions: int = 4
+    events: str = "events"
+    dead_letter: str = "events-dlq"
+    export_requests: str = "export-requests"
+    export_status: str = "export-status"
+    roster_users: str = "roster-users"
+    roster_students: str = "roster-students"
+    roster_links: str = "roster-teacher-students"
+
+    def name(self, topic: str) -> str:
+        return f"{self.prefix}{topic}"
+
+
+class WebSettings(BaseModel):
+    """The worker's HTTP server: health, metrics, downloads."""
+
+    model_config = _FROZEN
+    host: str = "127.0.0.1"
+    port: int = 6066
+    signing_key: SecretStr = SecretStr("change-me-in-production")
+
+
+class AbacusSettings(BaseSettings):
+    """Everything configurable, read once from the environment and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ABACUS_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".abacus")
+    app_id: str = "abacus"
+    log_level: str = "info"
+    log_json: bool = False
+    batch_size: int = 5000
+    batch_within_s: float = 0.5
+    broker: BrokerSettings = BrokerSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    topics: TopicSettings = TopicSettings()
+    web: WebSettings = WebSettings()
+
+    @cached_property
+    def chdb_path(self) -> Path:
+        return self.home / "chdb"
+
+    @cached_property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @cached_property
+    def export_dir(self) -> Path:
+        return self.home / "exports"

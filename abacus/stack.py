@@ -1,0 +1,32 @@
+"""`abacus up`: the embedded broker (unless one is configured) plus the worker, stopped together."""
+
+from __future__ import annotations
+
+import logging
+
+from abacus.embedded.broker import EmbeddedBroker
+from abacus.settings import AbacusSettings
+
+__all__ = ["run_stack"]
+
+log = logging.getLogger(__name__)
+
+
+def run_stack(settings: AbacusSettings) -> None:
+    """Run until SIGINT/SIGTERM, then stop the worker and the broker it started."""
+    from streams.run import run_worker
+
+    broker = None
+    if settings.broker.embedded:
+        broker = EmbeddedBroker(
+            host=settings.broker.host,
+            port=settings.broker.port,
+            log_path=settings.log_dir / "broker.log",
+        ).start()
+        log.info("embedded broker on %s (pid %s)", broker.bootstrap, broker.pid)
+    try:
+        run_worker(settings)
+    finally:
+        if broker is not None:
+            broker.stop()
+            log.info("embedded broker stopped")

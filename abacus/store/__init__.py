@@ -1,0 +1,1 @@
+"""ClickHouse access: client factory, versioned migrations and batch writers."""

@@ -1,0 +1,78 @@
+"""The ingest agent: events topic → decode/validate (pure) → ClickHouse rows + dead letters."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from abacus.events.processing import EVENT_COLUMNS, DeadLetter, SourceRecord, process_records
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+__all__ = ["register", "to_source_records"]
+
+log = logging.getLogger(__name__)
+
+
+def to_source_records(events: Sequence[Any]) -> list[SourceRecord]:
+    """Faust events → plain records (topic, partition, offset, key, original bytes)."""
+    out = []
+    for event in events:
+        msg = event.message
+        out.append(SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value))
+    return out
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    src = letter.source
+    return [
+        ("abacus.reason", letter.reason.encode()),
+        ("abacus.source.topic", src.topic.encode()),
+        ("abacus.source.partition", str(src.partition).encode()),
+        ("abacus.source.offset", str(src.offset).encode()),
+        ("abacus.failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+def register(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
+    topics = settings.topics
+    source = app.topic(topics.name(topics.events), key_serializer="raw", value_serializer="raw")
+    dead_letters = app.topic(
+        topics.name(topics.dead_letter), key_serializer="raw", value_serializer="raw"
+    )
+    metrics = runtime.metrics
+
+    @app.agent(source, name="ingest")
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+            # Per-record failures never escape: they become dead letters (an exception
+            # here would kill the actor). Storage errors do escape and stop the worker
+            # before offsets are committed, so the batch is read again after restart.
+            batch = process_records(to_source_records(events), now=datetime.now(UTC))
+            started = time.perf_counter()
+            await runtime.writer.insert_async("events", batch.rows, EVENT_COLUMNS)
+            metrics.insert_seconds.observe(time.perf_counter() - started)
+            for letter in batch.dead_letters:
+                await dead_letters.send(
+                    key=letter.source.key,
+                    value=letter.source.value or b"",
+                    headers=dead_letter_headers(letter),
+                )
+            metrics.batch_size.observe(len(events))
+            for event_type, n in batch.accepted.items():
+                metrics.events_accepted.labels(event_type).inc(n)
+            for reason, n in batch.rejected.items():
+                metrics.events_rejected.labels(reason).inc(n)
+            metrics.dead_letters.inc(len(batch.dead_letters))
+            metrics.events_deduplicated.inc(batch.duplicates_in_batch)
+            if batch.dead_letters:
+                log.warning(
+                    "dead-lettered %d record(s) of %d", len(batch.dead_letters), len(events)
+                )

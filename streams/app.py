@@ -1,0 +1,61 @@
+"""The Faust app: one worker hosting every agent that touches ClickHouse, plus the web views."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import faust
+
+from abacus.settings import AbacusSettings
+from abacus.store.client import connect
+from abacus.store.writer import BlockWriter
+from streams.metrics import Metrics
+
+__all__ = ["Runtime", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What agents share inside one worker: settings, the store writer and the counters."""
+
+    settings: AbacusSettings
+    writer: BlockWriter
+    metrics: Metrics
+
+
+def create_app(settings: AbacusSettings) -> faust.App:
+    """Build the app and register every agent and view; nothing connects until it runs."""
+    broker = settings.broker
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{broker.servers}",
+        store="memory://",
+        datadir=str(settings.home / "faust"),
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        web_bind=settings.web.host,
+        broker_session_timeout=broker.session_timeout_s,
+        broker_rebalance_timeout=broker.rebalance_timeout_s,
+        broker_heartbeat_interval=broker.heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topics.partitions,
+        topic_allow_declare=False,  # `abacus up` creates topics with their own configs
+        topic_disable_leader=True,
+        producer_acks=-1,
+    )
+    runtime = Runtime(
+        settings=settings,
+        writer=BlockWriter(connect(settings), settings.clickhouse.database),
+        metrics=Metrics(),
+    )
+    app.abacus_runtime = runtime  # type: ignore[attr-defined]
+
+    from streams import web
+    from streams.agents import ingest
+
+    ingest.register(app, runtime)
+    web.register(app, runtime)
+    return app
