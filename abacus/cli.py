@@ -62,6 +62,23 @@ def worker() -> None:
         raise fail(str(exc)) from exc
 
 
+@app.command()
+def init() -> None:
+    """Create the topics and apply the ClickHouse migrations (both idempotent), then exit."""
+    from abacus.store.client import connect
+    from abacus.store.migrations import apply_migrations
+    from abacus.topics import ensure_topics
+
+    settings = _settings()
+    try:
+        topics = ensure_topics(settings)
+        applied = apply_migrations(connect(settings), settings.clickhouse.database)
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"topics created: {len(topics)} {' '.join(topics)}".rstrip())
+    typer.echo(f"migrations applied: {len(applied)} {' '.join(applied)}".rstrip())
+
+
 @events_app.command("send")
 def events_send(
     file: Annotated[

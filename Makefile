@@ -1,0 +1,33 @@
+# The two commands a fresh machine needs (README): `make up` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: up demo test lint format bench-ingest bench-export clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+up: $(STAMP)  ## the main job: embedded broker + worker + web (Ctrl-C stops it)
+	$(BIN)/abacus up
+
+demo: $(STAMP)  ## sample district, simulated school year, a YTD export
+	$(BIN)/abacus demo
+
+test: $(STAMP)  ## lint, then the whole suite against the real embedded stack
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m abacus` runs the CLI."""
+
+from abacus.cli import main
+
+main()

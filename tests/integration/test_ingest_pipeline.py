@@ -1,0 +1,181 @@
+"""The first real path: events topic → ingest agent → ClickHouse, bad records → dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from abacus.events.codec import AVRO_MAGIC, encode_batch, encode_event, encode_json
+from schemas import EVENT_TYPES
+from tests.support.events import one_of_each, sample_event
+from tests.support.stack import Stack, wait_until
+
+
+def _produce(stack: Stack, records: list[tuple[bytes | None, bytes]]) -> list[int]:
+    """Send records to partition 0 in order; return their offsets."""
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    futures = [
+        producer.send(stack.topic("events"), key=k, value=v, partition=0) for k, v in records
+    ]
+    producer.flush()
+    offsets = [f.get(timeout=10).offset for f in futures]
+    producer.close()
+    return offsets
+
+
+def _dead_letters(stack: Stack, expected: int) -> list[dict[str, object]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000
+    )
+    tp = TopicPartition(stack.topic("events-dlq"), 0)
+    consumer.assign([tp])
+    out: list[dict[str, object]] = []
+
+    def poll() -> bool:
+        for recs in consumer.poll(timeout_ms=500).values():
+            for rec in recs:
+                out.append(
+                    {"key": rec.key, "value": rec.value, **{k: v.decode() for k, v in rec.headers}}
+                )
+        return len(out) >= expected
+
+    wait_until(poll, 60, f"{expected} dead letters")
+    consumer.close()
+    return out
+
+
+def _stored_events(stack: Stack) -> dict[str, dict[str, object]]:
+    rows = stack.query(
+        "SELECT toString(event_id), event_type, district_id, student_id, product, "
+        "toUnixTimestamp64Milli(occurred_at), payload FROM abacus.events FINAL"
+    )
+    return {
+        r[0]: {
+            "event_type": r[1],
+            "district_id": r[2],
+            "student_id": r[3],
+            "product": r[4],
+            "occurred_at_ms": r[5],
+            "payload": json.loads(r[6]),
+        }
+        for r in rows
+    }
+
+
+def _expected_row(event: dict[str, object]) -> dict[str, object]:
+    common = ("event_id", "event_type", "occurred_at", "district_id", "student_id", "product")
+    payload = {
+        k: int(v.timestamp() * 1000) if isinstance(v, datetime) else v
+        for k, v in event.items()
+        if k not in common
+    }
+    occurred = event["occurred_at"]
+    assert isinstance(occurred, datetime)
+    return {
+        "event_type": event["event_type"],
+        "district_id": event["district_id"],
+        "student_id": event["student_id"],
+        "product": event["product"],
+        "occurred_at_ms": int(occurred.timestamp() * 1000),
+        "payload": payload,
+    }
+
+
+def test_every_event_type_round_trips_through_avro_json_and_batches(stack: Stack) -> None:
+    avro = one_of_each(student_id="S1001")
+    as_json = one_of_each(student_id="S1002")
+    batched = one_of_each(student_id="S1003")
+    records = [(b"S1001", encode_event(e)) for e in avro]
+    records += [(b"S1002", encode_json(e)) for e in as_json]
+    records.append((b"S1003", encode_batch(batched)))
+    stack.start_worker()
+    _produce(stack, records)
+    total = len(avro) + len(as_json) + len(batched)
+    wait_until(
+        lambda: stack.metric_sum("abacus_events_accepted_total") >= total,
+        60,
+        f"{total} accepted events",
+    )
+    metrics = stack.metrics()
+    for event_type in EVENT_TYPES:
+        assert metrics[f"abacus_events_accepted_total{{event_type={event_type}}}"] == 3
+    assert stack.stop_worker() == 0
+
+    stored = _stored_events(stack)
+    assert len(stored) == total
+    for event in avro + as_json + batched:
+        assert stored[str(event["event_id"])] == _expected_row(event)
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_stored(
+    stack: Stack,
+) -> None:
+    good = [sample_event("points_earned", student_id="S2001", points=i + 1) for i in range(4)]
+    unknown_fp = AVRO_MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00\x02"
+    missing = json.loads(encode_json(sample_event("quiz_submitted", student_id="S2001")))
+    del missing["score_percent"]
+    out_of_range = sample_event("quiz_submitted", student_id="S2001", score_percent=150.0)
+    bad = {
+        "undecodable": b"\x00\x01garbage\xff",
+        "fingerprint": unknown_fp,
+        "missing field 'score_percent'": json.dumps(missing).encode(),
+        "score_percent outside 0-100": encode_event(out_of_range),
+    }
+    records: list[tuple[bytes | None, bytes]] = []
+    for g, b in zip(good, bad.values(), strict=True):
+        records += [(b"S2001", encode_event(g)), (b"S2001", b)]
+    stack.start_worker()
+    offsets = _produce(stack, records)
+    letters = _dead_letters(stack, expected=len(bad))
+    wait_until(
+        lambda: stack.metric_sum("abacus_events_accepted_total") >= len(good),
+        30,
+        "good events accepted",
+    )
+    assert stack.metric_sum("abacus_dead_letters_total") == len(bad)
+    assert stack.stop_worker() == 0
+
+    assert len(letters) == len(bad)
+    bad_offsets = offsets[1::2]
+    for letter, (needle, raw), offset in zip(letters, bad.items(), bad_offsets, strict=True):
+        assert letter["value"] == raw, "dead letter must carry the original bytes"
+        assert needle in str(letter["abacus.reason"])
+        assert letter["abacus.source.offset"] == str(offset)
+        assert letter["abacus.source.partition"] == "0"
+        assert letter["abacus.source.topic"] == stack.topic("events")
+    stored = _stored_events(stack)
+    assert set(stored) == {str(g["event_id"]) for g in good}
+    assert sorted(s["payload"]["points"] for s in stored.values()) == [1, 2, 3, 4]  # type: ignore[index]
+
+
+def test_a_batch_record_counts_each_event_and_keeps_good_events_of_a_partly_bad_batch(
+    stack: Stack,
+) -> None:
+    events = [sample_event("problem_attempted", student_id="S3001") for _ in range(7)]
+    bad_event = sample_event("quiz_submitted", student_id="S3001", score_percent=101.0)
+    stack.start_worker()
+    _produce(stack, [(b"S3001", encode_batch([*events[:3], bad_event, *events[3:]]))])
+    letters = _dead_letters(stack, expected=1)
+    wait_until(lambda: stack.metric_sum("abacus_events_accepted_total") >= 7, 30, "7 accepted")
+    assert stack.stop_worker() == 0
+    assert "event 4 of 8" in str(letters[0]["abacus.reason"])
+    assert set(_stored_events(stack)) == {str(e["event_id"]) for e in events}
+
+
+def test_the_same_event_sent_twice_is_stored_once(stack: Stack) -> None:
+    event = sample_event("token_earned", student_id="S4001", tokens=2)
+    stack.start_worker()
+    _produce(stack, [(b"S4001", encode_event(event)), (b"S4001", encode_json(event))])
+    wait_until(
+        lambda: (
+            stack.metric_sum("abacus_events_accepted_total")
+            + stack.metric_sum("abacus_events_deduplicated_total")
+            >= 2
+        ),
+        30,
+        "both seen",
+    )
+    assert stack.stop_worker() == 0
+    assert list(_stored_events(stack)) == [event["event_id"]]

@@ -1,0 +1,160 @@
+"""Test harness: a real worker process against the real broker, with its own home and topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from abacus.embedded.broker import free_port
+from abacus.settings import AbacusSettings
+
+ABACUS = [sys.executable, "-m", "abacus"]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+@dataclass
+class Stack:
+    """One isolated Abacus deployment on the shared test broker: unique topics, group, home."""
+
+    bootstrap: str
+    home: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    web_port: int = field(default_factory=free_port)
+    worker: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ABACUS_")}
+        env.update(
+            ABACUS_HOME=str(self.home),
+            ABACUS_APP_ID=f"abacus-{self.tag}",
+            ABACUS_BROKER__BOOTSTRAP=self.bootstrap,
+            ABACUS_TOPICS__PREFIX=f"t{self.tag}.",
+            ABACUS_WEB__PORT=str(self.web_port),
+            ABACUS_BATCH_WITHIN_S="0.2",
+        )
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def settings(self) -> AbacusSettings:
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(self.env)
+            return AbacusSettings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def topic(self, name: str) -> str:
+        return f"t{self.tag}.{name}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*ABACUS, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"abacus {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def start_worker(self, ready_timeout: float = 60) -> None:
+        assert self.worker is None or self.worker.poll() is not None, "worker already running"
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "worker.log").open("ab")
+        self.worker = subprocess.Popen(
+            [*ABACUS, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_until(self._ready, ready_timeout, "worker /readyz")
+
+    def _ready(self) -> bool:
+        if self.worker is not None and self.worker.poll() is not None:
+            raise AssertionError(f"worker exited with {self.worker.returncode}:\n{self.log_tail()}")
+        return http_get(f"{self.url}/readyz")[0] == 200
+
+    def log_tail(self, n: int = 60) -> str:
+        path = self.home / "worker.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+        )
+
+    def stop_worker(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.worker is not None
+        if self.worker.poll() is None:
+            self.worker.send_signal(sig)
+        code = self.worker.wait(timeout=timeout)
+        self.worker = None
+        return code
+
+    def kill_worker(self) -> int:
+        return self.stop_worker(signal.SIGKILL)
+
+    def metrics(self) -> dict[str, float]:
+        """Current worker metrics as {'name{labels}': value} (samples only)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, body = http_get(f"{self.url}/metrics")
+        assert status == 200, f"/metrics returned {status}"
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return out
+
+    def metric_sum(self, prefix: str) -> float:
+        return sum(v for k, v in self.metrics().items() if k.split("{")[0] == prefix)
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """Rows of a read query; in embedded mode the worker must be stopped (chDB is
+        one process per data path), so this asserts that."""
+        if "ABACUS_CLICKHOUSE__URL" not in self.extra_env:
+            assert self.worker is None, "stop the worker before querying embedded ClickHouse"
+        out = self.run("sql", sql).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.kill()
+            self.worker.wait(timeout=30)
+        self.worker = None

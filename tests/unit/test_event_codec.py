@@ -1,0 +1,166 @@
+"""The event contract without a broker: Avro single-object, JSON, batches, bad bytes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from abacus.errors import InvalidEventError
+from abacus.events.codec import AVRO_MAGIC, decode_record, encode_batch, encode_event, encode_json
+from abacus.events.processing import SourceRecord, process_records
+from abacus.events.validate import validate_event
+from schemas import EVENT_TYPES, fingerprint_of, known_schemas
+from tests.support.events import BASE_TIME, one_of_each, sample_event
+
+NOW = BASE_TIME + timedelta(days=1)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_every_type_round_trips_avro_and_json(event_type: str) -> None:
+    event = sample_event(event_type)
+    assert decode_record(encode_event(event)) == [event]
+    assert decode_record(encode_json(event)) == [event]
+
+
+def test_single_object_header_is_magic_plus_fingerprint() -> None:
+    event = sample_event("points_earned")
+    payload = encode_event(event)
+    assert payload[:2] == b"\xc3\x01"
+    assert payload[2:10] == fingerprint_of("points_earned")
+    assert len(known_schemas()) == len(EVENT_TYPES) + 1  # plus the batch schema
+
+
+def test_known_crc64_avro_fingerprint_of_a_primitive() -> None:
+    # Avro spec: the CRC-64-AVRO fingerprint of "int" is 0x8f5c393f1ad57572 (little-endian bytes).
+    from fastavro.schema import fingerprint
+
+    assert bytes.fromhex(fingerprint('"int"', "CRC-64-AVRO")) == bytes.fromhex("8f5c393f1ad57572")
+
+
+def test_batch_and_json_array_hold_many_events() -> None:
+    events = one_of_each()
+    assert decode_record(encode_batch(events)) == events
+    as_json_array = json.dumps([json.loads(encode_json(e)) for e in events]).encode()
+    assert decode_record(as_json_array) == events
+
+
+def test_json_timestamps_accept_iso_and_epoch_millis() -> None:
+    event = sample_event("points_earned")
+    doc = json.loads(encode_json(event))
+    doc["occurred_at"] = int(BASE_TIME.timestamp() * 1000)
+    assert decode_record(json.dumps(doc).encode())[0]["occurred_at"] == BASE_TIME
+
+
+def test_optional_field_defaults_when_absent_in_json() -> None:
+    doc = json.loads(encode_json(sample_event("benchmark_completed")))
+    del doc["percentile_rank"]
+    assert decode_record(json.dumps(doc).encode())[0]["percentile_rank"] is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty record"),
+        (b"\x00\x01\x02", "undecodable bytes"),
+        (AVRO_MAGIC + b"\x00" * 8 + b"\x02", "unknown schema fingerprint"),
+        (AVRO_MAGIC + b"\x01", "truncated Avro header"),
+        (b"{not json", "invalid JSON"),
+        (b'{"event_type": "teleported"}', "unknown event type"),
+        (b"[]", "non-empty array"),
+    ],
+)
+def test_unreadable_records_are_invalid_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason):
+        decode_record(payload)
+
+
+def test_avro_body_that_does_not_match_the_schema_is_invalid() -> None:
+    payload = encode_event(sample_event("quiz_submitted"))
+    with pytest.raises(InvalidEventError, match="does not match schema quiz_submitted"):
+        decode_record(payload[:-4])
+    with pytest.raises(InvalidEventError, match="trailing bytes"):
+        decode_record(payload + b"\x00")
+
+
+def test_json_with_missing_or_extra_or_mistyped_fields_is_invalid() -> None:
+    doc = json.loads(encode_json(sample_event("quiz_submitted")))
+    with pytest.raises(InvalidEventError, match="missing field 'score_percent'"):
+        decode_record(json.dumps({k: v for k, v in doc.items() if k != "score_percent"}).encode())
+    with pytest.raises(InvalidEventError, match="unknown fields"):
+        decode_record(json.dumps({**doc, "shoe_size": 9}).encode())
+    with pytest.raises(InvalidEventError, match="does not match schema"):
+        decode_record(json.dumps({**doc, "score_percent": "high"}).encode())
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (sample_event("quiz_submitted", score_percent=100.5), "score_percent outside 0-100"),
+        (sample_event("quiz_submitted", score_percent=-1.0), "score_percent outside 0-100"),
+        (
+            sample_event("session_ended", started_at=BASE_TIME + timedelta(seconds=1)),
+            "negative session duration",
+        ),
+        (
+            sample_event("session_ended", started_at=BASE_TIME - timedelta(hours=24, seconds=1)),
+            "longer than 24 h",
+        ),
+        (sample_event("points_earned", occurred_at=NOW + timedelta(hours=25)), "future"),
+        (sample_event("points_earned", event_id="not-a-uuid"), "not a UUID"),
+        (sample_event("lesson_started", lesson_grade_level="13"), "not a grade"),
+        (sample_event("token_earned", tokens=-1), "tokens is negative"),
+        (sample_event("lesson_completed", tokens_collected=6, tokens_available=5), "exceeds"),
+        (sample_event("benchmark_completed", benchmark_number=4), "benchmark_number"),
+        (sample_event("benchmark_completed", percentile_rank=100), "percentile_rank"),
+        (sample_event("points_earned", student_id=""), "student_id"),
+    ],
+)
+def test_out_of_range_values_are_invalid(event: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason):
+        validate_event(event, now=NOW)
+
+
+def test_validation_normalises_grades_and_accepts_edges() -> None:
+    event = sample_event("lesson_started", lesson_grade_level="KG")
+    assert validate_event(event, now=NOW)["lesson_grade_level"] == "K"
+    full_day = sample_event("session_ended", started_at=BASE_TIME - timedelta(hours=24))
+    assert validate_event(full_day, now=NOW) == full_day
+    edge = sample_event("quiz_submitted", score_percent=100.0)
+    assert validate_event(edge, now=NOW)["score_percent"] == 100.0
+
+
+def _record(offset: int, value: bytes, key: bytes | None = b"S1001") -> SourceRecord:
+    return SourceRecord("events", 2, offset, key, value)
+
+
+def test_processing_splits_good_rows_from_dead_letters_and_dedups_in_batch() -> None:
+    good = sample_event("points_earned")
+    records = [
+        _record(10, encode_event(good)),
+        _record(11, b"\xff\xfe"),
+        _record(12, encode_json(good)),  # same event_id again
+        _record(13, encode_event(sample_event("points_earned", student_id="S9"))),
+    ]
+    batch = process_records(records, now=NOW)
+    assert [row[2].hex for row in batch.rows] == [good["event_id"].replace("-", "")]
+    assert batch.rows[0][7:] == (2, 10)  # source partition and offset stored with the row
+    assert [(d.source.offset, d.reason) for d in batch.dead_letters] == [
+        (11, "undecodable bytes: neither Avro single-object encoding nor JSON"),
+        (13, "record key does not match student_id"),
+    ]
+    assert batch.duplicates_in_batch == 1
+    assert dict(batch.rejected) == {"undecodable": 1, "key_mismatch": 1}
+    assert dict(batch.accepted) == {"points_earned": 1}
+
+
+def test_payload_keeps_type_specific_fields_with_millisecond_timestamps() -> None:
+    event = sample_event("session_ended")
+    row = process_records([_record(0, encode_event(event))], now=NOW).rows[0]
+    started = event["started_at"]
+    assert isinstance(started, datetime)
+    assert json.loads(row[6]) == {
+        "session_id": "sess-1",
+        "started_at": int(started.astimezone(UTC).timestamp() * 1000),
+    }
