@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import faust
 
+from abacus.district import DistrictConfig
 from abacus.settings import AbacusSettings
 from abacus.store.client import connect
 from abacus.store.writer import BlockWriter
@@ -24,6 +26,14 @@ class Runtime:
     settings: AbacusSettings
     writer: BlockWriter
     metrics: Metrics
+    # District configs known to this worker (loaded from ClickHouse at start, kept current
+    # by the roster agent). Ingest derives local-day facts only for known districts.
+    districts: dict[str, DistrictConfig] = field(default_factory=dict)
+    # Called after a district config is stored (new or changed), e.g. to derive facts of
+    # events that arrived before their district was configured.
+    district_listeners: list[Callable[[DistrictConfig], Awaitable[None]]] = field(
+        default_factory=list
+    )
 
 
 def create_app(settings: AbacusSettings) -> faust.App:
