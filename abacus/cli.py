@@ -104,6 +104,9 @@ def events_send(
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SQL query")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE for {NAME:Type}")
+    ] = None,
 ) -> None:
     """Run a read query on the store and print rows as JSON lines (stack must be down in
     embedded mode: chDB allows one process per data path)."""
@@ -112,7 +115,8 @@ def sql(
     settings = _settings()
     try:
         client = connect(settings)
-        for row in query_rows(client, query):
+        params = dict(p.split("=", 1) for p in param or [])
+        for row in query_rows(client, query, **params):
             typer.echo(json.dumps(list(row), default=str))
     except AbacusError as exc:
         raise fail(str(exc)) from exc

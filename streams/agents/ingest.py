@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
 
-from abacus.events.processing import EVENT_COLUMNS, DeadLetter, SourceRecord, process_records
+from abacus.aggregation.derive import DAILY_COLUMNS, LESSON_COLUMNS, derive_facts
+from abacus.aggregation.pending import PENDING_COLUMNS, resolve_pending
+from abacus.district import DistrictConfig
+from abacus.events.codec import Event
+from abacus.events.processing import (
+    EVENT_COLUMNS,
+    DeadLetter,
+    IngestBatch,
+    SourceRecord,
+    process_records,
+)
 
 if TYPE_CHECKING:
     from streams.app import Runtime
@@ -40,6 +51,37 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
+def timezone_resolver(runtime: Runtime) -> Callable[[Event], str]:
+    """The IANA zone an event's local day is computed in (its district's)."""
+
+    def timezone_of(event: Event) -> str:
+        return runtime.districts[event["district_id"]].timezone_for(None)
+
+    return timezone_of
+
+
+async def store_batch(runtime: Runtime, batch: IngestBatch) -> None:
+    """Events, then their facts (known districts) or pending marks (unknown districts).
+
+    Every row is keyed by event_id, so a batch stored twice (a replay after a crash
+    between insert and offset commit) changes nothing.
+    """
+    writer = runtime.writer
+    await writer.insert_async("events", batch.rows, EVENT_COLUMNS)
+    known = [e for e in batch.events if e["district_id"] in runtime.districts]
+    pending = [e for e in batch.events if e["district_id"] not in runtime.districts]
+    if known:
+        facts = derive_facts(known, timezone_resolver(runtime))
+        await writer.insert_async("daily_facts", facts.daily, DAILY_COLUMNS)
+        await writer.insert_async("lesson_facts", facts.lessons, LESSON_COLUMNS)
+    if pending:
+        marks = [[e["district_id"], uuid.UUID(e["event_id"]), 0] for e in pending]
+        await writer.insert_async("pending_facts", marks, PENDING_COLUMNS)
+        # A district configured while this batch was in flight: resolve it now.
+        for district_id in {e["district_id"] for e in pending} & set(runtime.districts):
+            await writer.run(resolve_pending, writer, district_id, timezone_resolver(runtime))
+
+
 def register(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
     topics = settings.topics
@@ -49,6 +91,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
     )
     metrics = runtime.metrics
 
+    async def on_district_config(config: DistrictConfig) -> None:
+        assert config.district_id is not None
+        await runtime.writer.run(
+            resolve_pending, runtime.writer, config.district_id, timezone_resolver(runtime)
+        )
+
+    runtime.district_listeners.append(on_district_config)
+
     @app.agent(source, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
@@ -57,7 +107,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             # before offsets are committed, so the batch is read again after restart.
             batch = process_records(to_source_records(events), now=datetime.now(UTC))
             started = time.perf_counter()
-            await runtime.writer.insert_async("events", batch.rows, EVENT_COLUMNS)
+            await store_batch(runtime, batch)
             metrics.insert_seconds.observe(time.perf_counter() - started)
             for letter in batch.dead_letters:
                 await dead_letters.send(
