@@ -10,6 +10,9 @@ from typing import Annotated
 
 import typer
 
+from abacus.cli_export import export_app
+from abacus.cli_ops import dlq_app, lag
+from abacus.cli_roster import roster_app
 from abacus.errors import AbacusError
 from abacus.settings import AbacusSettings
 
@@ -18,6 +21,10 @@ __all__ = ["app", "main"]
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 events_app = typer.Typer(no_args_is_help=True, help="Send app events.")
 app.add_typer(events_app, name="events")
+app.add_typer(roster_app, name="roster")
+app.add_typer(dlq_app, name="dlq")
+app.command()(lag)
+app.add_typer(export_app, name="export")
 
 
 def _settings() -> AbacusSettings:
@@ -45,6 +52,18 @@ def up() -> None:
 
     try:
         run_stack(settings)
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command()
+def demo() -> None:
+    """Example district + simulated school year + a YTD export; prints the CSV path."""
+    from abacus.demo import run_demo
+
+    settings = _settings()
+    try:
+        run_demo(settings, typer.echo)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
 

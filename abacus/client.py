@@ -43,6 +43,9 @@ class EventProducer:
     ) -> None:
         self.topic = settings.topics.name(settings.topics.events)
         self.wire = wire
+        # Next offset per partition after everything this producer delivered, so a caller
+        # can wait until a consumer group has read it all.
+        self.ends: dict[int, int] = {}
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.broker.servers,
@@ -58,7 +61,12 @@ class EventProducer:
         return encode_json(event) if self.wire == "json" else encode_event(event)
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
-        self._producer.send(self.topic, key=key, value=value)
+        future = self._producer.send(self.topic, key=key, value=value)
+        future.add_callback(self._delivered)
+
+    def _delivered(self, meta: object) -> None:
+        partition, offset = meta.partition, meta.offset  # type: ignore[attr-defined]
+        self.ends[partition] = max(self.ends.get(partition, 0), offset + 1)
 
     def send_all(self, events: Iterable[Mapping[str, Any]]) -> int:
         n = 0

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from abacus.domain.benchmarks import DEFAULT_CUT_SCORES
+from abacus.domain.benchmarks import CutScores as CutScoreTable
 from abacus.roster.validation import DISTRICT_DATA_COLUMNS, normalize_grade
 
 __all__ = [
@@ -28,22 +30,10 @@ DistrictDataColumn = Literal[
     "District_Data_1", "District_Data_2", "District_Data_3", "District_Data_4", "District_Data_5"
 ]
 
-# Default performance-level cut scores on the Quantile scale: grade -> [min_quantile, label],
-# ascending. The first threshold of each grade is a floor far below any real measure.
+# Default performance-level cut scores: the documented default of abacus.domain.benchmarks
+# (one source), as grade -> [(min_quantile, label)], ascending.
 DEFAULT_CUT_SCORES_TABLE: dict[str, list[tuple[int, str]]] = {
-    "K": [(-10000, "Below Basic"), (50, "Basic"), (175, "Proficient"), (300, "Advanced")],
-    "1": [(-10000, "Below Basic"), (175, "Basic"), (300, "Proficient"), (425, "Advanced")],
-    "2": [(-10000, "Below Basic"), (300, "Basic"), (425, "Proficient"), (575, "Advanced")],
-    "3": [(-10000, "Below Basic"), (425, "Basic"), (575, "Proficient"), (700, "Advanced")],
-    "4": [(-10000, "Below Basic"), (525, "Basic"), (675, "Proficient"), (800, "Advanced")],
-    "5": [(-10000, "Below Basic"), (625, "Basic"), (775, "Proficient"), (900, "Advanced")],
-    "6": [(-10000, "Below Basic"), (700, "Basic"), (850, "Proficient"), (975, "Advanced")],
-    "7": [(-10000, "Below Basic"), (775, "Basic"), (925, "Proficient"), (1050, "Advanced")],
-    "8": [(-10000, "Below Basic"), (850, "Basic"), (1000, "Proficient"), (1125, "Advanced")],
-    "9": [(-10000, "Below Basic"), (900, "Basic"), (1050, "Proficient"), (1175, "Advanced")],
-    "10": [(-10000, "Below Basic"), (950, "Basic"), (1100, "Proficient"), (1225, "Advanced")],
-    "11": [(-10000, "Below Basic"), (1000, "Basic"), (1150, "Proficient"), (1275, "Advanced")],
-    "12": [(-10000, "Below Basic"), (1025, "Basic"), (1175, "Proficient"), (1300, "Advanced")],
+    grade: list(rows) for grade, rows in DEFAULT_CUT_SCORES.by_grade.items()
 }
 
 _DISTRICT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -185,17 +175,11 @@ class DistrictConfig(BaseModel):
         override = self.buildings.get(building) if building is not None else None
         return override.timezone if override and override.timezone else self.timezone
 
-    def performance_level(self, grade: str, quantile: float) -> str | None:
-        """The label of the highest cut score at or below `quantile`, or None."""
-        try:
-            rows = self.cut_scores.get(_grade_key(grade), ())
-        except ValueError:
-            return None
-        label = None
-        for minimum, name in rows:
-            if quantile >= minimum:
-                label = name
-        return label
+    def cut_score_table(self) -> CutScoreTable:
+        """The cut scores as the domain rules take them (abacus.domain.benchmarks)."""
+        return CutScoreTable.from_mapping(
+            {g: [(int(q), label) for q, label in rows] for g, rows in self.cut_scores.items()}
+        )
 
 
 def _error_message(path: Path, exc: ValidationError) -> str:

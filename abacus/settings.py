@@ -12,6 +12,7 @@ __all__ = [
     "AbacusSettings",
     "BrokerSettings",
     "ClickHouseSettings",
+    "SmtpSettings",
     "TopicSettings",
     "WebSettings",
 ]
@@ -65,6 +66,7 @@ class TopicSettings(BaseModel):
     roster_users: str = "roster-users"
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
+    district_config: str = "district-config"
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -77,6 +79,24 @@ class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 6066
     signing_key: SecretStr = SecretStr("change-me-in-production")
+    public_url: str | None = None  # base of download links; default http://host:port
+    link_ttl_s: int = 7 * 24 * 3600
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class SmtpSettings(BaseModel):
+    """Mail for export links; disabled while ``host`` is unset."""
+
+    model_config = _FROZEN
+    host: str | None = None
+    port: int = 25
+    sender: str = "abacus@localhost"
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
 
 
 class AbacusSettings(BaseSettings):
@@ -92,10 +112,12 @@ class AbacusSettings(BaseSettings):
     log_json: bool = False
     batch_size: int = 5000
     batch_within_s: float = 0.5
+    lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
+    smtp: SmtpSettings = SmtpSettings()
 
     @cached_property
     def chdb_path(self) -> Path:

@@ -2,54 +2,246 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
+from consumers.lag_status import GroupStatus, Offsets, WindowSample, evaluate
 
-__all__ = ["PartitionLag", "read_lag"]
+__all__ = ["GroupReport", "LagReader", "PartitionLag", "read_lag", "true_log_ends", "watch"]
+
+_QUIET_S = 0.3  # no more records for this long = we have read to the end
+_READ_LIMIT_S = 5.0  # never read longer than this (a producer may never go quiet)
 
 
 @dataclass(frozen=True)
 class PartitionLag:
-    """One row of the lag table."""
+    """One row of the lag table; ``lag_seconds`` = age of the oldest unconsumed record."""
 
     group: str
     topic: str
     partition: int
     committed: int | None
     log_end: int
+    log_start: int = 0
+    lag_seconds: float | None = None
 
     @property
     def lag(self) -> int:
-        return self.log_end - (self.committed or 0)
+        start = self.committed if self.committed is not None else self.log_start
+        return max(0, self.log_end - start)
+
+
+class _Admin(KafkaAdminClient):  # type: ignore[misc]
+    def _process_acl_operations(self, obj: dict[str, Any]) -> dict[str, Any]:
+        # Tansu answers DescribeGroups with operation bits kafka-python cannot map to
+        # ACLOperation (ValueError: 15); we never need them.
+        obj.pop("authorized_operations", None)
+        return obj
+
+
+def _read_until_quiet(consumer: KafkaConsumer, done: Any = None) -> list[Any]:
+    """Poll the assigned partitions until nothing arrives for _QUIET_S (or ``done(records)``)."""
+    records: list[Any] = []
+    hard_stop = time.monotonic() + _READ_LIMIT_S
+    quiet_until = time.monotonic() + _QUIET_S
+    while time.monotonic() < min(quiet_until, hard_stop):
+        polled = consumer.poll(timeout_ms=100)
+        for batch in polled.values():
+            records.extend(batch)
+        if polled:
+            quiet_until = time.monotonic() + _QUIET_S
+        if done is not None and done(records):
+            break
+    return records
+
+
+def true_log_ends(
+    consumer: KafkaConsumer, reported: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The real next offset of each partition, given what ListOffsets(latest) reported.
+
+    Tansu quirk (measured): ListOffsets(latest) / ``end_offsets`` returns the LAST BATCH's
+    base offset + 1, so 10 records produced in one batch report an end of 1 (one more
+    single record then reports 11). So we read from ``reported - 1`` (inside or at the
+    start of the last batch) until nothing more arrives and take max(offset) + 1. On a
+    broker without the quirk this reads one record and agrees with what was reported.
+    Compacted-away or marker offsets return nothing: then the reported end stands.
+    """
+    ends = dict(reported)
+    probe = {tp: end for tp, end in reported.items() if end > 0}
+    if not probe:
+        return ends
+    consumer.assign(list(probe))
+    for tp, end in probe.items():
+        consumer.seek(tp, max(0, end - 1))
+    for record in _read_until_quiet(consumer):
+        tp = TopicPartition(record.topic, record.partition)
+        ends[tp] = max(ends[tp], record.offset + 1)
+    consumer.assign([])
+    return ends
+
+
+class LagReader:
+    """Reusable broker clients for lag snapshots (admin: groups, offsets; consumer: ends)."""
+
+    def __init__(self, bootstrap: str, client_id: str = "abacus-lag") -> None:
+        self.bootstrap = bootstrap
+        try:
+            self.admin = _Admin(bootstrap_servers=bootstrap, client_id=client_id)
+            self.consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=100,
+            )
+        except KafkaError as exc:
+            raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+    def __enter__(self) -> LagReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def groups(self) -> list[str]:
+        """Every consumer group the broker lists."""
+        try:
+            return sorted(g["group_id"] for g in self.admin.list_groups())
+        except KafkaError as exc:
+            raise StackError(f"cannot list groups on {self.bootstrap}: {exc}") from exc
+
+    def members(self, group: str) -> int:
+        """Active members of ``group`` (0 = nobody is consuming)."""
+        try:
+            described = self.admin.describe_groups([group]).get(group, {})
+        except KafkaError as exc:
+            raise StackError(f"cannot describe group {group}: {exc}") from exc
+        return len(described.get("members") or [])
+
+    def committed(self, group: str) -> dict[TopicPartition, int]:
+        try:
+            offsets = self.admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError as exc:
+            raise StackError(f"cannot read offsets of group {group}: {exc}") from exc
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        return [
+            TopicPartition(topic, p)
+            for topic in sorted(set(topics))
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+
+    def snapshot(
+        self, group: str, topics: Iterable[str] = (), *, with_seconds: bool = True
+    ) -> list[PartitionLag]:
+        """Lag of ``group`` on ``topics`` plus every topic it has committed offsets for."""
+        try:
+            committed = self.committed(group)
+            parts = self.partitions({*topics, *(tp.topic for tp in committed)})
+            if not parts:
+                return []
+            starts = self.consumer.beginning_offsets(parts)
+            ends = true_log_ends(self.consumer, self.consumer.end_offsets(parts))
+            rows = [
+                PartitionLag(group, tp.topic, tp.partition, committed.get(tp), ends[tp], starts[tp])
+                for tp in parts
+            ]
+            if with_seconds:
+                rows = self._with_seconds(rows)
+            return rows
+        except KafkaError as exc:
+            raise StackError(f"cannot read lag from {self.bootstrap}: {exc}") from exc
+
+    def _with_seconds(self, rows: list[PartitionLag]) -> list[PartitionLag]:
+        """lag_seconds = now - timestamp of the record at the committed offset (0 if no lag)."""
+        behind = {
+            TopicPartition(r.topic, r.partition): r.log_end - r.lag for r in rows if r.lag > 0
+        }
+        stamps: dict[TopicPartition, int] = {}
+        if behind:
+            self.consumer.assign(list(behind))
+            for tp, offset in behind.items():
+                self.consumer.seek(tp, offset)
+
+            def found_all(records: list[Any]) -> bool:
+                for rec in records:
+                    tp = TopicPartition(rec.topic, rec.partition)
+                    if tp not in stamps and rec.offset >= behind[tp]:
+                        stamps[tp] = rec.timestamp
+                return len(stamps) == len(behind)
+
+            _read_until_quiet(self.consumer, found_all)
+            self.consumer.assign([])
+        now_ms = time.time() * 1000
+        out = []
+        for r in rows:
+            stamp = stamps.get(TopicPartition(r.topic, r.partition))
+            seconds = 0.0 if r.lag == 0 else None
+            if stamp is not None:
+                seconds = max(0.0, (now_ms - stamp) / 1000)
+            out.append(replace(r, lag_seconds=seconds))
+        return out
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """A group judged over a window: its status, members now and the last lag rows."""
+
+    group: str
+    status: GroupStatus
+    members: int
+    rows: list[PartitionLag]
+    statuses: dict[tuple[str, int], GroupStatus]
+
+
+def _as_sample(members: int, rows: list[PartitionLag]) -> WindowSample:
+    offsets = {(r.topic, r.partition): Offsets(r.log_end - r.lag, r.log_end) for r in rows}
+    return WindowSample(members, offsets)
+
+
+def watch(
+    reader: LagReader,
+    groups: list[str],
+    topics: Iterable[str] = (),
+    *,
+    window_s: float = 6.0,
+    samples: int = 4,
+) -> list[GroupReport]:
+    """Sample every group ``samples`` times over ``window_s`` seconds, then judge each."""
+    topics = list(topics)
+    taken: dict[str, list[WindowSample]] = {g: [] for g in groups}
+    last: dict[str, list[PartitionLag]] = {}
+    members: dict[str, int] = {}
+    pause = window_s / max(1, samples - 1)
+    for i in range(samples):
+        started = time.monotonic()
+        final = i == samples - 1
+        for group in groups:
+            rows = reader.snapshot(group, topics, with_seconds=final)
+            members[group] = reader.members(group)
+            taken[group].append(_as_sample(members[group], rows))
+            last[group] = rows
+        if not final:
+            time.sleep(max(0.0, pause - (time.monotonic() - started)))
+    reports = []
+    for group in groups:
+        status, statuses = evaluate(taken[group])
+        reports.append(GroupReport(group, status, members[group], last[group], statuses))
+    return reports
 
 
 def read_lag(bootstrap: str, group: str, topics: list[str]) -> list[PartitionLag]:
-    """Lag of ``group`` on every partition of ``topics`` (committed None = never committed)."""
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="abacus-lag")
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="abacus-lag")
-    except KafkaError as exc:
-        raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
-    try:
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        parts = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        ends = consumer.end_offsets(parts)
-        rows = []
-        for tp in parts:
-            meta = committed.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else None
-            rows.append(PartitionLag(group, tp.topic, tp.partition, offset, ends[tp]))
-        return rows
-    except KafkaError as exc:
-        raise StackError(f"cannot read lag from {bootstrap}: {exc}") from exc
-    finally:
-        consumer.close()
-        admin.close()
+    """One lag snapshot of ``group`` (committed None = never committed)."""
+    with LagReader(bootstrap) as reader:
+        return reader.snapshot(group, topics)

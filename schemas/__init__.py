@@ -77,6 +77,7 @@ def known_schemas() -> dict[bytes, KnownSchema]:
     return out
 
 
+@cache
 def fingerprint_of(name: str) -> bytes:
     """The fingerprint of the current version of schema ``name``."""
     return _fingerprint(load_schema(name))

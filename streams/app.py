@@ -12,6 +12,7 @@ from abacus.district import DistrictConfig
 from abacus.settings import AbacusSettings
 from abacus.store.client import connect
 from abacus.store.writer import BlockWriter
+from streams.health import Readiness
 from streams.metrics import Metrics
 
 __all__ = ["Runtime", "create_app"]
@@ -34,6 +35,7 @@ class Runtime:
     district_listeners: list[Callable[[DistrictConfig], Awaitable[None]]] = field(
         default_factory=list
     )
+    readiness: Readiness = field(default_factory=Readiness)
 
 
 def create_app(settings: AbacusSettings) -> faust.App:
@@ -63,9 +65,12 @@ def create_app(settings: AbacusSettings) -> faust.App:
     )
     app.abacus_runtime = runtime  # type: ignore[attr-defined]
 
-    from streams import web
-    from streams.agents import ingest
+    from streams import lag_monitor, web
+    from streams.agents import export, ingest, roster
 
     ingest.register(app, runtime)
+    roster.register(app, runtime)
+    export.register(app, runtime)
     web.register(app, runtime)
+    lag_monitor.register(app, runtime)
     return app

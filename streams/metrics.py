@@ -23,7 +23,9 @@ class Metrics:
             registry=r,
         )
         self.events_deduplicated = Counter(
-            "abacus_events_deduplicated", "Events seen again with a known event_id.", registry=r
+            "abacus_events_deduplicated",
+            "Events dropped as a repeat of an event_id in the same batch.",
+            registry=r,
         )
         self.dead_letters = Counter(
             "abacus_dead_letters", "Records written to the dead-letter topic.", registry=r
@@ -34,9 +36,45 @@ class Metrics:
             buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000),
             registry=r,
         )
+        self.pending_resolved = Counter(
+            "abacus_pending_events_resolved",
+            "Events whose facts were derived once their district was configured.",
+            registry=r,
+        )
+        self.exports = Counter(
+            "abacus_exports",
+            "Export requests by outcome (completed|rejected|failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.export_seconds = Histogram(
+            "abacus_export_duration_seconds",
+            "Time to generate a completed export.",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1200),
+            registry=r,
+        )
         self.insert_seconds = Histogram(
             "abacus_clickhouse_insert_seconds", "ClickHouse insert latency.", registry=r
         )
+        self.roster_records = Counter(
+            "abacus_roster_records",
+            "Roster and district-config records consumed, by kind and outcome (stored|skipped).",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.ready = Gauge(
             "abacus_ready", "1 once topics, tables and assignment are in place.", registry=r
+        )
+        # Set by streams/lag_monitor.py for the worker's own consumer group.
+        self.consumer_lag = Gauge(
+            "abacus_consumer_lag_records",
+            "Records behind the log end, per group/topic/partition.",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "abacus_consumer_lag_seconds",
+            "Age of the oldest unconsumed record (0 when caught up).",
+            ["group", "topic", "partition"],
+            registry=r,
         )

@@ -6,10 +6,14 @@ import logging
 
 import faust
 
+from abacus.aggregation.pending import resolve_pending
 from abacus.settings import AbacusSettings
 from abacus.store.migrations import apply_migrations
 from abacus.topics import ensure_topics
+from streams.agents.ingest import timezone_resolver
+from streams.agents.roster import load_districts
 from streams.app import create_app
+from streams.health import refresh
 
 __all__ = ["prepare", "run_worker"]
 
@@ -21,14 +25,21 @@ def prepare(settings: AbacusSettings) -> faust.App:
     ensure_topics(settings)
     app = create_app(settings)
     runtime = app.abacus_runtime  # type: ignore[attr-defined]
+    runtime.readiness.topics = True  # ensure_topics raises unless every topic exists
     applied = apply_migrations(runtime.writer.client, settings.clickhouse.database)
+    runtime.readiness.migrations = True
     log.info("store ready (%d migration(s) applied)", len(applied))
+    runtime.districts.update(load_districts(runtime.writer.client, settings.clickhouse.database))
+    log.info("%d district config(s) loaded", len(runtime.districts))
+    # A crash during a pending-facts resolution leaves marks behind: finish them now.
+    timezone_of = timezone_resolver(runtime)
+    for district_id in runtime.districts:
+        resolved = resolve_pending(runtime.writer, district_id, timezone_of)
+        runtime.metrics.pending_resolved.inc(resolved)
 
-    @app.timer(1.0)
-    async def mark_ready() -> None:
-        # Ready once topics and tables exist (above) and this worker holds partitions.
-        assigned = app.consumer.assignment() if app.consumer else set()
-        runtime.metrics.ready.set(1 if assigned else 0)
+    # Ready once topics and tables exist (above) and this worker holds partitions; checked
+    # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
+    runtime.metrics.ready.set_function(lambda: float(refresh(app, runtime.readiness)))
 
     return app
 

@@ -18,7 +18,13 @@ from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
 from abacus.events.codec import Event
 
-__all__ = ["DAILY_COLUMNS", "LESSON_COLUMNS", "DerivedFacts", "derive_facts"]
+__all__ = [
+    "BENCHMARK_COLUMNS",
+    "DAILY_COLUMNS",
+    "LESSON_COLUMNS",
+    "DerivedFacts",
+    "derive_facts",
+]
 
 DAILY_COLUMNS = (
     "district_id",
@@ -54,15 +60,27 @@ LESSON_COLUMNS = (
     "product",
 )
 _METRIC = {name: i for i, name in enumerate(DAILY_COLUMNS)}
+BENCHMARK_COLUMNS = (
+    "district_id",
+    "student_id",
+    "event_id",
+    "occurred_at",
+    "local_date",
+    "benchmark_number",
+    "quantile_measure",
+    "instructional_level",
+    "percentile_rank",
+)
 _ZERO_METRICS = [0, 0, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0, 0]
 
 
 @dataclass
 class DerivedFacts:
-    """Rows for `daily_facts` and `lesson_facts`."""
+    """Rows for `daily_facts`, `lesson_facts` and `benchmark_facts`."""
 
     daily: list[list[Any]] = field(default_factory=list)
     lessons: list[list[Any]] = field(default_factory=list)
+    benchmarks: list[list[Any]] = field(default_factory=list)
 
 
 def derive_facts(events: Iterable[Event], timezone_of: Callable[[Event], str]) -> DerivedFacts:
@@ -92,7 +110,23 @@ def derive_facts(events: Iterable[Event], timezone_of: Callable[[Event], str]) -
             out.daily.append(row)
         if kind in _LESSON_KINDS:
             out.lessons.append(_lesson(event, local_day))
+        elif kind == "benchmark_completed":
+            out.benchmarks.append(_benchmark(event, local_day))
     return out
+
+
+def _benchmark(event: Event, local_day: date) -> list[Any]:
+    return [
+        event["district_id"],
+        event["student_id"],
+        uuid.UUID(event["event_id"]),
+        event["occurred_at"],
+        local_day,
+        event["benchmark_number"],
+        event["quantile_measure"],
+        event["instructional_level"],
+        event.get("percentile_rank"),
+    ]
 
 
 def _daily(event: Event, local_day: date, piece: int) -> list[Any]:

@@ -9,7 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from abacus.aggregation.derive import DAILY_COLUMNS, LESSON_COLUMNS, derive_facts
+from abacus.aggregation.derive import (
+    BENCHMARK_COLUMNS,
+    DAILY_COLUMNS,
+    LESSON_COLUMNS,
+    derive_facts,
+)
 from abacus.events.codec import Event
 from abacus.store.writer import BlockWriter
 
@@ -66,6 +71,7 @@ def resolve_pending(
         facts = derive_facts(events, timezone_of)
         writer.insert("daily_facts", facts.daily, DAILY_COLUMNS)
         writer.insert("lesson_facts", facts.lessons, LESSON_COLUMNS)
+        writer.insert("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
         writer.insert(
             "pending_facts",
             [[district_id, uuid.UUID(e["event_id"]), 1] for e in events],

@@ -60,7 +60,8 @@ class CutScores:
     """Per grade (K, 1-12), ascending ``(min_quantile, label)`` thresholds.
 
     A measure gets the label of the highest threshold it reaches; a measure below the first
-    threshold still gets the first (lowest) label.
+    threshold still gets the first (lowest) label. A grade missing from a (district's own)
+    table has no performance level.
     """
 
     by_grade: Mapping[str, tuple[tuple[int, str], ...]]
@@ -76,9 +77,6 @@ class CutScores:
             if any(a >= b for a, b in pairwise(mins)):
                 raise ValueError(f"cut scores for grade {grade} must strictly increase: {mins}")
             table[grade] = steps
-        missing = [g for g in CUT_SCORE_GRADES if g not in table]
-        if missing:
-            raise ValueError(f"cut scores missing grades: {', '.join(missing)}")
         object.__setattr__(self, "by_grade", MappingProxyType(table))
 
     @classmethod
@@ -106,11 +104,14 @@ DEFAULT_CUT_SCORES = CutScores(_default_table())
 
 
 def performance_level(quantile: int, grade: str, cuts: CutScores) -> str | None:
-    """Label for ``quantile`` at the student's ``grade``; ``None`` for PreK (not on the scale)."""
+    """Label for ``quantile`` at the student's ``grade``; ``None`` for PreK (not on the scale)
+    and for a grade the table does not cover."""
     g = normalize_grade(grade)
     if g == "PK":
         return None
-    thresholds = cuts.by_grade[g]
+    thresholds = cuts.by_grade.get(g)
+    if not thresholds:
+        return None
     label = thresholds[0][1]
     for minimum, name in thresholds:
         if quantile >= minimum:

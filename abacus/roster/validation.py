@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from enum import IntEnum
 from pathlib import Path
 
+from abacus.domain.passing import normalize_grade as _normalize_grade
+
 __all__ = [
     "DISTRICT_DATA_COLUMNS",
     "ETHNICITIES",
@@ -57,7 +59,6 @@ RACES = (
 )
 DISTRICT_DATA_COLUMNS = tuple(f"District_Data_{n}" for n in range(1, 6))
 
-_GRADE_RE = re.compile(r"^(?:PK|KG?|0?[1-9]|1[0-2])$")
 _DOB_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SHOWN_MAX = 60
@@ -216,13 +217,10 @@ def _user_type(raw: str) -> UserType:
 
 
 def normalize_grade(value: str) -> str:
-    """`K`/`KG`/`PK`/`1`-`12` (leading zero allowed, any case) -> "PK", "K", "1".."12"."""
-    grade = value.strip().upper()
-    if not _GRADE_RE.match(grade):
-        raise ValueError(f"grade must be PK, K/KG or 1-12, not {value!r}")
-    if grade in {"K", "KG"}:
-        return "K"
-    return grade if grade == "PK" else str(int(grade))
+    """`K`/`KG`/`PK`/`1`-`12` (leading zero allowed, any case, surrounding blanks ignored)
+    -> "PK", "K", "1".."12". The rule itself is :func:`abacus.domain.passing.normalize_grade`
+    (shared with event validation); rosters only trim first."""
+    return _normalize_grade(value.strip())
 
 
 def _grade(raw: str) -> str:

@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from abacus.aggregation.derive import DAILY_COLUMNS, LESSON_COLUMNS, derive_facts
+from abacus.aggregation.derive import (
+    BENCHMARK_COLUMNS,
+    DAILY_COLUMNS,
+    LESSON_COLUMNS,
+    derive_facts,
+)
 from abacus.aggregation.pending import PENDING_COLUMNS, resolve_pending
 from abacus.district import DistrictConfig
 from abacus.events.codec import Event
@@ -74,12 +79,16 @@ async def store_batch(runtime: Runtime, batch: IngestBatch) -> None:
         facts = derive_facts(known, timezone_resolver(runtime))
         await writer.insert_async("daily_facts", facts.daily, DAILY_COLUMNS)
         await writer.insert_async("lesson_facts", facts.lessons, LESSON_COLUMNS)
+        await writer.insert_async("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
     if pending:
         marks = [[e["district_id"], uuid.UUID(e["event_id"]), 0] for e in pending]
         await writer.insert_async("pending_facts", marks, PENDING_COLUMNS)
         # A district configured while this batch was in flight: resolve it now.
         for district_id in {e["district_id"] for e in pending} & set(runtime.districts):
-            await writer.run(resolve_pending, writer, district_id, timezone_resolver(runtime))
+            resolved = await writer.run(
+                resolve_pending, writer, district_id, timezone_resolver(runtime)
+            )
+            runtime.metrics.pending_resolved.inc(resolved)
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
@@ -93,9 +102,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     async def on_district_config(config: DistrictConfig) -> None:
         assert config.district_id is not None
-        await runtime.writer.run(
+        resolved = await runtime.writer.run(
             resolve_pending, runtime.writer, config.district_id, timezone_resolver(runtime)
         )
+        metrics.pending_resolved.inc(resolved)
 
     runtime.district_listeners.append(on_district_config)
 

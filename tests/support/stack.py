@@ -145,12 +145,13 @@ class Stack:
     def metric_sum(self, prefix: str) -> float:
         return sum(v for k, v in self.metrics().items() if k.split("{")[0] == prefix)
 
-    def query(self, sql: str) -> list[list[Any]]:
+    def query(self, sql: str, **params: object) -> list[list[Any]]:
         """Rows of a read query; in embedded mode the worker must be stopped (chDB is
         one process per data path), so this asserts that."""
         if "ABACUS_CLICKHOUSE__URL" not in self.extra_env:
             assert self.worker is None, "stop the worker before querying embedded ClickHouse"
-        out = self.run("sql", sql).stdout
+        args = [arg for name, value in params.items() for arg in ("-p", f"{name}={value}")]
+        out = self.run("sql", sql, *args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def close(self) -> None:

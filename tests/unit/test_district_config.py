@@ -13,6 +13,7 @@ from abacus.district import (
     DistrictConfig,
     load_district_config,
 )
+from abacus.domain.benchmarks import performance_level
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "district" / "district.toml"
 
@@ -44,10 +45,10 @@ def test_minimal_config_uses_defaults(tmp_path: Path) -> None:
     assert config.alt_student_number_column == "District_Data_2"
     assert set(config.cut_scores) == {"K", *(str(n) for n in range(1, 13))}
     assert config.cut_scores["3"] == (
-        (-10000.0, "Below Basic"),
+        (-400.0, "Below Basic"),
         (425.0, "Basic"),
         (575.0, "Proficient"),
-        (700.0, "Advanced"),
+        (725.0, "Advanced"),
     )
 
 
@@ -59,12 +60,12 @@ def test_default_cut_scores_table_shape() -> None:
     assert list(DEFAULT_CUT_SCORES_TABLE) == ["K", *(str(n) for n in range(1, 13))]
     for rows in DEFAULT_CUT_SCORES_TABLE.values():
         assert [label for _, label in rows] == ["Below Basic", "Basic", "Proficient", "Advanced"]
-        assert rows[0][0] == -10000
+        assert rows[0][0] == -400
         mins = [q for q, _ in rows]
         assert mins == sorted(set(mins))
     proficient = [rows[2][0] for rows in DEFAULT_CUT_SCORES_TABLE.values()]
     assert proficient == sorted(set(proficient))  # rising with grade
-    assert DEFAULT_CUT_SCORES_TABLE["K"][1] == (50, "Basic")
+    assert DEFAULT_CUT_SCORES_TABLE["K"][1] == (0, "Basic")
     assert DEFAULT_CUT_SCORES_TABLE["12"][3] == (1300, "Advanced")
 
 
@@ -107,24 +108,25 @@ def test_custom_cut_scores_replace_default(tmp_path: Path) -> None:
     text = MINIMAL + (
         "[cut_scores]\n"
         'KG = [[-10000, "Low"], [100, "High"]]\n'
-        '03 = [[-10000, "Low"], [500.5, "Mid"], [800, "High"]]\n'
+        '03 = [[-10000, "Low"], [500, "Mid"], [800, "High"]]\n'
     )
     config = load_district_config(_write(tmp_path, text))
     assert set(config.cut_scores) == {"K", "3"}
-    assert config.performance_level("K", 99) == "Low"
-    assert config.performance_level("KG", 100) == "High"
-    assert config.performance_level("3", 500.5) == "Mid"
-    assert config.performance_level("4", 500) is None
+    cuts = config.cut_score_table()
+    assert performance_level(99, "K", cuts) == "Low"
+    assert performance_level(100, "KG", cuts) == "High"
+    assert performance_level(500, "3", cuts) == "Mid"
+    assert performance_level(499, "3", cuts) == "Low"
+    assert performance_level(500, "4", cuts) is None
 
 
 def test_performance_level_with_defaults() -> None:
-    config = load_district_config(EXAMPLE)
-    assert config.performance_level("3", -300) == "Below Basic"
-    assert config.performance_level("3", 425) == "Basic"
-    assert config.performance_level("03", 600) == "Proficient"
-    assert config.performance_level("8", 1200) == "Advanced"
-    assert config.performance_level("PK", 500) is None
-    assert config.performance_level("13", 500) is None
+    cuts = load_district_config(EXAMPLE).cut_score_table()
+    assert performance_level(-300, "3", cuts) == "Below Basic"
+    assert performance_level(425, "3", cuts) == "Basic"
+    assert performance_level(600, "03", cuts) == "Proficient"
+    assert performance_level(1200, "8", cuts) == "Advanced"
+    assert performance_level(500, "PK", cuts) is None
 
 
 @pytest.mark.parametrize(

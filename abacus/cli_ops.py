@@ -1,0 +1,187 @@
+"""Operations commands: `abacus lag` (consumer lag and group status) and `abacus dlq`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from abacus.errors import AbacusError
+from abacus.settings import AbacusSettings
+
+__all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
+
+# `abacus lag` exit code when a group is stalled or stopped (1 = stack error, 2 = usage).
+EXIT_GROUP_FAILING = 3
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead-lettered records.")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"abacus: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _range_text(offsets: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3,7'."""
+    spans: list[list[int]] = []
+    for offset in sorted(offsets):
+        if spans and offset == spans[-1][1] + 1:
+            spans[-1][1] = offset
+        else:
+            spans.append([offset, offset])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def lag(
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="Group(s); default: the app's")
+    ] = None,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Every group")] = False,
+    window: Annotated[float, typer.Option(min=0.0, help="Seconds to watch the groups")] = 6.0,
+    samples: Annotated[int, typer.Option(min=2, help="Samples over the window")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for machines")] = False,
+) -> None:
+    """Consumer lag per group/topic/partition and a status per group (ok, lagging,
+    stalled, stopped) judged over a window; exits 3 when a group is stalled or stopped."""
+    from consumers.lag import LagReader, watch
+
+    settings = AbacusSettings()
+    events = settings.topics.name(settings.topics.events)
+    try:
+        with LagReader(settings.broker.servers) as reader:
+            groups = list(group or [settings.app_id])
+            if all_groups:
+                groups = sorted({*groups, *reader.groups()})
+            # The app's own group always reports the events topic, even before a commit.
+            topics = [events] if settings.app_id in groups else []
+            reports = watch(reader, groups, topics, window_s=window, samples=samples)
+    except AbacusError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"groups": [_report_json(r) for r in reports]}, indent=2))
+    else:
+        _print_reports(reports)
+    failing = [r for r in reports if r.status.failing]
+    if failing:
+        names = ", ".join(f"{r.group} is {r.status.value}" for r in failing)
+        raise _fail(f"consumer group {names}", EXIT_GROUP_FAILING)
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "group": report.group,
+        "status": report.status.value,
+        "members": report.members,
+        "lag": sum(r.lag for r in report.rows),
+        "partitions": [
+            {
+                "topic": r.topic,
+                "partition": r.partition,
+                "committed": r.committed,
+                "log_end": r.log_end,
+                "lag": r.lag,
+                "lag_seconds": None if r.lag_seconds is None else round(r.lag_seconds, 3),
+                "status": report.statuses[(r.topic, r.partition)].value,
+            }
+            for r in report.rows
+        ],
+    }
+
+
+def _print_reports(reports: list[Any]) -> None:
+    console = Console()
+    for report in reports:
+        table = Table(
+            title=f"{report.group}: {report.status.value.upper()} ({report.members} member(s))"
+        )
+        for name in ("topic", "partition", "committed", "log end", "lag", "lag s", "status"):
+            table.add_column(name, justify="left" if name in ("topic", "status") else "right")
+        for r in report.rows:
+            seconds = "-" if r.lag_seconds is None else f"{r.lag_seconds:.1f}"
+            committed = "-" if r.committed is None else str(r.committed)
+            status = report.statuses[(r.topic, r.partition)].value
+            table.add_row(
+                r.topic, str(r.partition), committed, str(r.log_end), str(r.lag), seconds, status
+            )
+        console.print(table)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option(min=1, help="Show the newest N records")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for machines")] = False,
+) -> None:
+    """Dead-lettered records: source partition/offset, reason, failed_at, size."""
+    from consumers.dlq import read_dead_letters
+
+    settings = AbacusSettings()
+    topic = settings.topics.name(settings.topics.dead_letter)
+    try:
+        records = read_dead_letters(settings.broker.servers, topic)
+    except AbacusError as exc:
+        raise _fail(str(exc)) from exc
+    shown = records[-limit:]
+    if as_json:
+        for r in shown:
+            doc = {
+                "partition": r.partition,
+                "offset": r.offset,
+                "source_partition": r.source_partition,
+                "source_offset": r.source_offset,
+                "reason": r.reason,
+                "failed_at": r.failed_at,
+                "size": len(r.value),
+            }
+            typer.echo(json.dumps(doc))
+        return
+    table = Table(title=f"{topic}: {len(shown)} of {len(records)} record(s), newest last")
+    for name in ("offset", "source partition", "source offset", "reason", "failed at", "size"):
+        table.add_column(name, justify="left" if name in ("reason", "failed at") else "right")
+    for r in shown:
+        table.add_row(
+            f"{r.partition}:{r.offset}",
+            str(r.source_partition),
+            str(r.source_offset),
+            r.reason,
+            r.failed_at,
+            str(len(r.value)),
+        )
+    Console().print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason_contains: Annotated[
+        str | None, typer.Option("--reason-contains", help="Only records whose reason has TEXT")
+    ] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every dead-lettered record")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent")] = False,
+) -> None:
+    """Resubmit dead-lettered records (original key and bytes) to the events topic, tagged
+    with an `abacus.replayed_from` header; events count once by event_id, so a replay of
+    something already stored changes nothing. Records still bad come back to the DLQ."""
+    from consumers.dlq import read_dead_letters, replay
+
+    if not replay_all and reason_contains is None:
+        raise _fail("choose --all or --reason-contains TEXT", 2)
+    settings = AbacusSettings()
+    topics = settings.topics
+    dlq_topic, events_topic = topics.name(topics.dead_letter), topics.name(topics.events)
+    try:
+        records = read_dead_letters(settings.broker.servers, dlq_topic)
+        chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
+        sent = chosen if dry_run else replay(settings.broker.servers, chosen, events_topic)
+    except AbacusError as exc:
+        raise _fail(str(exc)) from exc
+    verb = "would replay" if dry_run else "replayed"
+    by_partition: dict[int, list[int]] = {}
+    for r in sent:
+        by_partition.setdefault(r.partition, []).append(r.offset)
+    where = "; ".join(f"{dlq_topic}[{p}] {_range_text(o)}" for p, o in sorted(by_partition.items()))
+    typer.echo(f"{verb} {len(sent)} of {len(records)} dead-lettered record(s) to {events_topic}")
+    if where:
+        typer.echo(f"from {where}")

@@ -1,0 +1,78 @@
+"""`abacus roster …`: import a district's roster folder (validate, report, publish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from abacus.errors import AbacusError
+from abacus.settings import AbacusSettings
+
+__all__ = ["roster_app"]
+
+roster_app = typer.Typer(no_args_is_help=True, help="District rosters.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"abacus: {message}", err=True)
+    return typer.Exit(1)
+
+
+@roster_app.command("import")
+def import_command(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            help="Folder with 1_users.csv, 2_students.csv, 3_teacher_students.csv",
+        ),
+    ],
+    district: Annotated[str, typer.Option("--district", help="District id")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            exists=True,
+            dir_okay=False,
+            help="district.toml (default: DIR/district.toml; required on a first import)",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Import nothing if any row is rejected")
+    ] = False,
+) -> None:
+    """Validate the three roster files and publish new, changed and removed records.
+
+    Every rejected row is printed and written to DIR/roster_errors.csv; valid rows are
+    imported unless --strict. Exit status 1 when any row was rejected.
+    """
+    from abacus.district import ConfigError
+    from abacus.roster.importer import import_roster
+    from abacus.roster.report import format_error_table
+
+    try:
+        result = import_roster(
+            AbacusSettings(), directory, district, config_path=config, strict=strict
+        )
+    except (AbacusError, ConfigError) as exc:
+        raise _fail(str(exc)) from exc
+    except OSError as exc:
+        raise _fail(f"cannot read or write in {directory}: {exc.strerror or exc}") from exc
+    if result.errors:
+        typer.echo(format_error_table(result.errors))
+        typer.echo(f"error report: {result.report_path}")
+    for summary in result.summaries:
+        typer.echo(summary.line())
+    if result.imported:
+        status = result.config_status or "unchanged (published before)"
+        typer.echo(f"district config: {status}")
+    if result.errors:
+        n = result.rejected
+        if not result.imported:
+            raise _fail(
+                f"{n} roster row(s) rejected; nothing imported (--strict); see {result.report_path}"
+            )
+        raise _fail(f"{n} roster row(s) rejected; see {result.report_path}")

@@ -1,0 +1,64 @@
+"""Request an export over Kafka and wait for its final status (the CLI's side)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from abacus.errors import StackError
+from abacus.settings import AbacusSettings
+
+__all__ = ["FINAL_STATUSES", "new_request_id", "send_request", "wait_status"]
+
+FINAL_STATUSES = ("completed", "failed")
+
+
+def new_request_id() -> str:
+    return f"exp-{uuid.uuid4().hex[:16]}"
+
+
+def send_request(settings: AbacusSettings, request: dict[str, Any]) -> None:
+    topic = settings.topics.name(settings.topics.export_requests)
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.broker.servers, acks="all")
+        producer.send(
+            topic, key=str(request["request_id"]).encode(), value=json.dumps(request).encode()
+        )
+        producer.flush(timeout=30)
+        producer.close()
+    except KafkaError as exc:
+        raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
+
+
+def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> dict[str, Any]:
+    """Read `export-status` from the start until this request's final status arrives."""
+    topic = settings.topics.name(settings.topics.export_status)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.broker.servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.key != request_id.encode():
+                        continue
+                    status = json.loads(record.value)
+                    if status.get("status") in FINAL_STATUSES:
+                        return dict(status)
+        raise StackError(
+            f"no final status for {request_id} within {timeout:.0f}s; is the worker running?"
+        )
+    finally:
+        consumer.close()

@@ -1,0 +1,42 @@
+"""HMAC-signed, expiring download links scoped to one export file (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+__all__ = ["LinkError", "sign_link", "verify_link"]
+
+
+class LinkError(ValueError):
+    """A download link that is tampered with, malformed or expired."""
+
+
+def _signature(key: bytes, path: str, expires: int, requester: str) -> str:
+    message = f"{path}\n{expires}\n{requester}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign_link(base_url: str, path: str, *, key: bytes, expires: int, requester: str) -> str:
+    """``base_url + path`` with ``expires`` (epoch s), the requester and an HMAC over all."""
+    query = urlencode(
+        {"expires": expires, "by": requester, "sig": _signature(key, path, expires, requester)}
+    )
+    return f"{base_url.rstrip('/')}{path}?{query}"
+
+
+def verify_link(path: str, query: dict[str, str], *, key: bytes, now: int) -> str:
+    """Return the requester the link was issued to, or raise LinkError."""
+    try:
+        expires = int(query["expires"])
+        requester = query["by"]
+        given = query["sig"]
+    except (KeyError, ValueError) as exc:
+        raise LinkError("malformed link") from exc
+    expected = _signature(key, path, expires, requester)
+    if not hmac.compare_digest(given, expected):
+        raise LinkError("bad signature")
+    if now >= expires:
+        raise LinkError("link expired")
+    return requester

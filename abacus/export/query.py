@@ -1,0 +1,181 @@
+"""The one export query: roster scope joined with every aggregate, streamed row by row.
+
+ClickHouse does the joins and sums; Python only formats cells. Parameters are bound
+server-side. Rows come out ordered by last name, first name, student id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from abacus.aggregation.queries import PASSES_SQL
+
+__all__ = ["EXPORT_COLUMNS", "ExportScope", "export_sql", "scope_sql_params"]
+
+_GRADES = "['PK','K','1','2','3','4','5','6','7','8','9','10','11','12']"
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """Whose students: a teacher's links, a building user's buildings, or the district."""
+
+    kind: Literal["teacher", "building", "district"]
+    employee_id: str
+    buildings: tuple[str, ...] = ()
+
+
+def scope_sql_params(scope: ExportScope) -> dict[str, object]:
+    return {
+        "scope": scope.kind,
+        "employee": scope.employee_id,
+        "buildings": list(scope.buildings),
+    }
+
+
+# Names of the columns the query returns, in order (see abacus.export.rows).
+EXPORT_COLUMNS = (
+    "student_id",
+    "first_name",
+    "last_name",
+    "grade",
+    "building",
+    "is_ell",
+    "is_iep",
+    "is_active",
+    "district_data",
+    "environment",
+    "ever_g3",
+    "ever_prek2",
+    "school_ms",
+    "evening_ms",
+    "lessons_started",
+    "pre_sum",
+    "pre_count",
+    "post_sum",
+    "post_count",
+    "problems",
+    "points",
+    "tokens",
+    "math_helps",
+    "live_helps",
+    "passed",
+    "passed_by_pre",
+    "passed_on_grade",
+    "benchmarks",
+    "teachers",
+)
+
+
+def export_sql(db: str) -> str:
+    """The export query text for database ``db`` (parameters: district, start, end,
+    year_start, scope, employee, buildings, product)."""
+    passes = PASSES_SQL.format(db=db)
+    return f"""
+WITH
+scoped AS (
+    SELECT student_id, first_name, last_name, grade, building, is_ell, is_iep, is_active,
+           [district_data_1, district_data_2, district_data_3, district_data_4,
+            district_data_5] AS district_data
+    FROM {db}.roster_students FINAL
+    WHERE district_id = {{district:String}}
+      AND ({{scope:String}} = 'district'
+           OR ({{scope:String}} = 'building' AND has({{buildings:Array(String)}}, building))
+           OR ({{scope:String}} = 'teacher' AND student_id IN (
+                SELECT student_id FROM {db}.roster_links FINAL
+                WHERE district_id = {{district:String}} AND employee_id = {{employee:String}}
+                  AND is_active = 1)))
+),
+totals AS (
+    SELECT student_id,
+           sum(school_ms) AS school_ms, sum(evening_ms) AS evening_ms,
+           sum(lessons_started) AS lessons_started,
+           sum(pre_quiz_sum) AS pre_sum, sum(pre_quiz_count) AS pre_count,
+           sum(post_quiz_sum) AS post_sum, sum(post_quiz_count) AS post_count,
+           sum(problems) AS problems, sum(points) AS points, sum(tokens) AS tokens,
+           sum(math_helps) AS math_helps, sum(live_helps) AS live_helps,
+           argMax(product, occurred_at) AS latest_product
+    FROM {db}.daily_facts FINAL
+    WHERE district_id = {{district:String}}
+      AND local_date BETWEEN {{start:Date}} AND {{end:Date}}
+      AND student_id IN (SELECT student_id FROM scoped)
+    GROUP BY student_id
+),
+products AS (
+    -- max() is unaffected by duplicate rows, so no FINAL is needed here.
+    SELECT student_id, max(product = 'g3plus') AS ever_g3, max(product = 'prek2') AS ever_prek2
+    FROM {db}.daily_facts
+    WHERE district_id = {{district:String}} AND local_date <= {{end:Date}}
+      AND student_id IN (SELECT student_id FROM scoped)
+    GROUP BY student_id
+),
+passes AS (
+    SELECT student_id, pass_kind, grade AS lesson_grade,
+           toUnixTimestamp64Milli(pass_at) AS pass_ms
+    FROM ({passes})
+    WHERE student_id IN (SELECT student_id FROM scoped)
+),
+grade_history AS (
+    SELECT student_id, toInt64(version) AS version, grade
+    FROM {db}.roster_students_history
+    WHERE district_id = {{district:String}} AND student_id IN (SELECT student_id FROM scoped)
+),
+pass_counts AS (
+    -- The student's grade at the time of the pass (roster history), else the current one.
+    SELECT p.student_id AS student_id, count() AS passed,
+           countIf(p.pass_kind = 'pre') AS passed_by_pre,
+           countIf(indexOf({_GRADES}, p.lesson_grade) >=
+                   indexOf({_GRADES}, if(h.grade = '', s.grade, h.grade))) AS passed_on_grade
+    FROM passes AS p
+    ASOF LEFT JOIN grade_history AS h
+        ON p.student_id = h.student_id AND p.pass_ms >= h.version
+    LEFT JOIN scoped AS s ON p.student_id = s.student_id
+    GROUP BY p.student_id
+),
+latest_benchmarks AS (
+    -- Duplicates carry identical values, so argMax needs no FINAL.
+    SELECT student_id, benchmark_number,
+           argMax(tuple(quantile_measure, instructional_level, percentile_rank, local_date),
+                  occurred_at) AS result,
+           max(occurred_at) AS taken_at
+    FROM {db}.benchmark_facts
+    WHERE district_id = {{district:String}}
+      AND local_date BETWEEN {{year_start:Date}} AND {{end:Date}}
+      AND student_id IN (SELECT student_id FROM scoped)
+    GROUP BY student_id, benchmark_number
+),
+benchmarks AS (
+    SELECT student_id,
+           arraySort(x -> x.1, groupArray(tuple(benchmark_number, result.1, result.2,
+                                                result.3, result.4, taken_at))) AS results
+    FROM latest_benchmarks
+    GROUP BY student_id
+),
+teachers AS (
+    SELECT l.student_id AS student_id, groupArray(tuple(u.first_name, u.last_name)) AS names
+    FROM (SELECT employee_id, student_id FROM {db}.roster_links FINAL
+          WHERE district_id = {{district:String}} AND is_active = 1) AS l
+    INNER JOIN (SELECT employee_id, first_name, last_name FROM {db}.roster_users FINAL
+                WHERE district_id = {{district:String}} AND is_active = 1) AS u
+        ON l.employee_id = u.employee_id
+    WHERE l.student_id IN (SELECT student_id FROM scoped)
+    GROUP BY l.student_id
+)
+SELECT s.student_id, s.first_name, s.last_name, s.grade, s.building, s.is_ell, s.is_iep,
+       s.is_active, s.district_data,
+       if(t.latest_product != '', t.latest_product,
+          if(indexOf({_GRADES}, s.grade) <= 4, 'prek2', 'g3plus')) AS environment,
+       pr.ever_g3, pr.ever_prek2,
+       t.school_ms, t.evening_ms, t.lessons_started, t.pre_sum, t.pre_count, t.post_sum,
+       t.post_count, t.problems, t.points, t.tokens, t.math_helps, t.live_helps,
+       pc.passed, pc.passed_by_pre, pc.passed_on_grade, b.results, te.names
+FROM scoped AS s
+LEFT JOIN totals AS t ON s.student_id = t.student_id
+LEFT JOIN products AS pr ON s.student_id = pr.student_id
+LEFT JOIN pass_counts AS pc ON s.student_id = pc.student_id
+LEFT JOIN benchmarks AS b ON s.student_id = b.student_id
+LEFT JOIN teachers AS te ON s.student_id = te.student_id
+WHERE {{product:String}} = 'both' OR environment = {{product:String}}
+ORDER BY s.last_name, s.first_name, s.student_id
+SETTINGS join_use_nulls = 0
+"""  # noqa: S608 - db comes from validated settings; values are bound

@@ -1,0 +1,84 @@
+"""Export requests as they arrive on `export-requests`, and their validation (pure)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from abacus.district import DistrictConfig
+from abacus.errors import ExportRequestError
+
+__all__ = ["ExportRange", "ExportRequest", "parse_request", "resolve_range"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class ExportRequest(BaseModel):
+    """One staff member's request for the Student Data Export."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(pattern=_ID.pattern)
+    district_id: str = Field(min_length=1, max_length=64)
+    requester: str = Field(min_length=1, max_length=64, description="Employee_ID")
+    product: Literal["prek2", "g3plus", "both"]
+    range: Literal["ytd", "custom"] = "ytd"
+    start: date | None = None
+    end: date | None = None
+    corrected_headers: bool = False
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """The inclusive local-date range an export covers, and its school year's start."""
+
+    start: date
+    end: date
+    school_year_start: date
+
+
+def parse_request(payload: bytes) -> ExportRequest:
+    """Decode a request record; a bad one raises ExportRequestError with the reason."""
+    try:
+        doc: Any = json.loads(payload)
+        return ExportRequest.model_validate(doc)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportRequestError(f"request is not JSON: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise ExportRequestError(f"invalid request: {where}: {first['msg']}") from exc
+
+
+def resolve_range(request: ExportRequest, config: DistrictConfig, today: date) -> ExportRange:
+    """The dates to export; ``today`` is the district's local date.
+
+    Only previous days can be exported. YTD is school-year start to yesterday. A custom
+    range must have start <= end, end before today, and start within end's school year.
+    """
+    yesterday = today - timedelta(days=1)
+    if request.range == "ytd":
+        if request.start is not None or request.end is not None:
+            raise ExportRequestError("a YTD request takes no start or end date")
+        year_start = config.school_year_start_for(yesterday)
+        return ExportRange(year_start, yesterday, year_start)
+    if request.start is None or request.end is None:
+        raise ExportRequestError("a custom range needs both start and end dates")
+    if request.start > request.end:
+        raise ExportRequestError(f"start {request.start} is after end {request.end}")
+    if request.end >= today:
+        raise ExportRequestError(
+            f"only previous days can be exported: end {request.end} is not before today "
+            f"({today}, district time)"
+        )
+    year_start = config.school_year_start_for(request.end)
+    if request.start < year_start:
+        raise ExportRequestError(
+            f"start {request.start} is before the school year that began {year_start}"
+        )
+    return ExportRange(request.start, request.end, year_start)

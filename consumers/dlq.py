@@ -1,0 +1,132 @@
+"""Dead-letter topic I/O: read what was dead-lettered and resubmit it to the events topic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from abacus.errors import StackError
+from consumers.lag import true_log_ends
+
+__all__ = ["REPLAYED_FROM", "DeadLetterRecord", "read_dead_letters", "replay"]
+
+# Header on a resubmitted record: "<dlq topic>:<partition>:<offset>" it was replayed from.
+REPLAYED_FROM = "abacus.replayed_from"
+_READ_LIMIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """One record of the dead-letter topic with the headers the ingest agent wrote."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("abacus.reason", "")
+
+    @property
+    def failed_at(self) -> str:
+        return self.headers.get("abacus.failed_at", "")
+
+    @property
+    def source_partition(self) -> int | None:
+        raw = self.headers.get("abacus.source.partition")
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    @property
+    def source_offset(self) -> int | None:
+        raw = self.headers.get("abacus.source.offset")
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+def read_dead_letters(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
+    """Every record on the dead-letter topic, oldest first, up to its log end now."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not parts:
+            raise StackError(f"no topic {topic} on {bootstrap} (is the stack initialised?)")
+        ends = true_log_ends(consumer, consumer.end_offsets(parts))
+        starts = consumer.beginning_offsets(parts)
+        todo = {tp for tp in parts if ends[tp] > starts[tp]}
+        out: list[DeadLetterRecord] = []
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        deadline = time.monotonic() + _READ_LIMIT_S
+        while todo and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                for rec in records:
+                    if rec.offset < ends[tp]:
+                        out.append(_record(rec))
+                if consumer.position(tp) >= ends[tp]:
+                    todo.discard(tp)
+        if todo:
+            raise StackError(f"timed out reading {topic} (partitions {sorted(todo)})")
+        return sorted(out, key=lambda r: (r.partition, r.offset))
+    except KafkaError as exc:
+        raise StackError(f"cannot read {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _record(rec: Any) -> DeadLetterRecord:
+    headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers or []}
+    return DeadLetterRecord(
+        rec.topic, rec.partition, rec.offset, rec.key, rec.value or b"", headers
+    )
+
+
+def replay(
+    bootstrap: str, records: Iterable[DeadLetterRecord], events_topic: str
+) -> list[DeadLetterRecord]:
+    """Resubmit each record's original key and bytes to ``events_topic`` (to the partition
+    it came from when that still exists), tagged with REPLAYED_FROM. Returns those sent."""
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    except KafkaError as exc:
+        raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
+    try:
+        partitions = producer.partitions_for(events_topic) or set()
+        sent = []
+        futures = []
+        for record in records:
+            source = record.source_partition
+            futures.append(
+                producer.send(
+                    events_topic,
+                    key=record.key,
+                    value=record.value,
+                    partition=source if source in partitions else None,
+                    headers=[(REPLAYED_FROM, record.ref.encode())],
+                )
+            )
+            sent.append(record)
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+        return sent
+    except KafkaError as exc:
+        raise StackError(f"cannot replay to {events_topic} on {bootstrap}: {exc}") from exc
+    finally:
+        producer.close()

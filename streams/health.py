@@ -1,0 +1,36 @@
+"""Readiness of one worker: topics exist, migrations applied, partitions assigned."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import faust
+
+__all__ = ["Readiness", "holds_partitions", "refresh"]
+
+
+@dataclass
+class Readiness:
+    """The three checks behind /readyz; set by streams/run.py as each one passes."""
+
+    topics: bool = False
+    migrations: bool = False
+    assignment: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.topics and self.migrations and self.assignment
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+def holds_partitions(app: faust.App) -> bool:
+    """Whether this worker's consumer holds at least one partition right now."""
+    return bool(app.consumer.assignment())
+
+
+def refresh(app: faust.App, readiness: Readiness) -> bool:
+    """Re-check the assignment (a revoked worker is not ready) and say if all checks pass."""
+    readiness.assignment = holds_partitions(app)
+    return readiness.ready
