@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from abacus.cli_bench import bench_app
 from abacus.cli_export import export_app
 from abacus.cli_ops import dlq_app, lag
 from abacus.cli_roster import roster_app
@@ -25,6 +26,7 @@ app.add_typer(roster_app, name="roster")
 app.add_typer(dlq_app, name="dlq")
 app.command()(lag)
 app.add_typer(export_app, name="export")
+app.add_typer(bench_app, name="bench")
 
 
 def _settings() -> AbacusSettings:

@@ -53,12 +53,17 @@ def lag(
     events = settings.topics.name(settings.topics.events)
     try:
         with LagReader(settings.broker.servers) as reader:
-            groups = list(group or [settings.app_id])
+            groups = list(group or [settings.ingest_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
-            # The app's own group always reports the events topic, even before a commit.
-            topics = [events] if settings.app_id in groups else []
-            reports = watch(reader, groups, topics, window_s=window, samples=samples)
+            # The ingest group always reports the events topic, even before a commit.
+            reports = watch(
+                reader,
+                groups,
+                window_s=window,
+                samples=samples,
+                group_topics={settings.ingest_group: [events]},
+            )
     except AbacusError as exc:
         raise _fail(str(exc)) from exc
     if as_json:

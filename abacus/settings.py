@@ -119,6 +119,11 @@ class AbacusSettings(BaseSettings):
     web: WebSettings = WebSettings()
     smtp: SmtpSettings = SmtpSettings()
 
+    @property
+    def ingest_group(self) -> str:
+        """Consumer group of the ingest service (the Faust agents use ``app_id``)."""
+        return f"{self.app_id}-ingest"
+
     @cached_property
     def chdb_path(self) -> Path:
         return self.home / "chdb"

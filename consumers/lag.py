@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -217,9 +217,14 @@ def watch(
     *,
     window_s: float = 6.0,
     samples: int = 4,
+    group_topics: Mapping[str, Iterable[str]] | None = None,
 ) -> list[GroupReport]:
-    """Sample every group ``samples`` times over ``window_s`` seconds, then judge each."""
+    """Sample every group ``samples`` times over ``window_s`` seconds, then judge each.
+
+    ``topics`` are reported for every group (even before a commit); ``group_topics``
+    adds topics for one group only."""
     topics = list(topics)
+    extra = {g: list(t) for g, t in (group_topics or {}).items()}
     taken: dict[str, list[WindowSample]] = {g: [] for g in groups}
     last: dict[str, list[PartitionLag]] = {}
     members: dict[str, int] = {}
@@ -228,7 +233,7 @@ def watch(
         started = time.monotonic()
         final = i == samples - 1
         for group in groups:
-            rows = reader.snapshot(group, topics, with_seconds=final)
+            rows = reader.snapshot(group, [*topics, *extra.get(group, [])], with_seconds=final)
             members[group] = reader.members(group)
             taken[group].append(_as_sample(members[group], rows))
             last[group] = rows

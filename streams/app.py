@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
@@ -36,6 +37,7 @@ class Runtime:
         default_factory=list
     )
     readiness: Readiness = field(default_factory=Readiness)
+    ingest: Any = None  # the IngestService, once registered
 
 
 def create_app(settings: AbacusSettings) -> faust.App:
@@ -68,7 +70,7 @@ def create_app(settings: AbacusSettings) -> faust.App:
     from streams import lag_monitor, web
     from streams.agents import export, ingest, roster
 
-    ingest.register(app, runtime)
+    runtime.ingest = ingest.register(app, runtime)
     roster.register(app, runtime)
     export.register(app, runtime)
     web.register(app, runtime)

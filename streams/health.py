@@ -26,8 +26,11 @@ class Readiness:
 
 
 def holds_partitions(app: faust.App) -> bool:
-    """Whether this worker's consumer holds at least one partition right now."""
-    return bool(app.consumer.assignment())
+    """Whether this worker's consumers hold partitions right now: the Faust agents' and,
+    when the app hosts one, the ingest service's."""
+    ingest = getattr(app, "abacus_runtime", None) and app.abacus_runtime.ingest
+    ingest_ready = ingest is None or bool(ingest.assignment())
+    return bool(app.consumer.assignment()) and ingest_ready
 
 
 def refresh(app: faust.App, readiness: Readiness) -> bool:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def register(app: faust.App, runtime: Runtime) -> None:
     """Every ``settings.lag_interval_s``: committed vs log end of this app's group."""
     settings = runtime.settings
-    group = settings.app_id
+    group = settings.ingest_group
     events = settings.topics.name(settings.topics.events)
     metrics = runtime.metrics
     readers: list[LagReader] = []  # one, made lazily in the worker thread and reused

@@ -7,7 +7,6 @@ twice, or replaying a batch after a crash, leaves the aggregates unchanged.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
-from abacus.events.codec import Event
+from abacus.events.codec import Event, as_uuid
 
 __all__ = [
     "BENCHMARK_COLUMNS",
@@ -119,7 +118,7 @@ def _benchmark(event: Event, local_day: date) -> list[Any]:
     return [
         event["district_id"],
         event["student_id"],
-        uuid.UUID(event["event_id"]),
+        as_uuid(event["event_id"]),
         event["occurred_at"],
         local_day,
         event["benchmark_number"],
@@ -134,7 +133,7 @@ def _daily(event: Event, local_day: date, piece: int) -> list[Any]:
         event["district_id"],
         event["student_id"],
         local_day,
-        uuid.UUID(event["event_id"]),
+        as_uuid(event["event_id"]),
         piece,
         event["product"],
         event["occurred_at"],
@@ -172,7 +171,7 @@ def _lesson(event: Event, local_day: date) -> list[Any]:
         event["student_id"],
         event["lesson_id"],
         event["occurred_at"],
-        uuid.UUID(event["event_id"]),
+        as_uuid(event["event_id"]),
         local_day,
         label,
         int(passed),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from abacus.aggregation.derive import (
     LESSON_COLUMNS,
     derive_facts,
 )
-from abacus.events.codec import Event
+from abacus.events.codec import Event, as_uuid
 from abacus.store.writer import BlockWriter
 
 __all__ = ["PENDING_COLUMNS", "event_from_row", "resolve_pending"]
@@ -74,7 +73,7 @@ def resolve_pending(
         writer.insert("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
         writer.insert(
             "pending_facts",
-            [[district_id, uuid.UUID(e["event_id"]), 1] for e in events],
+            [[district_id, as_uuid(e["event_id"]), 1] for e in events],
             PENDING_COLUMNS,
         )
         total += len(events)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from abacus.errors import InvalidEventError
-from abacus.events.codec import Event, decode_record
+from abacus.events.codec import Event, as_uuid, decode_record
 from abacus.events.validate import validate_event
 
 __all__ = [
@@ -111,24 +111,26 @@ def process_records(records: Iterable[SourceRecord], *, now: datetime) -> Ingest
 
 
 def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
-    payload = {k: v for k, v in event.items() if k not in COMMON_FIELDS}
+    payload = {
+        k: _epoch_ms(v) if isinstance(v, datetime) else v
+        for k, v in event.items()
+        if k not in COMMON_FIELDS
+    }
     return (
         event["district_id"],
         event["student_id"],
-        uuid.UUID(event["event_id"]),
+        as_uuid(event["event_id"]),
         event["event_type"],
         event["product"],
         event["occurred_at"],
-        json.dumps(payload, default=_json_default, sort_keys=True),
+        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
         record.partition,
         record.offset,
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def _epoch_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
 
 
 def _reason_class(reason: str) -> str:

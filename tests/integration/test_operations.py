@@ -91,7 +91,7 @@ def test_lag_is_exact_for_a_group_stopped_mid_topic(stack: Stack) -> None:
 
 
 def test_status_follows_a_paused_and_a_killed_worker(stack: Stack) -> None:
-    topic, group = stack.topic("events"), stack.settings.app_id
+    topic, group = stack.topic("events"), stack.settings.ingest_group
     stack.start_worker()
     wait_consumed(stack, produce_events(stack, _events(80)), timeout=60)
     code, doc = _lag(stack, "--window", "1", "--samples", "2")
@@ -203,7 +203,7 @@ def test_readiness_flips_and_metrics_match_what_was_sent(stack: Stack) -> None:
     assert metrics["abacus_ingest_batch_records_sum"] == len(records)
     assert metrics["abacus_clickhouse_insert_seconds_count"] >= 1
     lag_labels = {
-        f"abacus_consumer_lag_records{{group={stack.settings.app_id},partition={p},topic={stack.topic('events')}}}"
+        f"abacus_consumer_lag_records{{group={stack.settings.ingest_group},partition={p},topic={stack.topic('events')}}}"
         for p in range(4)
     }
     wait_until(lambda: all(stack.metrics().get(k) == 0 for k in lag_labels), 30, "lag gauges at 0")

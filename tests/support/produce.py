@@ -53,7 +53,7 @@ def produce_events(
 def committed_offsets(stack: Stack) -> dict[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
     try:
-        group = stack.settings.app_id
+        group = stack.settings.ingest_group
         offsets = admin.list_group_offsets({group: None}).get(group, {})
     finally:
         admin.close()

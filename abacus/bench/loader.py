@@ -1,0 +1,88 @@
+"""The ingest baseline: aiokafka getmany + Avro decode + one columnar insert per batch.
+
+No validation, no facts, no dead letters: the floor any ingest path has to pay. Run as
+its own process (`python -m abacus.bench.loader`), since chDB allows one engine per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from abacus.events.codec import decode_record
+from abacus.settings import AbacusSettings
+from abacus.store.client import connect
+from abacus.store.migrations import apply_migrations
+
+__all__ = ["load"]
+
+COLUMNS = (
+    "district_id",
+    "student_id",
+    "event_id",
+    "event_type",
+    "product",
+    "occurred_at",
+    "payload",
+    "src_partition",
+    "src_offset",
+)
+
+
+async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> dict[str, float]:
+    client = connect(settings)
+    apply_migrations(client, settings.clickhouse.database)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker.servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    parts = [TopicPartition(topic, p) for p in ends]
+    consumer.assign(parts)
+    await consumer.seek_to_beginning(*parts)
+    done: dict[int, int] = dict.fromkeys(ends, 0)
+    events = 0
+    started = time.perf_counter()
+    table = f"{settings.clickhouse.database}.events"
+    while any(done[p] < end for p, end in ends.items()):
+        batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
+        rows = []
+        for tp, records in batches.items():
+            for rec in records:
+                for e in decode_record(rec.value):
+                    rows.append(
+                        (
+                            e["district_id"],
+                            e["student_id"],
+                            uuid.UUID(e["event_id"]),
+                            e["event_type"],
+                            e["product"],
+                            e["occurred_at"],
+                            "{}",
+                            tp.partition,
+                            rec.offset,
+                        )
+                    )
+                done[tp.partition] = rec.offset + 1
+        if rows:
+            client.insert(table, rows, column_names=list(COLUMNS))
+            events += len(rows)
+    seconds = time.perf_counter() - started
+    await consumer.stop()
+    return {"events": events, "seconds": seconds}
+
+
+if __name__ == "__main__":
+    args = json.loads(sys.argv[1])
+    result = asyncio.run(
+        load(AbacusSettings(), args["topic"], {int(k): v for k, v in args["ends"].items()})
+    )
+    print(json.dumps(result))

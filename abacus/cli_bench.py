@@ -1,0 +1,41 @@
+"""`abacus bench ingest|export`: the product against its baseline, in the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks with their baselines.")
+OutDir = Annotated[Path, typer.Option(help="Where the JSON results go")]
+
+
+@bench_app.command("ingest")
+def ingest(
+    events: Annotated[int, typer.Option(help="Events to ingest")] = 400_000,
+    batch: Annotated[
+        bool, typer.Option(help="SDK batch records (else one event per record)")
+    ] = True,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Events/s produced → aggregates queryable, against a raw aiokafka + insert loader."""
+    from abacus.bench.ingest import run_ingest_bench
+
+    run_ingest_bench(events=40_000 if quick else events, batch=batch, out_dir=out)
+
+
+@bench_app.command("export")
+def export(
+    students: Annotated[int, typer.Option(help="Students in the district")] = 100_000,
+    days: Annotated[int, typer.Option(help="School days of aggregates per student")] = 180,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Export seconds against ClickHouse's own CSVWithNames of the same data."""
+    from abacus.bench.export import run_export_bench
+
+    run_export_bench(students=5_000 if quick else students, days=30 if quick else days, out_dir=out)
