@@ -23,6 +23,12 @@ test: $(STAMP)  ## lint, then the whole suite against the real embedded stack
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+bench-ingest: $(STAMP)  ## events/s against the raw-loader baseline (batch and single records)
+	$(BIN)/abacus bench ingest && $(BIN)/abacus bench ingest --no-batch
+
+bench-export: $(STAMP)  ## 100k students x 180 days against ClickHouse's own CSV
+	$(BIN)/abacus bench export
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
