@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["FRESHNESS_BUCKETS", "Metrics"]
+
+FRESHNESS_BUCKETS = (
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 
 
 class Metrics:
@@ -51,6 +71,12 @@ class Metrics:
             "abacus_export_duration_seconds",
             "Time to generate a completed export.",
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1200),
+            registry=r,
+        )
+        self.freshness = Histogram(
+            "abacus_ingest_freshness_seconds",
+            "Record creation (Kafka timestamp) to stored and committed, per record.",
+            buckets=FRESHNESS_BUCKETS,
             registry=r,
         )
         self.insert_seconds = Histogram(

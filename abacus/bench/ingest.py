@@ -39,10 +39,10 @@ TZ = "America/Chicago"
 _GRADES = ("PK", "K", "1", "2", "3", "4", "5", "6", "7", "8")
 
 
-def make_events(n: int) -> list[Event]:
+def make_events(n: int, first_seed: int = 0) -> list[Event]:
     """At least ``n`` realistic events (a school year's worth per 200 students), cut to n."""
     out: list[Event] = []
-    seed = 0
+    seed = first_seed
     while len(out) < n:
         students = [SimStudent(f"B{seed}-{i:04d}", _GRADES[i % len(_GRADES)]) for i in range(200)]
         out += simulate(
@@ -50,6 +50,73 @@ def make_events(n: int) -> list[Event]:
         )
         seed += 1
     return out[:n]
+
+
+def _records(events: list[Event], batch: bool) -> list[tuple[bytes, bytes]]:
+    """(key, value) records: one per event, or per-student SDK batches of up to 50."""
+    if not batch:
+        return [(e["student_id"].encode(), encode_event(e)) for e in events]
+    by_student: dict[str, list[Event]] = {}
+    for e in events:
+        by_student.setdefault(e["student_id"], []).append(e)
+    return [
+        (sid.encode(), encode_batch(items[i : i + 50]))
+        for sid, items in by_student.items()
+        for i in range(0, len(items), 50)
+    ]
+
+
+async def _paced(
+    settings: AbacusSettings, records: list[tuple[bytes, bytes]], per_second: float
+) -> dict[int, int]:
+    """Send records at a steady rate (10 ms ticks); return the ends reached."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.servers, linger_ms=5)
+    await producer.start()
+    topic = settings.topics.name(settings.topics.events)
+    futures = []
+    started = time.perf_counter()
+    for i, (key, value) in enumerate(records):
+        due = started + i / per_second
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        futures.append(await producer.send(topic, key=key, value=value))
+    ends: dict[int, int] = {}
+    for meta in await asyncio.gather(*futures):
+        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+    await producer.stop()
+    return ends
+
+
+def _histogram(url: str, name: str) -> list[tuple[float, float]]:
+    """Cumulative (le, count) buckets of a histogram on a /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return [
+                (float(s.labels["le"]), s.value)
+                for s in family.samples
+                if s.name.endswith("_bucket")
+            ]
+    return []
+
+
+def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Linear interpolation inside the bucket holding the q-quantile (Prometheus-style)."""
+    total = buckets[-1][1]
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * ((rank - below) / max(count - below, 1e-9))
+        lower, below = le, count
+    return lower
 
 
 async def _produce(settings: AbacusSettings, events: list[Event], batch: bool) -> dict[int, int]:
@@ -66,24 +133,8 @@ async def _produce(settings: AbacusSettings, events: list[Event], batch: bool) -
         key=DISTRICT.encode(),
         value=config_value(config, "bench", int(time.time() * 1000)),
     )
-    futures = []
     topic = topics.name(topics.events)
-    if batch:
-        by_student: dict[str, list[Event]] = {}
-        for e in events:
-            by_student.setdefault(e["student_id"], []).append(e)
-        for sid, items in by_student.items():
-            for i in range(0, len(items), 50):
-                futures.append(
-                    await producer.send(
-                        topic, key=sid.encode(), value=encode_batch(items[i : i + 50])
-                    )
-                )
-    else:
-        for e in events:
-            futures.append(
-                await producer.send(topic, key=e["student_id"].encode(), value=encode_event(e))
-            )
+    futures = [await producer.send(topic, key=k, value=v) for k, v in _records(events, batch)]
     ends: dict[int, int] = {}
     for meta in await asyncio.gather(*futures):
         ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
@@ -110,10 +161,30 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _wait_committed(settings: AbacusSettings, group: str, ends: dict[int, int]) -> None:
+    topic = settings.topics.name(settings.topics.events)
+    while True:
+        committed = {
+            r.partition: r.committed or 0
+            for r in read_lag(settings.broker.servers, group, [topic])
+            if r.topic == topic
+        }
+        if all(committed.get(p, 0) >= end for p, end in ends.items()):
+            return
+        time.sleep(0.1)
+
+
 def _run_worker(
-    settings: AbacusSettings, env: dict[str, str], ends: dict[int, int], log: Path
+    settings: AbacusSettings,
+    env: dict[str, str],
+    ends: dict[int, int],
+    log: Path,
+    fresh: list[Event],
+    batch: bool,
 ) -> dict[str, float]:
-    web = env["ABACUS_WEB__PORT"]
+    """Throughput on the pre-loaded topic, then freshness at a steady rate, one worker."""
+    web = f"http://127.0.0.1:{env['ABACUS_WEB__PORT']}"
+    group = env["ABACUS_APP_ID"] + "-ingest"  # AbacusSettings.ingest_group
     proc = subprocess.Popen(
         [sys.executable, "-m", "abacus", "worker"],
         env=env,
@@ -125,40 +196,45 @@ def _run_worker(
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited {proc.returncode}; see {log}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{web}/readyz", timeout=1) as r:
+                with urllib.request.urlopen(f"{web}/readyz", timeout=1) as r:  # noqa: S310 - our own web
                     if r.status == 200:
                         break
             except OSError:
                 pass
             time.sleep(0.05)
         started = time.perf_counter()
-        topic = settings.topics.name(settings.topics.events)
-        group = env["ABACUS_APP_ID"] + "-ingest"  # AbacusSettings.ingest_group
-        while True:
-            committed = {
-                r.partition: r.committed or 0
-                for r in read_lag(settings.broker.servers, group, [topic])
-                if r.topic == topic
-            }
-            if all(committed.get(p, 0) >= end for p, end in ends.items()):
-                break
-            time.sleep(0.2)
+        _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started
+        before = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
+        # Freshness at 50% of the rate just measured, for about 10 s.
+        half_rate = 0.5 * sum(ends.values()) / seconds  # records/s
+        records = _records(fresh, batch)[: max(50, int(half_rate * 10))]
+        fresh_ends = asyncio.run(_paced(settings, records, half_rate))
+        _wait_committed(settings, group, fresh_ends)
+        after = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
+        delta = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
         rss = _peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    return {"seconds": seconds, "peak_rss_mb": rss}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": rss,
+        "fresh_p50_s": _quantile(delta, 0.5),
+        "fresh_p99_s": _quantile(delta, 0.99),
+        "fresh_records": delta[-1][1] if delta else 0,
+        "fresh_records_per_s": half_rate,
+    }
 
 
 def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, Any]:
+    """Throughput against the baseline, then freshness at half the measured rate."""
     data = make_events(events)
     with (
         tempfile.TemporaryDirectory(prefix="abacus-bench-") as tmp,
         EmbeddedBroker(port=free_port()) as broker,
     ):
         root = Path(tmp)
-        base_env = _env(root / "produce", broker.bootstrap)
         settings = AbacusSettings(
             home=root / "produce",
             broker={"bootstrap": broker.bootstrap},
@@ -183,14 +259,14 @@ def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, An
             timeout=3600,
         )
         base = json.loads(loader.stdout.splitlines()[-1])
+        base_rate = base["events"] / base["seconds"]
+        fresh_events = make_events(max(2_000, int(base_rate * 0.5 * 10)), first_seed=1_000)
         env = _env(
             root / "product",
             broker.bootstrap,
             {"ABACUS_APP_ID": "bench-worker", "ABACUS_WEB__PORT": str(free_port())},
         )
-        product = _run_worker(settings, env, ends, root / "worker.log")
-        del base_env
-    base_rate = base["events"] / base["seconds"]
+        product = _run_worker(settings, env, ends, root / "worker.log", fresh_events, batch)
     rate = len(data) / product["seconds"]
     rows = [
         {
@@ -200,6 +276,8 @@ def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, An
             "seconds": base["seconds"],
             "events_per_s": base_rate,
             "ratio": 1.0,
+            "fresh_p50_s": "",
+            "fresh_p99_s": "",
             "peak_rss_mb": "",
         },
         {
@@ -209,9 +287,19 @@ def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, An
             "seconds": product["seconds"],
             "events_per_s": rate,
             "ratio": rate / base_rate,
+            "fresh_p50_s": product["fresh_p50_s"],
+            "fresh_p99_s": product["fresh_p99_s"],
             "peak_rss_mb": product["peak_rss_mb"],
         },
     ]
     mode = "batch" if batch else "single"
-    report(f"ingest-{mode}", rows, out_dir, {"mode": mode, "produce_seconds": produce_s})
+    extra = {
+        "mode": mode,
+        "produce_seconds": produce_s,
+        "freshness": {
+            "records_per_s": product["fresh_records_per_s"],
+            "records": product["fresh_records"],
+        },
+    }
+    report(f"ingest-{mode}", rows, out_dir, extra)
     return {"rows": rows}

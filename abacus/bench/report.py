@@ -30,7 +30,7 @@ def report(name: str, rows: list[dict[str, Any]], out_dir: Path, extra: dict[str
         table.add_column(key)
     for row in rows:
         table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
+    Console(width=220).print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out_dir / f"{name}-{stamp}.json"

@@ -46,6 +46,7 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int | None = None  # the record's Kafka timestamp (producer create time)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,9 @@ class IngestService(Service):
                     continue
                 self._idle.clear()
                 records = [
-                    SourceRecord(tp.topic, tp.partition, rec.offset, rec.key, rec.value)
+                    SourceRecord(
+                        tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
+                    )
                     for tp, recs in fetched.items()
                     for rec in recs
                 ]
@@ -199,6 +201,11 @@ class IngestService(Service):
         if sends:
             await asyncio.gather(*sends)
         await self.consumer.commit(offsets)
+        # Freshness: record creation → stored and committed (visible in the aggregates).
+        now_ms = time.time() * 1000
+        for record in records:
+            if record.timestamp_ms is not None:
+                metrics.freshness.observe(max(0.0, (now_ms - record.timestamp_ms) / 1000))
         metrics.batch_size.observe(len(records))
         for event_type, n in batch.accepted.items():
             metrics.events_accepted.labels(event_type).inc(n)

@@ -1,0 +1,37 @@
+"""`abacus bench ingest` runs end to end and reports both paths (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "abacus",
+            "bench",
+            "ingest",
+            "--events",
+            "4000",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result] = [json.loads(p.read_text()) for p in tmp_path.glob("ingest-batch-*.json")]
+    baseline, product = result["rows"]
+    assert baseline["events"] == product["events"] == 4000
+    assert product["records"] == baseline["records"] < 4000  # SDK batch records
+    assert product["ratio"] > 0
+    assert product["peak_rss_mb"] > 0
+    assert 0 < product["fresh_p50_s"] <= product["fresh_p99_s"]
+    assert result["freshness"]["records"] > 0
