@@ -15,23 +15,12 @@ import uuid
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from abacus.events.codec import decode_record
+from abacus.events.processing import EVENT_COLUMNS
 from abacus.settings import AbacusSettings
 from abacus.store.client import connect
 from abacus.store.migrations import apply_migrations
 
 __all__ = ["load"]
-
-COLUMNS = (
-    "district_id",
-    "student_id",
-    "event_id",
-    "event_type",
-    "product",
-    "occurred_at",
-    "payload",
-    "src_partition",
-    "src_offset",
-)
 
 
 async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> dict[str, float]:
@@ -73,7 +62,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
                     )
                 done[tp.partition] = rec.offset + 1
         if rows:
-            client.insert(table, rows, column_names=list(COLUMNS))
+            client.insert(table, rows, column_names=list(EVENT_COLUMNS))
             events += len(rows)
     seconds = time.perf_counter() - started
     await consumer.stop()

@@ -14,5 +14,4 @@ CREATE TABLE IF NOT EXISTS {db}.events
     ingested_at   DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (district_id, student_id, event_id);

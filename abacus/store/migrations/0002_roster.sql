@@ -30,26 +30,8 @@ ORDER BY (district_id, student_id);
 -- Every published version of every student (append-only: one row per district, student
 -- and import that changed it), so the grade at any time is known. ReplacingMergeTree on
 -- the full key only folds a record delivered twice after a worker restart.
-CREATE TABLE IF NOT EXISTS {db}.roster_students_history
-(
-    district_id     LowCardinality(String),
-    student_id      String,
-    first_name      String,
-    last_name       String,
-    grade           LowCardinality(String),
-    building        String,
-    is_ell          UInt8,
-    is_iep          UInt8,
-    district_data_1 String,
-    district_data_2 String,
-    district_data_3 String,
-    district_data_4 String,
-    district_data_5 String,
-    is_active       UInt8,
-    import_id       String,
-    version         UInt64,
-    updated_at      DateTime64(3, 'UTC')
-)
+-- Same columns as roster_students (CREATE … AS copies them).
+CREATE TABLE IF NOT EXISTS {db}.roster_students_history AS {db}.roster_students
 ENGINE = ReplacingMergeTree
 ORDER BY (district_id, student_id, version);
 

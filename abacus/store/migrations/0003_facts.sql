@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS {db}.daily_facts
     live_helps      UInt32
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(local_date)
 ORDER BY (district_id, student_id, local_date, event_id, piece);
 
 -- Lesson starts and outcomes; attempts and passes are resolved at read time (order-free):
