@@ -1,0 +1,305 @@
+"""`abacus bench export`: the export consumer against ClickHouse's own CSVWithNames.
+
+Everything happens in this process: chDB (one data path per process) in a fresh temp
+home, synthetic data generated inside ClickHouse (INSERT … SELECT from numbers_mt), then
+OPTIMIZE … FINAL so the export reads merged parts as a steady-state system does. The
+baseline is the product's own query (`export_sql`, same parameters) with
+`FORMAT CSVWithNames`: ClickHouse writing the CSV with no Python in the row path. Runs
+alternate baseline, product, … and the medians are compared.
+
+Data density (documented, per student and school day): 3 `daily_facts` rows (a session
+piece, a lesson start with its problems and helps, a quiz or a lesson completion with its
+points or tokens) and 2 `lesson_facts` rows (start and outcome), plus 1-3 benchmark
+results per student. 100k students x 180 days = 54M daily + 36M lesson fact rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from abacus.bench.report import report
+from abacus.district import DistrictConfig
+from abacus.settings import AbacusSettings, ClickHouseSettings
+from abacus.store.client import Client, connect
+from abacus.store.migrations import apply_migrations
+
+__all__ = ["DAILY_ROWS_PER_DAY", "LESSON_ROWS_PER_DAY", "run_export_bench"]
+
+DISTRICT = "bench-district"
+YEAR_START = date(2025, 8, 15)
+FIRST_DAY = date(2025, 8, 18)  # the first Monday of the school year
+MAX_DAYS = 250  # school days (Mon-Fri) that fit before the next school year starts
+DAILY_ROWS_PER_DAY = 3
+LESSON_ROWS_PER_DAY = 2
+RUNS = 3
+ADMIN = "D0001"
+_GRADES = "['PK','K','1','2','3','4','5','6','7','8','9','10','11','12']"
+_SYLLABLES = "['Ba','Co','Da','El','Fa','Go','Ha','Ir','Jo','Ka','Lu','Ma','Ne','Or','Pa'," \
+    "'Ri','Sa','Te','Vu','Wi']"  # fmt: skip
+_ENDINGS = "['n','ra','son','ley','to','mi','lo','dez','s','ck']"
+_console = Console()
+
+
+def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
+    """Generate ``students`` x ``days`` of aggregates, time baseline vs product, report."""
+    if students < 1 or not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"need students >= 1 and 1 <= days <= {MAX_DAYS}")
+    with tempfile.TemporaryDirectory(prefix="abacus-bench-export-") as tmp:
+        home = Path(tmp)
+        # Always embedded: the benchmark owns a throwaway store, never a configured server.
+        settings = AbacusSettings(home=home, clickhouse=ClickHouseSettings())
+        client = connect(settings)
+        db = settings.clickhouse.database
+        apply_migrations(client, db)
+        started = time.perf_counter()
+        counts = _generate(client, db, students, days)
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for table in counts:
+            client.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
+        optimize_s = time.perf_counter() - started
+        load_rss = _peak_rss_mb()
+        facts = sum(n for t, n in counts.items() if not t.startswith("roster"))
+        _console.print(
+            f"generated {students:,} students x {days} school days: "
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items())
+            + f" ({DAILY_ROWS_PER_DAY} daily + {LESSON_ROWS_PER_DAY} lesson fact rows per"
+            f" student-day) in {load_s:.1f} s; OPTIMIZE FINAL {optimize_s:.1f} s;"
+            f" peak RSS {load_rss:,.0f} MB"
+        )
+        results = _measure(settings, client, home, days)
+        rows = _table(results)
+        extra: dict[str, Any] = {
+            "students": students,
+            "days": days,
+            "daily_rows_per_student_day": DAILY_ROWS_PER_DAY,
+            "lesson_rows_per_student_day": LESSON_ROWS_PER_DAY,
+            "table_rows": counts,
+            "load_seconds": round(load_s, 2),
+            "optimize_seconds": round(optimize_s, 2),
+            "load_peak_rss_mb": round(load_rss, 1),
+            "runs": results,
+            "targets": _targets(results),
+        }
+        _console.print(
+            "baseline = the export query with FORMAT CSVWithNames (ClickHouse writes the CSV);"
+            " product = ExportConsumer.run (query streamed, cells formatted in Python);"
+            f" medians of {RUNS} alternating runs after one warm-up baseline;"
+            f" facts/day = daily+lesson fact rows per student-day ({facts:,} fact rows);"
+            " peak RSS = the highest per-run peak"
+        )
+        for kind, runs in results.items():
+            _console.print(f"{kind} runs: " + ", ".join(f"{r['seconds']:.2f} s" for r in runs))
+        path = report("export", rows, out_dir, extra)
+        client.close()
+        for name, met in extra["targets"].items():
+            _console.print(f"target {name}: {'met' if met else 'NOT met'}")
+        return path
+
+
+# -- measurement ------------------------------------------------------------------------------
+
+
+def _measure(
+    settings: AbacusSettings, client: Client, home: Path, days: int
+) -> dict[str, list[dict[str, float]]]:
+    # Imported here: the consumer pulls in the whole export stack.
+    from abacus.export.query import export_sql, scope_sql_params
+    from consumers.export import ExportConsumer
+
+    config = DistrictConfig(
+        district_id=DISTRICT, name="Bench District", timezone="America/Chicago",
+        school_year_start=YEAR_START.strftime("%m-%d"),
+    )  # fmt: skip
+    consumer = ExportConsumer(settings, client, {DISTRICT: config})
+    last_day = _school_day(days - 1)
+    request = {
+        "request_id": "bench-export", "district_id": DISTRICT, "requester": ADMIN,
+        "product": "both", "range": "custom",
+        "start": YEAR_START.isoformat(), "end": last_day.isoformat(),
+    }  # fmt: skip
+    job = consumer.prepare(json.dumps(request).encode())
+    params = {
+        "district": DISTRICT,
+        "start": job.range.start,
+        "end": job.range.end,
+        "year_start": job.range.school_year_start,
+        "product": job.request.product,
+        **scope_sql_params(job.scope),
+    }
+    sql = export_sql(settings.clickhouse.database)
+    baseline_csv = home / "baseline.csv"
+
+    def baseline() -> tuple[int, int]:
+        body = client.raw_query(sql, parameters=params, fmt="CSVWithNames")
+        baseline_csv.write_bytes(body)
+        return body.count(b"\n") - 1, len(body)
+
+    def product() -> tuple[int, int]:
+        result = consumer.run(job, progress=lambda n: None)
+        return result.rows, result.bytes
+
+    _timed(baseline)  # warm-up: page cache and mark cache, not counted
+    results: dict[str, list[dict[str, float]]] = {"baseline": [], "product": []}
+    for _ in range(RUNS):
+        results["baseline"].append(_timed(baseline))
+        results["product"].append(_timed(product))
+    return results
+
+
+def _timed(run: Callable[[], tuple[int, int]]) -> dict[str, float]:
+    _reset_peak_rss()
+    started = time.perf_counter()
+    rows, size = run()
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "bytes": size, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _table(results: dict[str, list[dict[str, float]]]) -> list[dict[str, Any]]:
+    medians = {k: statistics.median(r["seconds"] for r in runs) for k, runs in results.items()}
+    rows = []
+    for kind, runs in results.items():
+        size = runs[-1]["bytes"]
+        rows.append(
+            {
+                "run": kind,
+                "rows": int(runs[-1]["rows"]),
+                "facts/day": f"{DAILY_ROWS_PER_DAY}+{LESSON_ROWS_PER_DAY}",
+                "MB": size / 1e6,
+                "median s": medians[kind],
+                "MB/s": size / 1e6 / medians[kind],
+                "ratio": medians[kind] / medians["baseline"],
+                "peak RSS MB": max(r["peak_rss_mb"] for r in runs),
+            }
+        )
+    return rows
+
+
+def _targets(results: dict[str, list[dict[str, float]]]) -> dict[str, bool]:
+    product = statistics.median(r["seconds"] for r in results["product"])
+    baseline = statistics.median(r["seconds"] for r in results["baseline"])
+    return {
+        "product <= 10 s": product <= 10.0,
+        "product <= 1.5x baseline": product <= 1.5 * baseline,
+    }
+
+
+def _reset_peak_rss() -> None:
+    """Reset the kernel's RSS high-water mark so ru_maxrss is this phase's peak (Linux)."""
+    # Elsewhere ru_maxrss stays the process-lifetime peak.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def _school_day(index: int) -> date:
+    return FIRST_DAY + timedelta(days=7 * (index // 5) + index % 5)
+
+
+def _generate(client: Client, db: str, students: int, days: int) -> dict[str, int]:
+    """Fill every table the export reads; returns rows per table."""
+    teachers = max(1, students // 25)
+    sid = "concat('S', leftPad(toString(s), 7, '0'))"
+    school_day = f"toDate('{FIRST_DAY}') + 7 * intDiv(d, 5) + d % 5"
+    # Grade index 0..13 (PK..12) is s % 14; PK-2 use prek2, some 2nd/3rd graders use both.
+    product = "if((s % 14 < 4) != (s % 14 IN (3, 4) AND h % 10 = 0), 'prek2', 'g3plus')"
+    student_cols = (
+        "district_id, student_id, first_name, last_name, grade, building, is_ell, is_iep, "
+        "district_data_1, district_data_2, district_data_3, district_data_4, district_data_5, "
+        "is_active, import_id, version, updated_at"
+    )
+    statements = [
+        f"""INSERT INTO {db}.roster_students ({student_cols})
+        SELECT '{DISTRICT}', {sid},
+               concat({_SYLLABLES}[1 + sipHash64(s, 'f') % 20], {_ENDINGS}[1 + s % 10]),
+               concat({_SYLLABLES}[1 + sipHash64(s, 'l') % 20],
+                      lower({_SYLLABLES}[1 + sipHash64(s, 'm') % 20]),
+                      {_ENDINGS}[1 + sipHash64(s, 'e') % 10], if(s % 100 = 7, ', Jr.', '')),
+               {_GRADES}[1 + s % 14], if(s % 14 < 7, 'Oak Elementary', 'Cedar Middle School'),
+               s % 9 = 0, s % 11 = 0, concat('user', toString(s)), toString(100000000 + s),
+               '', '', '', s % 50 != 49, 'bench', 1, now64(3)
+        FROM (SELECT number AS s FROM numbers({students}))""",  # noqa: S608
+        f"INSERT INTO {db}.roster_students_history SELECT * FROM {db}.roster_students",  # noqa: S608
+        f"""INSERT INTO {db}.roster_users
+            (district_id, employee_id, username, email, first_name, last_name, user_type,
+             buildings, is_active, import_id, version, updated_at)
+        SELECT '{DISTRICT}', if(t = {teachers}, '{ADMIN}', concat('T', toString(t))),
+               concat('staff', toString(t)), concat('staff', toString(t), '@bench.example'),
+               {_SYLLABLES}[1 + sipHash64(t, 'f') % 20],
+               concat({_SYLLABLES}[1 + sipHash64(t, 'l') % 20], {_ENDINGS}[1 + t % 10]),
+               if(t = {teachers}, 3, 1),
+               if(t = {teachers}, [], [if(t % 2 = 0, 'Oak Elementary', 'Cedar Middle School')]),
+               1, 'bench', 1, now64(3)
+        FROM (SELECT number AS t FROM numbers({teachers + 1}))""",  # noqa: S608
+        f"""INSERT INTO {db}.roster_links
+            (district_id, employee_id, student_id, is_active, import_id, version, updated_at)
+        SELECT '{DISTRICT}', concat('T', toString(t)), {sid}, 1, 'bench', 1, now64(3)
+        FROM (SELECT number AS s, arrayJoin(if(s % 2 = 0 AND {teachers} > 1,
+                  [s % {teachers}, (s + 1) % {teachers}], [s % {teachers}])) AS t
+              FROM numbers({students}))""",  # noqa: S608
+        f"""INSERT INTO {db}.daily_facts
+        SELECT '{DISTRICT}', {sid}, local_date, generateUUIDv4(number), 0, {product},
+               toDateTime64(toDateTime(local_date, 'UTC') + 50400 + k * 600 + h % 600, 3, 'UTC'),
+               if(k = 0, 300000 + h % 2400000, 0),
+               if(k = 0 AND h % 4 = 0, 60000 + h % 3600000, 0),
+               k = 1, if(k = 2 AND g3, score, 0), k = 2 AND g3,
+               if(k = 2 AND g3 AND score < 80, 40 + h % 61, 0), k = 2 AND g3 AND score < 80,
+               if(k = 1, h % 15, 0), if(k = 2 AND g3, 10 + h % 90, 0),
+               if(k = 2 AND NOT g3, h % 6, 0), k = 1 AND h % 7 = 0, k = 1 AND h % 31 = 0
+        FROM (SELECT number, intDiv(number, {days * DAILY_ROWS_PER_DAY}) AS s,
+                     intDiv(number, {DAILY_ROWS_PER_DAY}) % {days} AS d,
+                     number % {DAILY_ROWS_PER_DAY} AS k, sipHash64(s, d) AS h,
+                     {school_day} AS local_date, {product} = 'g3plus' AS g3, h % 101 AS score
+              FROM numbers_mt({students * days * DAILY_ROWS_PER_DAY}))
+        SETTINGS max_insert_threads = 2""",  # noqa: S608
+        # One lesson per student-day: a start and an outcome (pre quiz >= 80, else a post
+        # quiz >= 70, for Grade 3+; a completion with every token for PreK-2).
+        f"""INSERT INTO {db}.lesson_facts
+        SELECT '{DISTRICT}', {sid}, concat('L', toString(d + 1)),
+               toDateTime64(toDateTime(local_date, 'UTC') + 51000 + k * 600, 3, 'UTC'),
+               generateUUIDv4(number), local_date,
+               if(k = 0, 'start', if(NOT g3, 'complete', if(score >= 80, 'pre', 'post'))),
+               k = 1 AND if(g3, score >= 80 OR h % 3 != 0, h % 4 != 0),
+               {_GRADES}[1 + greatest(0, s % 14 - (h % 4 = 0))], {product}
+        FROM (SELECT number, intDiv(number, {days * LESSON_ROWS_PER_DAY}) AS s,
+                     intDiv(number, {LESSON_ROWS_PER_DAY}) % {days} AS d,
+                     number % {LESSON_ROWS_PER_DAY} AS k, sipHash64(s, d) AS h,
+                     {school_day} AS local_date, {product} = 'g3plus' AS g3, h % 101 AS score
+              FROM numbers_mt({students * days * LESSON_ROWS_PER_DAY}))
+        SETTINGS max_insert_threads = 2""",  # noqa: S608
+        # 1-3 benchmarks per student: early autumn, mid-year, late spring (K percentiles).
+        f"""INSERT INTO {db}.benchmark_facts
+        SELECT '{DISTRICT}', {sid}, generateUUIDv4(s * 3 + b),
+               toDateTime64(toDateTime(local_date, 'UTC') + 54000, 3, 'UTC'), local_date, b,
+               toInt32(h % 1400) - 200, {_GRADES}[1 + s % 14],
+               if(h % 10 = 0, NULL, toUInt8(1 + h % 99))
+        FROM (SELECT number AS s, arrayJoin(range(1, 2 + sipHash64(s) % 3)) AS b,
+                     sipHash64(s, b) AS h,
+                     [least(5, {days - 1}), intDiv({days}, 2), greatest(0, {days - 10})][b] AS d,
+                     {school_day} AS local_date
+              FROM numbers({students}))""",  # noqa: S608
+    ]
+    for statement in statements:
+        client.command(statement)
+    tables = (
+        "roster_students", "roster_students_history", "roster_users", "roster_links",
+        "daily_facts", "lesson_facts", "benchmark_facts",
+    )  # fmt: skip
+    return {t: int(client.command(f"SELECT count() FROM {db}.{t}")) for t in tables}  # noqa: S608
