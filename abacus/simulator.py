@@ -183,20 +183,23 @@ class _StudentSim:
             now += timedelta(seconds=rng.randrange(lo, hi))
             return now
 
-        passed = False
-        if g3:
-            pre = float(rng.randrange(20, 101))
+        def quiz(kind: str, lowest: int) -> float:
+            score = float(rng.randrange(lowest, 101))
             out.append(
                 self._event(
                     "quiz_submitted",
                     step(60, 300),
                     lesson_id=lesson_id,
                     lesson_grade_level=grade,
-                    quiz_kind="pre",
-                    score_percent=pre,
+                    quiz_kind=kind,
+                    score_percent=score,
                 )
             )
-            passed = pre >= 80
+            return score
+
+        passed = False
+        if g3:
+            passed = quiz("pre", 20) >= 80
         if not passed:
             for _ in range(rng.randrange(2, 8)):
                 out.append(
@@ -221,18 +224,7 @@ class _StudentSim:
             if g3 and rng.random() < 0.05:
                 out.append(self._event("live_help_session", step(60, 600), lesson_id=lesson_id))
             if g3:
-                post = float(rng.randrange(30, 101))
-                out.append(
-                    self._event(
-                        "quiz_submitted",
-                        step(60, 300),
-                        lesson_id=lesson_id,
-                        lesson_grade_level=grade,
-                        quiz_kind="post",
-                        score_percent=post,
-                    )
-                )
-                passed = post >= 70
+                passed = quiz("post", 30) >= 70
             else:
                 available = rng.randrange(3, 8)
                 collected = available if rng.random() < 0.7 else rng.randrange(0, available)
