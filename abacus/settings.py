@@ -110,7 +110,11 @@ class AbacusSettings(BaseSettings):
     app_id: str = "abacus"
     log_level: str = "info"
     log_json: bool = False
-    batch_size: int = 5000
+    batch_size: int = 5000  # roster/config agents: records per batch
+    # Ingest: records per fetched batch, and the processes that decode/derive/encode
+    # them (None = one per core up to 4; 0 = inside the worker process).
+    ingest_batch_records: int = Field(default=20_000, ge=1)
+    ingest_processes: int | None = Field(default=None, ge=0)
     batch_within_s: float = 0.5
     lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
     broker: BrokerSettings = BrokerSettings()

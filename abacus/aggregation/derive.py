@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
-from abacus.events.codec import Event, as_uuid
+from abacus.events.codec import Event
 
 __all__ = [
     "BENCHMARK_COLUMNS",
@@ -118,7 +118,7 @@ def _benchmark(event: Event, local_day: date) -> list[Any]:
     return [
         event["district_id"],
         event["student_id"],
-        as_uuid(event["event_id"]),
+        event["event_id"],
         event["occurred_at"],
         local_day,
         event["benchmark_number"],
@@ -133,7 +133,7 @@ def _daily(event: Event, local_day: date, piece: int) -> list[Any]:
         event["district_id"],
         event["student_id"],
         local_day,
-        as_uuid(event["event_id"]),
+        event["event_id"],
         piece,
         event["product"],
         event["occurred_at"],
@@ -171,7 +171,7 @@ def _lesson(event: Event, local_day: date) -> list[Any]:
         event["student_id"],
         event["lesson_id"],
         event["occurred_at"],
-        as_uuid(event["event_id"]),
+        event["event_id"],
         local_day,
         label,
         int(passed),

@@ -14,7 +14,7 @@ from abacus.aggregation.derive import (
     LESSON_COLUMNS,
     derive_facts,
 )
-from abacus.events.codec import Event, as_uuid
+from abacus.events.codec import Event
 from abacus.store.writer import BlockWriter
 
 __all__ = ["PENDING_COLUMNS", "event_from_row", "resolve_pending"]
@@ -73,7 +73,7 @@ def resolve_pending(
         writer.insert("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
         writer.insert(
             "pending_facts",
-            [[district_id, as_uuid(e["event_id"]), 1] for e in events],
+            [[district_id, e["event_id"], 1] for e in events],
             PENDING_COLUMNS,
         )
         total += len(events)

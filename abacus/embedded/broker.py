@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -14,10 +13,9 @@ from pathlib import Path
 from typing import IO
 
 from abacus.errors import StackError
+from abacus.lifecycle import die_with_parent
 
 __all__ = ["EmbeddedBroker", "free_port", "port_is_open"]
-
-_PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,14 +32,6 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM the broker if its parent dies,
-    so a SIGKILLed stack leaves no orphaned broker holding the port."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -95,7 +85,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # our Ctrl-C is handled by us, then we stop it
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._wait_ready()
         return self

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import fastavro
@@ -18,7 +16,6 @@ from schemas import BATCH_SCHEMA_NAME, EVENT_TYPES, fingerprint_of, known_schema
 __all__ = [
     "AVRO_MAGIC",
     "Event",
-    "as_uuid",
     "decode_record",
     "encode_batch",
     "encode_event",
@@ -26,8 +23,6 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
-# Rows of every fact table carry the event id as a UUID; parse each id once per batch.
-as_uuid = lru_cache(maxsize=1 << 16)(uuid.UUID)
 AVRO_MAGIC = b"\xc3\x01"
 _HEADER_LEN = len(AVRO_MAGIC) + 8
 _TIMESTAMP_FIELDS = ("occurred_at", "started_at")

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from abacus.errors import InvalidEventError
-from abacus.events.codec import Event, as_uuid, decode_record
+from abacus.events.codec import Event, decode_record
 from abacus.events.validate import validate_event
 
 __all__ = [
@@ -120,7 +120,7 @@ def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
     return (
         event["district_id"],
         event["student_id"],
-        as_uuid(event["event_id"]),
+        event["event_id"],
         event["event_type"],
         event["product"],
         event["occurred_at"],

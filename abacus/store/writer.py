@@ -9,7 +9,9 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from abacus.errors import StorageError
 from abacus.store.client import Client, storage_error
+from abacus.store.native import EncodedBlock
 
 __all__ = ["BlockWriter"]
 
@@ -33,6 +35,33 @@ class BlockWriter:
             self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
         except ClickHouseError as exc:
             raise storage_error(f"insert into {table} failed", exc) from exc
+
+    def insert_native(self, block: EncodedBlock) -> None:
+        """Insert a block encoded elsewhere (an ingest process): no Python work per row."""
+        if not block.rows:
+            return
+        try:
+            self.client.raw_insert(
+                f"{self.database}.{block.table}", list(block.columns), block.data, fmt="Native"
+            )
+        except ClickHouseError as exc:
+            raise storage_error(f"insert into {block.table} failed", exc) from exc
+
+    def column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Column name → type of each table, as the store has them (for NativeEncoder)."""
+        rows = self.client.query(
+            "SELECT table, name, type FROM system.columns "
+            "WHERE database = {db:String} AND table IN {tables:Array(String)}",
+            parameters={"db": self.database, "tables": list(tables)},
+        ).result_rows
+        types: dict[str, dict[str, str]] = {}
+        for table, name, type_name in rows:
+            types.setdefault(table, {})[name] = type_name
+        missing = set(tables) - set(types)
+        if missing:
+            names = ", ".join(sorted(missing))
+            raise StorageError(f"tables missing: {names} (run `abacus init`)", retriable=False)
+        return types
 
     async def insert_async(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]

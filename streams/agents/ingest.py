@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,22 +15,12 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mode import Service
 
-from abacus.aggregation.derive import (
-    BENCHMARK_COLUMNS,
-    DAILY_COLUMNS,
-    LESSON_COLUMNS,
-    derive_facts,
-)
-from abacus.aggregation.pending import PENDING_COLUMNS, resolve_pending
+from abacus.aggregation.pending import resolve_pending
 from abacus.district import DistrictConfig
-from abacus.events.codec import Event, as_uuid
-from abacus.events.processing import (
-    EVENT_COLUMNS,
-    DeadLetter,
-    IngestBatch,
-    SourceRecord,
-    process_records,
-)
+from abacus.events.codec import Event
+from abacus.events.prepare import STORED_TABLES, PreparedBatch, tune_gc
+from abacus.events.processing import SourceRecord
+from streams.ingest_pool import BatchPreparer, default_processes
 
 if TYPE_CHECKING:
     from streams.app import Runtime
@@ -39,10 +30,9 @@ __all__ = ["IngestService", "register", "store_batch", "timezone_resolver"]
 log = logging.getLogger(__name__)
 
 
-def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
-    src = letter.source
+def dead_letter_headers(src: SourceRecord, reason: str) -> list[tuple[str, bytes]]:
     return [
-        ("abacus.reason", letter.reason.encode()),
+        ("abacus.reason", reason.encode()),
         ("abacus.source.topic", src.topic.encode()),
         ("abacus.source.partition", str(src.partition).encode()),
         ("abacus.source.offset", str(src.offset).encode()),
@@ -59,40 +49,47 @@ def timezone_resolver(runtime: Runtime) -> Callable[[Event], str]:
     return timezone_of
 
 
-async def store_batch(runtime: Runtime, batch: IngestBatch) -> None:
+def district_zones(runtime: Runtime) -> dict[str, str]:
+    """Zone of every configured district, as a batch is handed to an ingest process."""
+    return {d: config.timezone_for(None) for d, config in runtime.districts.items()}
+
+
+async def store_batch(runtime: Runtime, batch: PreparedBatch) -> None:
     """Events, then their facts (known districts) or pending marks (unknown districts).
 
     Every row is keyed by event_id, so a batch stored twice (a replay after a crash
     between insert and offset commit) changes nothing.
     """
     writer = runtime.writer
-    await writer.insert_async("events", batch.rows, EVENT_COLUMNS)
-    known = [e for e in batch.events if e["district_id"] in runtime.districts]
-    pending = [e for e in batch.events if e["district_id"] not in runtime.districts]
-    if known:
-        facts = derive_facts(known, timezone_resolver(runtime))
-        await writer.insert_async("daily_facts", facts.daily, DAILY_COLUMNS)
-        await writer.insert_async("lesson_facts", facts.lessons, LESSON_COLUMNS)
-        await writer.insert_async("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
-    if pending:
-        marks = [[e["district_id"], as_uuid(e["event_id"]), 0] for e in pending]
-        await writer.insert_async("pending_facts", marks, PENDING_COLUMNS)
-        # A district configured while this batch was in flight: resolve it now.
-        for district_id in {e["district_id"] for e in pending} & set(runtime.districts):
-            resolved = await writer.run(
-                resolve_pending, writer, district_id, timezone_resolver(runtime)
-            )
-            runtime.metrics.pending_resolved.inc(resolved)
+    for block in batch.blocks:
+        await writer.run(writer.insert_native, block)
+    # A district configured while this batch was being prepared: resolve it now.
+    for district_id in sorted(batch.pending_districts & set(runtime.districts)):
+        resolved = await writer.run(
+            resolve_pending, writer, district_id, timezone_resolver(runtime)
+        )
+        runtime.metrics.pending_resolved.inc(resolved)
+
+
+@dataclass
+class _Fetched:
+    """A fetched batch on its way: the records (kept whole for dead letters), the offsets
+    to commit once stored, and its preparation running in an ingest process."""
+
+    records: list[SourceRecord]
+    offsets: dict[Any, int]
+    prepared: asyncio.Future[PreparedBatch]
 
 
 class IngestService(Service):
-    """Events topic → pure decode/validate → one columnar insert per table → commit.
+    """Events topic → ingest processes (decode, validate, derive, encode) → store → commit.
 
     A plain aiokafka consumer (group ``<app_id>-ingest``) hosted by the Faust worker:
     Faust's per-record stream costs ~80 µs a record (DESIGN.md §2), `getmany` a few.
-    Offsets are committed only after the batch is stored and its dead letters are
-    delivered, so a crash replays at most the batch in flight; every stored row is keyed
-    by event_id, so the replay changes nothing.
+    One task fetches and hands each batch to an ingest process; another stores prepared
+    batches strictly in fetch order and commits. Offsets are committed only after the
+    batch is stored and its dead letters are delivered, so a crash replays at most the
+    batches in flight; every stored row is keyed by event_id, so the replay changes nothing.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -103,12 +100,21 @@ class IngestService(Service):
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.preparer: BatchPreparer | None = None
+        processes = settings.ingest_processes
+        self.processes = default_processes() if processes is None else processes
+        # Fetched batches waiting to be stored; bounded so memory stays bounded.
+        self._queue: asyncio.Queue[_Fetched | None] = asyncio.Queue(maxsize=self.processes + 1)
+        self._drained = asyncio.Event()
 
     async def on_start(self) -> None:
         settings = self.runtime.settings
         broker = settings.broker
+        writer = self.runtime.writer
+        types = await writer.run(writer.column_types, STORED_TABLES)
+        self.preparer = BatchPreparer(self.processes, types)
+        await self.preparer.start()
+        tune_gc()
         self.consumer = AIOKafkaConsumer(
             self.topic,
             bootstrap_servers=broker.servers,
@@ -128,38 +134,33 @@ class IngestService(Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
-        # Let the batch in flight be stored and committed (SIGTERM), then leave the group.
+        # Let the batches in flight be stored and committed (SIGTERM), then leave the group.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout=60)
+            await asyncio.wait_for(self._drained.wait(), timeout=60)
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+        if self.preparer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.preparer.close)
 
     def assignment(self) -> set[Any]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
 
     @Service.task
-    async def _consume(self) -> None:
-        """Fetch and decode batch N+1 while batch N is stored on the store's thread.
-
-        Batches are stored and committed strictly in order; at most one is in flight.
-        """
+    async def _fetch(self) -> None:
+        """Fetch batch N+1 (and hand it to an ingest process) while batch N is stored."""
         assert self.consumer is not None
+        assert self.preparer is not None
         settings = self.runtime.settings
         timeout_ms = int(settings.batch_within_s * 1000)
-        in_flight: asyncio.Task[None] | None = None
         try:
             while not self.should_stop:
                 fetched = await self.consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=settings.batch_size
+                    timeout_ms=timeout_ms, max_records=settings.ingest_batch_records
                 )
                 if not fetched:
-                    if in_flight is not None:
-                        await in_flight
-                        in_flight = None
                     continue
-                self._idle.clear()
                 records = [
                     SourceRecord(
                         tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
@@ -167,19 +168,26 @@ class IngestService(Service):
                     for tp, recs in fetched.items()
                     for rec in recs
                 ]
-                # Per-record failures never escape: they become dead letters.
-                batch = process_records(records, now=datetime.now(UTC))
+                raw = [(r.partition, r.offset, r.key, r.value) for r in records]
+                prepared = asyncio.ensure_future(
+                    self.preparer.prepare(raw, district_zones(self.runtime), datetime.now(UTC))
+                )
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in fetched.items() if recs}
-                if in_flight is not None:
-                    await in_flight
-                in_flight = asyncio.create_task(self._finish(records, batch, offsets))
-            if in_flight is not None:
-                await in_flight
+                await self._queue.put(_Fetched(records, offsets, prepared))
         finally:
-            self._idle.set()
+            await self._queue.put(None)
+
+    @Service.task
+    async def _store(self) -> None:
+        """Store and commit prepared batches in fetch order, until the fetcher stops."""
+        try:
+            while (item := await self._queue.get()) is not None:
+                await self._finish(item.records, await item.prepared, item.offsets)
+        finally:
+            self._drained.set()
 
     async def _finish(
-        self, records: list[SourceRecord], batch: IngestBatch, offsets: dict[Any, int]
+        self, records: list[SourceRecord], batch: PreparedBatch, offsets: dict[Any, int]
     ) -> None:
         """Store, deliver dead letters, then commit. Storage errors escape and stop the
         worker before the commit, so the batch is read again after a restart."""
@@ -189,17 +197,20 @@ class IngestService(Service):
         started = time.perf_counter()
         await store_batch(self.runtime, batch)
         metrics.insert_seconds.observe(time.perf_counter() - started)
-        sends = [
-            await self.producer.send(
-                self.dead_letter_topic,
-                key=letter.source.key,
-                value=letter.source.value or b"",
-                headers=dead_letter_headers(letter),
-            )
-            for letter in batch.dead_letters
-        ]
-        if sends:
+        if batch.dead_letters:
+            by_position = {(r.partition, r.offset): r for r in records}
+            sends = [
+                await self.producer.send(
+                    self.dead_letter_topic,
+                    key=source.key,
+                    value=source.value or b"",
+                    headers=dead_letter_headers(source, reason),
+                )
+                for partition, offset, reason in batch.dead_letters
+                for source in (by_position[partition, offset],)
+            ]
             await asyncio.gather(*sends)
+            log.warning("dead-lettered %d record(s) of %d", len(sends), len(records))
         await self.consumer.commit(offsets)
         # Freshness: record creation → stored and committed (visible in the aggregates).
         now_ms = time.time() * 1000
@@ -213,10 +224,11 @@ class IngestService(Service):
             metrics.events_rejected.labels(reason).inc(n)
         metrics.dead_letters.inc(len(batch.dead_letters))
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
-        if batch.dead_letters:
-            log.warning("dead-lettered %d record(s) of %d", len(batch.dead_letters), len(records))
         log.debug(
-            "batch of %d records stored in %.3fs", len(records), time.perf_counter() - started
+            "batch of %d records (%d events) stored in %.3fs",
+            len(records),
+            batch.events,
+            time.perf_counter() - started,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from abacus.events.codec import AVRO_MAGIC, encode_batch, encode_event, encode_json
@@ -83,7 +84,11 @@ def _expected_row(event: dict[str, object]) -> dict[str, object]:
     }
 
 
-def test_every_event_type_round_trips_through_avro_json_and_batches(stack: Stack) -> None:
+@pytest.mark.parametrize("processes", ["0", "2"], ids=["in-worker", "two-ingest-processes"])
+def test_every_event_type_round_trips_through_avro_json_and_batches(
+    stack: Stack, processes: str
+) -> None:
+    stack.extra_env["ABACUS_INGEST_PROCESSES"] = processes
     avro = one_of_each(student_id="S1001")
     as_json = one_of_each(student_id="S1002")
     batched = one_of_each(student_id="S1003")

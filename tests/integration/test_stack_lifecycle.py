@@ -1,4 +1,4 @@
-"""`abacus up` and `abacus init`: start, readiness, clean stop, no orphaned broker."""
+"""`abacus up` and `abacus init`: start, readiness, clean stop, no orphaned children."""
 
 from __future__ import annotations
 
@@ -28,6 +28,36 @@ def _broker_pids(port: int) -> list[int]:
     return pids
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children of each of its threads, recursively)."""
+    found: set[int] = set()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found |= {child} | _descendants(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (zombies count as gone)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
 def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     broker_port, web_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ABACUS_")}
@@ -51,18 +81,24 @@ def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, int]:
 def test_up_starts_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc, broker_port, web_port = _start_up(tmp_path)
     assert http_get(f"http://127.0.0.1:{web_port}/healthz") == (200, b'{"status":"ok"}')
+    children = _descendants(proc.pid)
+    assert len(children) >= 2  # the broker and at least one ingest process
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+    wait_until(lambda: not _alive(children), 15, "every child to exit with the stack")
     assert not port_is_open("127.0.0.1", broker_port)
     assert _broker_pids(broker_port) == []
     assert (tmp_path / "home" / "logs" / "broker.log").exists()
 
 
-def test_a_killed_stack_leaves_no_orphaned_broker(tmp_path: Path) -> None:
+def test_a_killed_stack_leaves_no_orphans(tmp_path: Path) -> None:
     proc, broker_port, _ = _start_up(tmp_path)
+    children = _descendants(proc.pid)
+    assert len(children) >= 2  # the broker and at least one ingest process
     proc.kill()
     proc.wait(timeout=30)
     wait_until(lambda: _broker_pids(broker_port) == [], 15, "the broker to exit with its parent")
+    wait_until(lambda: not _alive(children), 15, "the ingest processes to exit with it")
     assert not port_is_open("127.0.0.1", broker_port)
 
 

@@ -1,0 +1,125 @@
+"""One batch of Kafka records → encoded insert blocks, dead letters and counters (no I/O).
+
+This is all the work ingest does between fetching and storing: decode, validate, derive
+facts, encode. It runs in the ingest processes (`streams.ingest_pool`), so the worker's
+own process only fetches, stores and commits, and a second core does the Python work.
+Everything crossing the process boundary is plain data: tuples in, bytes and counters out.
+"""
+
+from __future__ import annotations
+
+import gc
+import signal
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from abacus.aggregation.derive import (
+    BENCHMARK_COLUMNS,
+    DAILY_COLUMNS,
+    LESSON_COLUMNS,
+    derive_facts,
+)
+from abacus.aggregation.pending import PENDING_COLUMNS
+from abacus.events.processing import EVENT_COLUMNS, SourceRecord, process_records
+from abacus.lifecycle import die_with_parent
+from abacus.store.native import EncodedBlock, NativeEncoder, TableTypes
+
+__all__ = [
+    "STORED_TABLES",
+    "PreparedBatch",
+    "RawRecord",
+    "prepare_batch",
+    "prepare_in_process",
+    "start_process",
+]
+
+# (partition, offset, key, value): what an ingest process needs of a Kafka record.
+RawRecord = tuple[int, int, bytes | None, bytes | None]
+# Tables a prepared batch writes, in the order they are stored.
+STORED_TABLES = ("events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts")
+
+
+@dataclass
+class PreparedBatch:
+    """What one batch becomes: Native blocks to insert, dead letters and counters."""
+
+    blocks: list[EncodedBlock] = field(default_factory=list)
+    # (partition, offset, reason) of each record to dead-letter
+    dead_letters: list[tuple[int, int, str]] = field(default_factory=list)
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates_in_batch: int = 0
+    events: int = 0
+    # Districts with events stored as pending because no config was known for them.
+    pending_districts: set[str] = field(default_factory=set)
+
+
+def prepare_batch(
+    records: Sequence[RawRecord],
+    zones: Mapping[str, str],
+    now: datetime,
+    encoder: NativeEncoder,
+) -> PreparedBatch:
+    """Decode, validate, derive and encode a batch.
+
+    ``zones`` maps each configured district to the IANA zone its local days are counted
+    in; events of other districts are stored and marked pending, and their facts are
+    derived once the district's config arrives.
+    """
+    batch = process_records((SourceRecord("", p, o, k, v) for p, o, k, v in records), now=now)
+    known = [e for e in batch.events if e["district_id"] in zones]
+    pending = [e for e in batch.events if e["district_id"] not in zones]
+    facts = derive_facts(known, lambda e: zones[e["district_id"]])
+    marks = [[e["district_id"], e["event_id"], 0] for e in pending]
+    tables = (
+        ("events", EVENT_COLUMNS, batch.rows),
+        ("daily_facts", DAILY_COLUMNS, facts.daily),
+        ("lesson_facts", LESSON_COLUMNS, facts.lessons),
+        ("benchmark_facts", BENCHMARK_COLUMNS, facts.benchmarks),
+        ("pending_facts", PENDING_COLUMNS, marks),
+    )
+    return PreparedBatch(
+        blocks=[encoder.encode(table, cols, rows) for table, cols, rows in tables if rows],
+        dead_letters=[(d.source.partition, d.source.offset, d.reason) for d in batch.dead_letters],
+        accepted=batch.accepted,
+        rejected=batch.rejected,
+        duplicates_in_batch=batch.duplicates_in_batch,
+        events=len(batch.events),
+        pending_districts={e["district_id"] for e in pending},
+    )
+
+
+# --- entry points of an ingest process -------------------------------------------------
+
+_encoder: NativeEncoder | None = None
+
+
+def start_process(types: TableTypes) -> None:
+    """Initializer of an ingest process: die with the worker, leave Ctrl-C to it, and
+    keep the collector off the long-lived startup objects (batches allocate millions)."""
+    global _encoder
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _encoder = NativeEncoder(types)
+    tune_gc()
+
+
+def prepare_in_process(
+    records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime
+) -> PreparedBatch:
+    if _encoder is None:
+        raise RuntimeError("ingest process not started (start_process was not run)")
+    return prepare_batch(records, zones, now, _encoder)
+
+
+def tune_gc() -> None:
+    """Freeze what exists now and collect young objects less often.
+
+    A batch allocates about 20 container objects per event; with the default thresholds
+    the collector ran every 700 of them and scanned the whole heap often (tuning it
+    cut `abacus bench ingest` time by about a fifth). Nothing in a batch forms cycles.
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)

@@ -1,0 +1,64 @@
+"""Rows → ClickHouse Native-format bytes, without a connection (pure, picklable setup).
+
+The ingest processes encode their blocks here, so the process that owns the store only
+hands finished bytes to ClickHouse (`BlockWriter.insert_native`). Column types come from
+the live tables once at start (`BlockWriter.column_types`), never from a copy in code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.insert import InsertContext
+from clickhouse_connect.driver.transform import NativeTransform
+
+__all__ = ["EncodedBlock", "NativeEncoder", "TableTypes"]
+
+# table -> column -> ClickHouse type name, as `system.columns` reports it
+TableTypes = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class EncodedBlock:
+    """One insert's worth of rows for one table, already in Native format."""
+
+    table: str
+    columns: tuple[str, ...]
+    data: bytes
+    rows: int
+
+
+class NativeEncoder:
+    """Encode row blocks for tables whose column types are known."""
+
+    def __init__(self, types: TableTypes) -> None:
+        self.types = {
+            table: {column: get_from_name(name) for column, name in columns.items()}
+            for table, columns in types.items()
+        }
+
+    def encode(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> EncodedBlock:
+        known = self.types.get(table)
+        if known is None:
+            raise ValueError(f"no column types known for table {table}")
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise ValueError(f"no column types known for {table}.{unknown[0]}")
+        column_types = [known[c] for c in columns]
+        if not rows:
+            return EncodedBlock(table, tuple(columns), b"", 0)
+        context = InsertContext(table, list(columns), column_types, data=rows)
+        # The first chunk starts with an "INSERT INTO … FORMAT Native" line meant for an
+        # HTTP body; the store is told the table and format separately.
+        chunks = list(NativeTransform.build_insert(context))
+        if context.insert_exception is not None:
+            raise ValueError(f"rows for {table} do not fit its columns") from (
+                context.insert_exception
+            )
+        data = b"".join(chunks)
+        return EncodedBlock(table, tuple(columns), data[data.index(b"\n") + 1 :], len(rows))
