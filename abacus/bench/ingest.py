@@ -154,21 +154,20 @@ def _env(home: Path, bootstrap: str, extra: dict[str, str] | None = None) -> dic
     return env
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a process plus its children (the ingest processes): the sum of their
-    peaks, an upper bound on what they held at any one time."""
+def _peak_rss_mb(pid: int) -> list[float]:
+    """Peak RSS of a process, then of each of its children (the ingest processes)."""
     proc = Path(f"/proc/{pid}")
     children = [
         int(child)
         for task in (proc / "task").iterdir()
         for child in (task / "children").read_text().split()
     ]
-    total_kb = 0
+    peaks = []
     for one in (pid, *children):
         for line in Path(f"/proc/{one}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                total_kb += int(line.split()[1])
-    return total_kb / 1024
+                peaks.append(int(line.split()[1]) / 1024)
+    return peaks
 
 
 def _wait_committed(settings: AbacusSettings, group: str, ends: dict[int, int]) -> None:
@@ -232,7 +231,9 @@ def _run_worker(
         proc.wait(timeout=60)
     return {
         "seconds": seconds,
-        "peak_rss_mb": rss,
+        # The sum of the peaks: an upper bound on what they held at any one time.
+        "peak_rss_mb": sum(rss),
+        "peak_rss_each_mb": rss,
         "fresh_p50_s": _quantile(delta, 0.5),
         "fresh_p99_s": _quantile(delta, 0.99),
         "fresh_records": delta[-1][1] if delta else 0,
@@ -309,6 +310,7 @@ def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, An
     extra = {
         "mode": mode,
         "produce_seconds": produce_s,
+        "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
         "freshness": {
             "records_per_s": product["fresh_records_per_s"],
             "records": product["fresh_records"],

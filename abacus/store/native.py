@@ -56,9 +56,11 @@ class NativeEncoder:
         # The first chunk starts with an "INSERT INTO … FORMAT Native" line meant for an
         # HTTP body; the store is told the table and format separately.
         chunks = list(NativeTransform.build_insert(context))
-        if context.insert_exception is not None:
-            raise ValueError(f"rows for {table} do not fit its columns") from (
-                context.insert_exception
-            )
+        failure = context.insert_exception
+        # The context refers to itself (a bound method in its own attributes), so it and
+        # the rows would wait for the cycle collector; dropping its state frees them now.
+        vars(context).clear()
+        if failure is not None:
+            raise ValueError(f"rows for {table} do not fit its columns") from failure
         data = b"".join(chunks)
         return EncodedBlock(table, tuple(columns), data[data.index(b"\n") + 1 :], len(rows))

@@ -125,8 +125,8 @@ class IngestService(Service):
             rebalance_timeout_ms=int(broker.rebalance_timeout_s * 1000),
             heartbeat_interval_ms=int(broker.heartbeat_interval_s * 1000),
             # Bounds a batch (and the worker's memory) when records are SDK batches.
-            max_partition_fetch_bytes=1 << 20,
-            fetch_max_bytes=4 << 20,
+            max_partition_fetch_bytes=512 << 10,
+            fetch_max_bytes=2 << 20,
             check_crcs=False,  # the broker checks CRCs on produce; pure-Python CRC is costly
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=broker.servers, acks="all")
