@@ -23,15 +23,14 @@ GROUP BY student_id, local_date
 # One row per passed attempt whose (first) passing outcome falls in [start, end].
 # An attempt is the run of a lesson's outcomes after each lesson_started (start sorts
 # before outcomes at the same millisecond); it passes at most once, on its first pass.
+# One argMin of a tuple picks every field of that first pass in one pass over the group.
 PASSES_SQL = """
-SELECT student_id, lesson_id, pass_date, pass_at, pass_kind, grade, product
+SELECT student_id, lesson_id, first.1 AS pass_date, first.2 AS pass_at,
+       first.3 AS pass_kind, first.4 AS grade, first.5 AS product
 FROM (
     SELECT student_id, lesson_id, attempt,
-           argMin(local_date, (occurred_at, kind)) AS pass_date,
-           min(occurred_at) AS pass_at,
-           argMin(kind, (occurred_at, kind)) AS pass_kind,
-           argMin(lesson_grade_level, (occurred_at, kind)) AS grade,
-           argMin(product, (occurred_at, kind)) AS product
+           argMin(tuple(local_date, occurred_at, kind, lesson_grade_level, product),
+                  (occurred_at, kind)) AS first
     FROM (
         SELECT student_id, lesson_id, occurred_at, local_date, kind, passed,
                lesson_grade_level, product,
