@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -184,3 +187,42 @@ def test_the_same_event_sent_twice_is_stored_once(stack: Stack) -> None:
     )
     assert stack.stop_worker() == 0
     assert list(_stored_events(stack)) == [event["event_id"]]
+
+
+def _ingest_processes(worker_pid: int) -> list[int]:
+    """The worker's spawned ingest processes (not multiprocessing's resource tracker)."""
+    pids = []
+    for task in Path(f"/proc/{worker_pid}/task").iterdir():
+        for child in map(int, (task / "children").read_text().split()):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                pids.append(child)
+    return pids
+
+
+def test_a_dead_ingest_process_stops_the_worker_and_a_restart_stores_everything_once(
+    stack: Stack,
+) -> None:
+    stack.extra_env["ABACUS_INGEST_PROCESSES"] = "2"
+    events = [sample_event("points_earned", student_id="S5001", points=i) for i in range(40)]
+    stack.start_worker()
+    assert stack.worker is not None
+    children = _ingest_processes(stack.worker.pid)
+    assert len(children) == 2
+    os.kill(children[0], signal.SIGKILL)
+    _produce(stack, [(b"S5001", encode_event(e)) for e in events])
+    # The worker must not carry on (or hang) without it: it exits with an error, having
+    # committed nothing it did not store, so a supervisor's restart picks up the rest.
+    assert stack.worker.wait(timeout=60) != 0
+    assert "BrokenProcessPool" in stack.log_tail(200)
+    stack.worker = None
+    stack.start_worker()
+    wait_until(
+        lambda: stack.metric_sum("abacus_events_accepted_total") >= len(events),
+        60,
+        "every event accepted after the restart",
+    )
+    assert stack.stop_worker() == 0
+    assert set(_stored_events(stack)) == {str(e["event_id"]) for e in events}
+    # No district config in this stack: each event is stored once and marked pending once.
+    assert stack.query("SELECT count() FROM abacus.pending_facts FINAL") == [[len(events)]]
