@@ -24,7 +24,12 @@ from abacus.aggregation.derive import (
 from abacus.aggregation.pending import PENDING_COLUMNS
 from abacus.events.processing import EVENT_COLUMNS, SourceRecord, process_records
 from abacus.lifecycle import die_with_parent
-from abacus.store.native import EncodedBlock, NativeEncoder, TableTypes
+from abacus.store.native import (
+    EncodedBlock,
+    NativeEncoder,
+    TableTypes,
+    without_dataframe_libraries,
+)
 
 __all__ = [
     "STORED_TABLES",
@@ -102,6 +107,7 @@ def start_process(types: TableTypes) -> None:
     global _encoder
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    without_dataframe_libraries()
     _encoder = NativeEncoder(types)
     tune_gc()
 

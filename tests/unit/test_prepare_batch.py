@@ -4,6 +4,8 @@ the pure pipeline derives, pending marks for unknown districts, dead letters by 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,30 @@ def test_encoder_refuses_columns_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="no column types known for table missing"):
         ENCODER.encode("missing", ["a"], [[1]])
     assert ENCODER.encode("events", EVENT_COLUMNS, []).rows == 0
+
+
+def test_an_ingest_process_never_imports_the_dataframe_libraries() -> None:
+    # In a fresh interpreter, as an ingest process starts: encoding must not pull in
+    # numpy/pandas/pyarrow (installed with chDB; ~100 MB and ~0.7 s per process).
+    script = (
+        "import sys\n"
+        "from abacus.events.prepare import start_process, prepare_in_process\n"
+        "from tests.unit.test_prepare_batch import _migrated_types, NOW\n"
+        "from tests.support.events import one_of_each\n"
+        "from abacus.events.codec import encode_event\n"
+        "start_process(_migrated_types())\n"
+        "events = one_of_each(district_id='D1', student_id='S1')\n"
+        "records = [(0, i, b'S1', encode_event(e)) for i, e in enumerate(events)]\n"
+        "prepared = prepare_in_process(records, {'D1': 'America/Chicago'}, NOW)\n"
+        "assert prepared.events == len(events), prepared\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
