@@ -33,5 +33,9 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     assert product["records"] == baseline["records"] < 4000  # SDK batch records
     assert product["ratio"] > 0
     assert product["peak_rss_mb"] > 0
+    # The worker, then its children (the ingest processes): the RSS reported is their sum.
+    each = result["peak_rss_each_mb"]
+    assert len(each) >= 2
+    assert abs(sum(each) - product["peak_rss_mb"]) < 0.01
     assert 0 < product["fresh_p50_s"] <= product["fresh_p99_s"]
     assert result["freshness"]["records"] > 0
