@@ -71,6 +71,11 @@ async def store_batch(runtime: Runtime, batch: PreparedBatch) -> None:
         runtime.metrics.pending_resolved.inc(resolved)
 
 
+# A batch is handed over at this many bytes of records even while the store is busy: it
+# bounds the memory of a batch (SDK batch records hold ~50 events each).
+_BATCH_BYTES = 2 << 20
+
+
 @dataclass
 class _Fetched:
     """A fetched batch on its way: the records (kept whole for dead letters), the offsets
@@ -149,33 +154,53 @@ class IngestService(Service):
 
     @Service.task
     async def _fetch(self) -> None:
-        """Fetch batch N+1 (and hand it to an ingest process) while batch N is stored."""
+        """Fetch while earlier batches are prepared and stored; hand a batch over when the
+        store has taken everything before it, or when it is full.
+
+        While the store is busy, newly fetched records wait and join the next batch, so a
+        busy store gets fewer, larger batches (fewer ClickHouse parts) instead of a queue
+        of small ones, and a record never waits behind more than one batch at moderate load.
+        """
         assert self.consumer is not None
-        assert self.preparer is not None
         settings = self.runtime.settings
         timeout_ms = int(settings.batch_within_s * 1000)
+        batch_max = settings.ingest_batch_records
+        records: list[SourceRecord] = []
+        offsets: dict[Any, int] = {}
+        size = 0  # bytes of record values in `records`
         try:
             while not self.should_stop:
                 fetched = await self.consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=settings.ingest_batch_records
+                    timeout_ms=timeout_ms if not records else 20,
+                    max_records=batch_max - len(records),
                 )
-                if not fetched:
-                    continue
-                records = [
-                    SourceRecord(
-                        tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
+                for tp, recs in fetched.items():
+                    records += (
+                        SourceRecord(
+                            tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
+                        )
+                        for rec in recs
                     )
-                    for tp, recs in fetched.items()
-                    for rec in recs
-                ]
-                raw = [(r.partition, r.offset, r.key, r.value) for r in records]
-                prepared = asyncio.ensure_future(
-                    self.preparer.prepare(raw, district_zones(self.runtime), datetime.now(UTC))
-                )
-                offsets = {tp: recs[-1].offset + 1 for tp, recs in fetched.items() if recs}
-                await self._queue.put(_Fetched(records, offsets, prepared))
+                    if recs:
+                        offsets[tp] = recs[-1].offset + 1
+                        size += sum(len(rec.value or b"") for rec in recs)
+                full = len(records) >= batch_max or size >= _BATCH_BYTES
+                if records and (full or self._queue.empty()):
+                    await self._hand_over(records, offsets)
+                    records, offsets, size = [], {}, 0
+            if records:
+                await self._hand_over(records, offsets)
         finally:
             await self._queue.put(None)
+
+    async def _hand_over(self, records: list[SourceRecord], offsets: dict[Any, int]) -> None:
+        """Start preparing a batch in an ingest process and queue it for the store."""
+        assert self.preparer is not None
+        raw = [(r.partition, r.offset, r.key, r.value) for r in records]
+        prepared = asyncio.ensure_future(
+            self.preparer.prepare(raw, district_zones(self.runtime), datetime.now(UTC))
+        )
+        await self._queue.put(_Fetched(records, offsets, prepared))
 
     @Service.task
     async def _store(self) -> None:
