@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 __all__ = ["Readiness", "holds_partitions", "refresh"]
 
@@ -30,7 +31,11 @@ def holds_partitions(app: faust.App) -> bool:
     when the app hosts one, the ingest service's."""
     ingest = getattr(app, "abacus_runtime", None) and app.abacus_runtime.ingest
     ingest_ready = ingest is None or bool(ingest.assignment())
-    return bool(app.consumer.assignment()) and ingest_ready
+    try:
+        agents_ready = bool(app.consumer.assignment())
+    except ConsumerNotStarted:  # asked while the worker is still starting: not ready (503)
+        return False
+    return agents_ready and ingest_ready
 
 
 def refresh(app: faust.App, readiness: Readiness) -> bool:

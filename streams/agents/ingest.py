@@ -111,6 +111,7 @@ class IngestService(Service):
         # Fetched batches waiting to be stored; bounded so memory stays bounded.
         self._queue: asyncio.Queue[_Fetched | None] = asyncio.Queue(maxsize=self.processes + 1)
         self._drained = asyncio.Event()
+        self._consuming = False
 
     async def on_start(self) -> None:
         settings = self.runtime.settings
@@ -137,6 +138,7 @@ class IngestService(Service):
         self.producer = AIOKafkaProducer(bootstrap_servers=broker.servers, acks="all")
         await self.producer.start()
         await self.consumer.start()
+        self._consuming = True
 
     async def on_stop(self) -> None:
         # Let the batches in flight be stored and committed (SIGTERM), then leave the group.
@@ -150,7 +152,8 @@ class IngestService(Service):
             await asyncio.get_running_loop().run_in_executor(None, self.preparer.close)
 
     def assignment(self) -> set[Any]:
-        return set(self.consumer.assignment()) if self.consumer is not None else set()
+        """Partitions held now; none until the consumer has started."""
+        return set(self.consumer.assignment()) if self._consuming else set()
 
     @Service.task
     async def _fetch(self) -> None:

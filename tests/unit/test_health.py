@@ -1,0 +1,38 @@
+"""Readiness while the worker starts: a consumer that is not started yet means 503, not 500."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.exceptions import ConsumerNotStarted
+
+from streams.health import Readiness, holds_partitions, refresh
+
+
+class _Consumer:
+    def __init__(self, assignment: set[str] | None) -> None:
+        self._assignment = assignment
+
+    def assignment(self) -> set[str]:
+        if self._assignment is None:
+            raise ConsumerNotStarted("Consumer thread not yet started")
+        return self._assignment
+
+
+def _app(agents: set[str] | None, ingest: set[str] | None) -> Any:
+    runtime = SimpleNamespace(ingest=None if ingest is None else _Consumer(ingest))
+    return SimpleNamespace(consumer=_Consumer(agents), abacus_runtime=runtime)
+
+
+def test_a_consumer_still_starting_is_not_ready_rather_than_an_error() -> None:
+    readiness = Readiness(topics=True, migrations=True)
+    assert refresh(_app(None, {"events-0"}), readiness) is False
+    assert readiness.assignment is False
+
+
+def test_both_consumers_must_hold_partitions() -> None:
+    assert holds_partitions(_app({"roster-0"}, {"events-0"})) is True
+    assert holds_partitions(_app({"roster-0"}, set())) is False
+    assert holds_partitions(_app(set(), {"events-0"})) is False
+    assert holds_partitions(_app({"roster-0"}, None)) is True  # no ingest service hosted
