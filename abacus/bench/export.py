@@ -220,6 +220,16 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
     school_day = f"toDate('{FIRST_DAY}') + 7 * intDiv(d, 5) + d % 5"
     # Grade index 0..13 (PK..12) is s % 14; PK-2 use prek2, some 2nd/3rd graders use both.
     product = "if((s % 14 < 4) != (s % 14 IN (3, 4) AND h % 10 = 0), 'prek2', 'g3plus')"
+
+    def student_days(rows_per_day: int) -> str:
+        """`rows_per_day` rows (k) per student (s) and school day (d), with a hash (h)."""
+        return f"""(SELECT number, intDiv(number, {days * rows_per_day}) AS s,
+                     intDiv(number, {rows_per_day}) % {days} AS d,
+                     number % {rows_per_day} AS k, sipHash64(s, d) AS h,
+                     {school_day} AS local_date, {product} = 'g3plus' AS g3, h % 101 AS score
+              FROM numbers_mt({students * days * rows_per_day}))"""  # noqa: S608 - ints
+
+    daily_rows, lesson_rows = student_days(DAILY_ROWS_PER_DAY), student_days(LESSON_ROWS_PER_DAY)
     student_cols = (
         "district_id, student_id, first_name, last_name, grade, building, is_ell, is_iep, "
         "district_data_1, district_data_2, district_data_3, district_data_4, district_data_5, "
@@ -263,11 +273,7 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
                if(k = 2 AND g3 AND score < 80, 40 + h % 61, 0), k = 2 AND g3 AND score < 80,
                if(k = 1, h % 15, 0), if(k = 2 AND g3, 10 + h % 90, 0),
                if(k = 2 AND NOT g3, h % 6, 0), k = 1 AND h % 7 = 0, k = 1 AND h % 31 = 0
-        FROM (SELECT number, intDiv(number, {days * DAILY_ROWS_PER_DAY}) AS s,
-                     intDiv(number, {DAILY_ROWS_PER_DAY}) % {days} AS d,
-                     number % {DAILY_ROWS_PER_DAY} AS k, sipHash64(s, d) AS h,
-                     {school_day} AS local_date, {product} = 'g3plus' AS g3, h % 101 AS score
-              FROM numbers_mt({students * days * DAILY_ROWS_PER_DAY}))
+        FROM {daily_rows}
         SETTINGS max_insert_threads = 2""",  # noqa: S608
         # One lesson per student-day: a start and an outcome (pre quiz >= 80, else a post
         # quiz >= 70, for Grade 3+; a completion with every token for PreK-2).
@@ -278,11 +284,7 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
                if(k = 0, 'start', if(NOT g3, 'complete', if(score >= 80, 'pre', 'post'))),
                k = 1 AND if(g3, score >= 80 OR h % 3 != 0, h % 4 != 0),
                {_GRADES}[1 + greatest(0, s % 14 - (h % 4 = 0))], {product}
-        FROM (SELECT number, intDiv(number, {days * LESSON_ROWS_PER_DAY}) AS s,
-                     intDiv(number, {LESSON_ROWS_PER_DAY}) % {days} AS d,
-                     number % {LESSON_ROWS_PER_DAY} AS k, sipHash64(s, d) AS h,
-                     {school_day} AS local_date, {product} = 'g3plus' AS g3, h % 101 AS score
-              FROM numbers_mt({students * days * LESSON_ROWS_PER_DAY}))
+        FROM {lesson_rows}
         SETTINGS max_insert_threads = 2""",  # noqa: S608
         # 1-3 benchmarks per student: early autumn, mid-year, late spring (K percentiles).
         f"""INSERT INTO {db}.benchmark_facts
