@@ -1,6 +1,6 @@
 """`python -m abacus` runs the CLI."""
 
-from abacus.cli import main
+from abacus.cli.main import main
 
 if __name__ == "__main__":
     main()

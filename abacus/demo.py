@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from abacus.client import EventProducer
 from abacus.district import load_district_config
 from abacus.errors import StackError
-from abacus.export.client import new_request_id, send_request, wait_status
+from abacus.kafka.export_requests import new_request_id, send_request, wait_status
 from abacus.roster.importer import import_roster
 from abacus.roster.validation import read_roster_dir, validate_roster
 from abacus.settings import AbacusSettings

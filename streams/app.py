@@ -67,8 +67,9 @@ def create_app(settings: AbacusSettings) -> faust.App:
     )
     app.abacus_runtime = runtime  # type: ignore[attr-defined]
 
-    from streams import lag_monitor, web
+    from streams import lag_monitor
     from streams.agents import export, ingest, roster
+    from streams.web import exports as web
 
     runtime.ingest = ingest.register(app, runtime)
     roster.register(app, runtime)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
-from abacus.events.prepare import (
+from abacus.ingest.prepare import (
     PreparedBatch,
     RawRecord,
     prepare_batch,

@@ -7,9 +7,9 @@ import logging
 import faust
 
 from abacus.aggregation.pending import resolve_pending
+from abacus.kafka.topics import ensure_topics
 from abacus.settings import AbacusSettings
 from abacus.store.migrations import apply_migrations
-from abacus.topics import ensure_topics
 from streams.agents.ingest import timezone_resolver
 from streams.agents.roster import load_districts
 from streams.app import create_app

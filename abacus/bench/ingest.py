@@ -26,10 +26,10 @@ from abacus.bench.report import report
 from abacus.district import DistrictConfig
 from abacus.embedded.broker import EmbeddedBroker, free_port
 from abacus.events.codec import Event, encode_batch, encode_event
+from abacus.kafka.topics import ensure_topics
 from abacus.roster.records import config_value
 from abacus.settings import AbacusSettings
 from abacus.simulator import SimStudent, SimulationConfig, simulate
-from abacus.topics import ensure_topics
 from consumers.lag import LagReader
 
 __all__ = ["make_events", "run_ingest_bench"]

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
+from abacus.kafka.compacted import publish, read_latest
+from abacus.kafka.topics import ensure_topics
 from abacus.roster import records as rec
 from abacus.roster.diff import RosterDiff, diff_records
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
-from abacus.roster.topics_io import publish, read_latest
 from abacus.roster.validation import (
     LINKS_FILE,
     ROSTER_FILES,
@@ -31,7 +32,6 @@ from abacus.roster.validation import (
     validate_users,
 )
 from abacus.settings import AbacusSettings
-from abacus.topics import ensure_topics
 
 __all__ = ["CONFIG_FILE", "REPORT_FILE", "FileSummary", "ImportResult", "import_roster"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from abacus.errors import AbacusError, ExportRequestError, StorageError
-from abacus.export.mail import send_link_mail
+from abacus.mail import send_link_mail
 from consumers.export import ExportConsumer, ExportJob
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from mode import Service
 from abacus.aggregation.pending import resolve_pending
 from abacus.district import DistrictConfig
 from abacus.events.codec import Event
-from abacus.events.prepare import STORED_TABLES, PreparedBatch, tune_gc
 from abacus.events.processing import SourceRecord
+from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
 from streams.ingest_pool import BatchPreparer, default_processes
 
 if TYPE_CHECKING:

@@ -279,7 +279,7 @@ def test_bad_requests_fail_with_a_reason_and_write_nothing(
 
 
 def test_two_concurrent_requests_both_complete(stack: Stack) -> None:
-    from abacus.export.client import new_request_id, send_request, wait_status
+    from abacus.kafka.export_requests import new_request_id, send_request, wait_status
 
     ids = [new_request_id(), new_request_id()]
     for rid, who in zip(ids, ("0101", "0401"), strict=True):

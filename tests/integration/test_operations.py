@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from abacus.events.codec import encode_batch, encode_event, encode_json
-from abacus.topics import ensure_topics
+from abacus.kafka.topics import ensure_topics
 from tests.support.events import sample_event
 from tests.support.produce import committed_offsets, produce_events, wait_consumed
 from tests.support.stack import Stack, http_get, wait_until

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 from abacus.embedded.broker import free_port, port_is_open
+from abacus.kafka.topics import topic_specs
 from abacus.store.migrations import migration_files
-from abacus.topics import topic_specs
 from tests.support.stack import ABACUS, Stack, http_get, wait_until
 
 

@@ -16,8 +16,8 @@ from clickhouse_connect.driverc.buffer import ResponseBuffer
 
 from abacus.aggregation.derive import DAILY_COLUMNS, derive_facts
 from abacus.events.codec import encode_batch, encode_event
-from abacus.events.prepare import STORED_TABLES, RawRecord, prepare_batch
 from abacus.events.processing import EVENT_COLUMNS, SourceRecord, process_records
+from abacus.ingest.prepare import STORED_TABLES, RawRecord, prepare_batch
 from abacus.store.native import EncodedBlock, NativeEncoder
 from tests.support.events import BASE_TIME, one_of_each, sample_event
 
@@ -147,7 +147,7 @@ def test_an_ingest_process_never_imports_the_dataframe_libraries() -> None:
     # numpy/pandas/pyarrow (installed with chDB; ~100 MB and ~0.7 s per process).
     script = (
         "import sys\n"
-        "from abacus.events.prepare import start_process, prepare_in_process\n"
+        "from abacus.ingest.prepare import start_process, prepare_in_process\n"
         "from tests.unit.test_prepare_batch import _migrated_types, NOW\n"
         "from tests.support.events import one_of_each\n"
         "from abacus.events.codec import encode_event\n"

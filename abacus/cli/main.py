@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from abacus.cli_bench import bench_app
-from abacus.cli_export import export_app
-from abacus.cli_ops import dlq_app, lag
-from abacus.cli_roster import roster_app
+from abacus.cli.bench import bench_app
+from abacus.cli.export import export_app
+from abacus.cli.ops import dlq_app, lag
+from abacus.cli.roster import roster_app
 from abacus.errors import AbacusError
 from abacus.settings import AbacusSettings
 
@@ -86,9 +86,9 @@ def worker() -> None:
 @app.command()
 def init() -> None:
     """Create the topics and apply the ClickHouse migrations (both idempotent), then exit."""
+    from abacus.kafka.topics import ensure_topics
     from abacus.store.client import connect
     from abacus.store.migrations import apply_migrations
-    from abacus.topics import ensure_topics
 
     settings = _settings()
     try:

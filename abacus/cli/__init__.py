@@ -1,0 +1,1 @@
+"""The `abacus` command line, one module per command group (the outermost layer)."""

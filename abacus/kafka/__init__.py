@@ -1,0 +1,1 @@
+"""Kafka helpers used outside the worker: topic creation, compacted-topic I/O, export requests."""

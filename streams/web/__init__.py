@@ -1,0 +1,1 @@
+"""Web views on the worker's HTTP server, one module per area."""
