@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from abacus.domain.benchmarks import DEFAULT_CUT_SCORES
 from abacus.domain.benchmarks import CutScores as CutScoreTable
-from abacus.roster.validation import DISTRICT_DATA_COLUMNS, normalize_grade
+from abacus.domain.grades import normalize_grade
+from abacus.errors import AbacusError
 
 __all__ = [
     "DEFAULT_CUT_SCORES_TABLE",
@@ -26,6 +27,8 @@ __all__ = [
     "load_district_config",
 ]
 
+# The roster's free columns (2_students.csv); the export maps two of them (see below).
+DISTRICT_DATA_COLUMNS = tuple(f"District_Data_{n}" for n in range(1, 6))
 DistrictDataColumn = Literal[
     "District_Data_1", "District_Data_2", "District_Data_3", "District_Data_4", "District_Data_5"
 ]
@@ -42,7 +45,7 @@ _MONTH_DAY_RE = re.compile(r"^(\d{2})-(\d{2})$")
 CutScores = tuple[tuple[float, str], ...]
 
 
-class ConfigError(ValueError):
+class ConfigError(AbacusError, ValueError):
     """The district config file is missing, unreadable or has a bad key (one-line message)."""
 
 
@@ -56,7 +59,7 @@ def _check_timezone(value: str) -> str:
 
 def _grade_key(value: str) -> str:
     try:
-        return normalize_grade(value)
+        return normalize_grade(value.strip())
     except ValueError:
         raise ValueError(f"unknown grade {value!r} (use PK, K or 1-12)") from None
 

@@ -38,11 +38,19 @@ class InvalidEventError(AbacusError):
 
 
 class StorageError(AbacusError):
-    """ClickHouse failed; ``retriable`` says whether trying the same batch again may work."""
+    """ClickHouse failed; ``retriable`` says whether trying the same call again may work.
 
-    def __init__(self, message: str, *, retriable: bool) -> None:
+    ``code`` and ``name`` are the server's error code and symbolic name when it gave them
+    (e.g. 60, ``UNKNOWN_TABLE``); None for transport errors.
+    """
+
+    def __init__(
+        self, message: str, *, retriable: bool, code: int | None = None, name: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.code = code
+        self.name = name
 
 
 class ExportRequestError(AbacusError):

@@ -16,18 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from abacus.domain.passing import grade_rank
+from abacus.domain.grades import GRADES, grade_rank, product_for_grade
 from abacus.events.codec import Event
 
-__all__ = ["SimStudent", "SimulationConfig", "product_for_grade", "simulate"]
+__all__ = ["SimStudent", "SimulationConfig", "simulate"]
 
-_GRADES = ("PK", "K", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12")
 _BENCHMARK_MONTHS = {1: (9, 10), 2: (1, 1), 3: (5, 5)}  # test number -> (month, month)
-
-
-def product_for_grade(grade: str) -> str:
-    """PK-2 practise in PreK-2; grade 3 and up in Grade 3+."""
-    return "prek2" if grade_rank(grade) <= 2 else "g3plus"
 
 
 @dataclass(frozen=True)
@@ -156,7 +150,7 @@ class _StudentSim:
         rank = grade_rank(self.student.grade)
         quantile = rank * 110 + self.rng.randrange(-250, 250)
         percentile = None if self.student.grade == "PK" else self.rng.randrange(1, 100)
-        level = _GRADES[max(0, min(len(_GRADES) - 1, rank + 1 + self.rng.randrange(-1, 2)))]
+        level = GRADES[max(0, min(len(GRADES) - 1, rank + 1 + self.rng.randrange(-1, 2)))]
         return self._event(
             "benchmark_completed",
             at,
@@ -174,7 +168,7 @@ class _StudentSim:
             lesson_id = f"{self.student.student_id}-L{self.next_lesson}"
             self.next_lesson += 1
             rank = grade_rank(self.student.grade) + rng.choice((-1, 0, 0, 0, 1))
-            grade = _GRADES[max(0, min(len(_GRADES) - 1, rank + 1))]
+            grade = GRADES[max(0, min(len(GRADES) - 1, rank + 1))]
         g3 = self.student.product == "g3plus"
         out = [self._event("lesson_started", now, lesson_id=lesson_id, lesson_grade_level=grade)]
 

@@ -30,6 +30,7 @@ from rich.console import Console
 
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
+from abacus.domain.grades import GRADES_SQL
 from abacus.settings import AbacusSettings, ClickHouseSettings
 from abacus.store.client import Client, connect
 from abacus.store.migrations import apply_migrations
@@ -44,7 +45,6 @@ DAILY_ROWS_PER_DAY = 3
 LESSON_ROWS_PER_DAY = 2
 RUNS = 3
 ADMIN = "D0001"
-_GRADES = "['PK','K','1','2','3','4','5','6','7','8','9','10','11','12']"
 _SYLLABLES = "['Ba','Co','Da','El','Fa','Go','Ha','Ir','Jo','Ka','Lu','Ma','Ne','Or','Pa'," \
     "'Ri','Sa','Te','Vu','Wi']"  # fmt: skip
 _ENDINGS = "['n','ra','son','ley','to','mi','lo','dez','s','ck']"
@@ -242,7 +242,7 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
                concat({_SYLLABLES}[1 + sipHash64(s, 'l') % 20],
                       lower({_SYLLABLES}[1 + sipHash64(s, 'm') % 20]),
                       {_ENDINGS}[1 + sipHash64(s, 'e') % 10], if(s % 100 = 7, ', Jr.', '')),
-               {_GRADES}[1 + s % 14], if(s % 14 < 7, 'Oak Elementary', 'Cedar Middle School'),
+               {GRADES_SQL}[1 + s % 14], if(s % 14 < 7, 'Oak Elementary', 'Cedar Middle School'),
                s % 9 = 0, s % 11 = 0, concat('user', toString(s)), toString(100000000 + s),
                '', '', '', s % 50 != 49, 'bench', 1, now64(3)
         FROM (SELECT number AS s FROM numbers({students}))""",  # noqa: S608
@@ -283,14 +283,14 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
                generateUUIDv4(number), local_date,
                if(k = 0, 'start', if(NOT g3, 'complete', if(score >= 80, 'pre', 'post'))),
                k = 1 AND if(g3, score >= 80 OR h % 3 != 0, h % 4 != 0),
-               {_GRADES}[1 + greatest(0, s % 14 - (h % 4 = 0))], {product}
+               {GRADES_SQL}[1 + greatest(0, s % 14 - (h % 4 = 0))], {product}
         FROM {lesson_rows}
         SETTINGS max_insert_threads = 2""",  # noqa: S608
         # 1-3 benchmarks per student: early autumn, mid-year, late spring (K percentiles).
         f"""INSERT INTO {db}.benchmark_facts
         SELECT '{DISTRICT}', {sid}, generateUUIDv4(s * 3 + b),
                toDateTime64(toDateTime(local_date, 'UTC') + 54000, 3, 'UTC'), local_date, b,
-               toInt32(h % 1400) - 200, {_GRADES}[1 + s % 14],
+               toInt32(h % 1400) - 200, {GRADES_SQL}[1 + s % 14],
                if(h % 10 = 0, NULL, toUInt8(1 + h % 99))
         FROM (SELECT number AS s, arrayJoin(range(1, 2 + sipHash64(s) % 3)) AS b,
                      sipHash64(s, b) AS h,

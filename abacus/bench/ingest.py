@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
+from abacus.domain.grades import GRADES
 from abacus.embedded.broker import EmbeddedBroker, free_port
 from abacus.events.codec import Event, encode_batch, encode_event
 from abacus.kafka.topics import ensure_topics
@@ -36,7 +37,7 @@ __all__ = ["make_events", "run_ingest_bench"]
 
 DISTRICT = "bench-district"
 TZ = "America/Chicago"
-_GRADES = ("PK", "K", "1", "2", "3", "4", "5", "6", "7", "8")
+_GRADES = GRADES[:10]  # PK-8
 
 
 def make_events(n: int, first_seed: int = 0) -> list[Event]:

@@ -16,7 +16,7 @@ from itertools import pairwise
 from statistics import NormalDist
 from types import MappingProxyType
 
-from abacus.domain.passing import normalize_grade
+from abacus.domain.grades import GRADES, normalize_grade
 
 __all__ = [
     "CUT_SCORE_GRADES",
@@ -30,7 +30,7 @@ __all__ = [
     "performance_level",
 ]
 
-CUT_SCORE_GRADES: tuple[str, ...] = ("K", *(str(g) for g in range(1, 13)))
+CUT_SCORE_GRADES: tuple[str, ...] = GRADES[1:]  # K-12: PreK is not on the scale
 KINDERGARTEN_PERCENTILE_MONTHS = frozenset({4, 5, 6, 7})  # April-July
 _NCE_SLOPE = 21.06
 _STD_NORMAL = NormalDist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from abacus.domain.passing import normalize_grade
+from abacus.domain.grades import normalize_grade
 from abacus.errors import InvalidEventError
 from abacus.events.codec import Event
 

@@ -6,10 +6,12 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
+from abacus.errors import AbacusError
+
 __all__ = ["LinkError", "sign_link", "verify_link"]
 
 
-class LinkError(ValueError):
+class LinkError(AbacusError, ValueError):
     """A download link that is tampered with, malformed or expired."""
 
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from abacus.aggregation.queries import PASSES_SQL
+from abacus.domain.grades import GRADES_SQL, sql_is_prek2
 
 __all__ = ["EXPORT_COLUMNS", "ExportScope", "export_sql", "scope_sql_params"]
-
-_GRADES = "['PK','K','1','2','3','4','5','6','7','8','9','10','11','12']"
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,8 @@ pass_counts AS (
     -- The student's grade at the time of the pass (roster history), else the current one.
     SELECT p.student_id AS student_id, count() AS passed,
            countIf(p.pass_kind = 'pre') AS passed_by_pre,
-           countIf(indexOf({_GRADES}, p.lesson_grade) >=
-                   indexOf({_GRADES}, if(h.grade = '', s.grade, h.grade))) AS passed_on_grade
+           countIf(indexOf({GRADES_SQL}, p.lesson_grade) >=
+                   indexOf({GRADES_SQL}, if(h.grade = '', s.grade, h.grade))) AS passed_on_grade
     FROM passes AS p
     ASOF LEFT JOIN grade_history AS h
         ON p.student_id = h.student_id AND p.pass_ms >= h.version
@@ -164,7 +163,7 @@ teachers AS (
 SELECT s.student_id, s.first_name, s.last_name, s.grade, s.building, s.is_ell, s.is_iep,
        s.is_active, s.district_data,
        if(t.latest_product != '', t.latest_product,
-          if(indexOf({_GRADES}, s.grade) <= 4, 'prek2', 'g3plus')) AS environment,
+          if({sql_is_prek2("s.grade")}, 'prek2', 'g3plus')) AS environment,
        pr.ever_g3, pr.ever_prek2,
        t.school_ms, t.evening_ms, t.lessons_started, t.pre_sum, t.pre_count, t.post_sum,
        t.post_count, t.problems, t.points, t.tokens, t.math_helps, t.live_helps,

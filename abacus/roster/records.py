@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from abacus.district import DistrictConfig
+from abacus.errors import AbacusError
 from abacus.roster.validation import (
     DISTRICT_DATA_COLUMNS,
     Student,
@@ -54,7 +55,7 @@ class RosterKind(StrEnum):
     DISTRICT = "district_config"
 
 
-class BadRecordError(ValueError):
+class BadRecordError(AbacusError, ValueError):
     """A topic record that cannot become a row; the reason names fields, never values."""
 
 

@@ -12,7 +12,10 @@ from datetime import UTC, date, datetime
 from enum import IntEnum
 from pathlib import Path
 
-from abacus.domain.passing import normalize_grade as _normalize_grade
+from abacus.district import DISTRICT_DATA_COLUMNS
+from abacus.domain.grades import GRADES
+from abacus.domain.grades import normalize_grade as _normalize_grade
+from abacus.errors import AbacusError
 
 __all__ = [
     "DISTRICT_DATA_COLUMNS",
@@ -47,7 +50,6 @@ STUDENTS_FILE = "2_students.csv"
 LINKS_FILE = "3_teacher_students.csv"
 ROSTER_FILES = (USERS_FILE, STUDENTS_FILE, LINKS_FILE)
 
-GRADES = ("PK", "K", *(str(n) for n in range(1, 13)))
 ETHNICITIES = ("Hispanic/Latino", "Not Hispanic/Latino")
 RACES = (
     "American Indian or Alaskan Native",
@@ -57,7 +59,6 @@ RACES = (
     "White",
     "Two or More Races",
 )
-DISTRICT_DATA_COLUMNS = tuple(f"District_Data_{n}" for n in range(1, 6))
 
 _DOB_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -164,7 +165,7 @@ class RosterValidation:
         return not self.errors
 
 
-class _FieldError(ValueError):
+class _FieldError(AbacusError, ValueError):
     pass
 
 

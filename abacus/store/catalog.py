@@ -1,0 +1,177 @@
+"""Every ClickHouse table Abacus has: its name, the columns the code writes, and whose data it
+holds (the privacy work deletes a student by walking this list).
+
+One entry per table created by a migration (`abacus/store/migrations/NNNN_*.sql`); a unit
+test checks both directions. To add a table: write the migration, add a `Table` here and to
+`TABLES`, say whether it holds per-student data and in which columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BENCHMARK_FACTS",
+    "DAILY_FACTS",
+    "DISTRICTS",
+    "EVENTS",
+    "EXPORT_AUDIT",
+    "LESSON_FACTS",
+    "PENDING_FACTS",
+    "ROSTER_LINKS",
+    "ROSTER_STUDENTS",
+    "ROSTER_STUDENTS_HISTORY",
+    "ROSTER_USERS",
+    "SCHEMA_MIGRATIONS",
+    "TABLES",
+    "Table",
+    "student_tables",
+    "table",
+]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table. ``columns``: what the code inserts, in that order (empty when only SQL
+    writes it). ``student_column`` names the student in a per-student table; a per-student
+    table without one reaches the student through ``student_link`` (an ``events`` key)."""
+
+    name: str
+    what: str
+    columns: tuple[str, ...] = ()
+    district_column: str | None = "district_id"
+    holds_students: bool = False
+    student_column: str | None = None
+    student_link: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.holds_students and not (self.student_column or self.student_link):
+            raise ValueError(f"{self.name}: a per-student table needs a student column or link")
+
+
+_ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
+_DISTRICT_DATA = tuple(f"district_data_{n}" for n in range(1, 6))
+
+EVENTS = Table(
+    "events",
+    "every accepted app event, with its source partition and offset",
+    columns=(
+        "district_id", "student_id", "event_id", "event_type", "product", "occurred_at",
+        "payload", "src_partition", "src_offset",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+DAILY_FACTS = Table(
+    "daily_facts",
+    "one row per event and local day: usage ms, lessons, quizzes, problems, points, helps",
+    columns=(
+        "district_id", "student_id", "local_date", "event_id", "piece", "product",
+        "occurred_at", "school_ms", "evening_ms", "lessons_started", "pre_quiz_sum",
+        "pre_quiz_count", "post_quiz_sum", "post_quiz_count", "problems", "points", "tokens",
+        "math_helps", "live_helps",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+LESSON_FACTS = Table(
+    "lesson_facts",
+    "lesson starts and outcomes; attempts and passes are resolved when read",
+    columns=(
+        "district_id", "student_id", "lesson_id", "occurred_at", "event_id", "local_date",
+        "kind", "passed", "lesson_grade_level", "product",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+BENCHMARK_FACTS = Table(
+    "benchmark_facts",
+    "one row per benchmark result",
+    columns=(
+        "district_id", "student_id", "event_id", "occurred_at", "local_date",
+        "benchmark_number", "quantile_measure", "instructional_level", "percentile_rank",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+PENDING_FACTS = Table(
+    "pending_facts",
+    "events stored before their district was configured (facts follow once it is)",
+    columns=("district_id", "event_id", "resolved"),
+    holds_students=True,
+    student_link="event_id",
+)
+ROSTER_STUDENTS = Table(
+    "roster_students",
+    "latest roster record per student",
+    columns=(
+        "district_id", "student_id", "first_name", "last_name", "grade", "building",
+        "is_ell", "is_iep", *_DISTRICT_DATA, *_ROSTER_TAIL,
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+ROSTER_STUDENTS_HISTORY = Table(
+    "roster_students_history",
+    "every published version of every student (grade at any time)",
+    columns=ROSTER_STUDENTS.columns,
+    holds_students=True,
+    student_column="student_id",
+)
+ROSTER_USERS = Table(
+    "roster_users",
+    "staff: ids, names, e-mail (to mail export links), user type, buildings",
+    columns=(
+        "district_id", "employee_id", "username", "email", "first_name", "last_name",
+        "user_type", "buildings", *_ROSTER_TAIL,
+    ),
+)  # fmt: skip
+ROSTER_LINKS = Table(
+    "roster_links",
+    "teacher-student links",
+    columns=("district_id", "employee_id", "student_id", *_ROSTER_TAIL),
+    holds_students=True,
+    student_column="student_id",
+)
+DISTRICTS = Table(
+    "districts",
+    "each district's validated config",
+    columns=("district_id", "name", "timezone", "config_json", "version", "updated_at"),
+)
+EXPORT_AUDIT = Table(
+    "export_audit",
+    "who downloaded (or was refused) which export",
+    columns=("at", "district_id", "request_id", "requester", "action", "detail", "remote"),
+)
+SCHEMA_MIGRATIONS = Table(
+    "schema_migrations",
+    "applied migrations (created by the migration runner itself)",
+    columns=("version", "name"),
+    district_column=None,
+)
+
+TABLES: tuple[Table, ...] = (
+    EVENTS,
+    DAILY_FACTS,
+    LESSON_FACTS,
+    BENCHMARK_FACTS,
+    PENDING_FACTS,
+    ROSTER_STUDENTS,
+    ROSTER_STUDENTS_HISTORY,
+    ROSTER_USERS,
+    ROSTER_LINKS,
+    DISTRICTS,
+    EXPORT_AUDIT,
+    SCHEMA_MIGRATIONS,
+)
+_BY_NAME = {t.name: t for t in TABLES}
+
+
+def table(name: str) -> Table:
+    """The catalog entry of ``name``; KeyError for a table the catalog does not know."""
+    return _BY_NAME[name]
+
+
+def student_tables() -> tuple[Table, ...]:
+    """Every table holding per-student data, in catalog order."""
+    return tuple(t for t in TABLES if t.holds_students)

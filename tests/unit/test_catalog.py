@@ -1,0 +1,51 @@
+"""The table catalog and the migrations agree: no table forgotten, no column invented."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from abacus.store.catalog import TABLES, student_tables, table
+from abacus.store.migrations import migration_files
+
+_CREATE = re.compile(
+    r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*(AS \{db\}\.(\w+)|\((.*?)\)\s*ENGINE)", re.S
+)
+
+
+def migrated_tables() -> dict[str, set[str]]:
+    """Table -> column names, read from the migration files (schema_migrations is made by
+    the migration runner)."""
+    out: dict[str, set[str]] = {"schema_migrations": {"version", "name", "applied_at"}}
+    for _, _, sql in migration_files():
+        text = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
+        for name, _, copied, body in _CREATE.findall(text):
+            if copied:
+                out[name] = set(out[copied])
+            else:
+                out[name] = {ln.split()[0] for ln in body.splitlines() if ln.strip()}
+    return out
+
+
+def test_every_migrated_table_is_in_the_catalog_and_nothing_else() -> None:
+    assert sorted(t.name for t in TABLES) == sorted(migrated_tables())
+
+
+@pytest.mark.parametrize("entry", TABLES, ids=lambda t: t.name)
+def test_catalog_columns_exist_in_the_table(entry: object) -> None:
+    columns = migrated_tables()[entry.name]  # type: ignore[attr-defined]
+    named = {entry.district_column, entry.student_column, entry.student_link} - {None}  # type: ignore[attr-defined]
+    assert set(entry.columns) <= columns  # type: ignore[attr-defined]
+    assert named <= columns
+
+
+def test_student_tables_are_the_ones_with_a_student() -> None:
+    names = {t.name for t in student_tables()}
+    assert names == {
+        "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
+        "roster_students", "roster_students_history", "roster_links",
+    }  # fmt: skip
+    assert table("pending_facts").student_link == "event_id"
+    with pytest.raises(KeyError):
+        table("nope")
