@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ __all__ = [
     "BuildingConfig",
     "ConfigError",
     "DistrictConfig",
+    "decode_stored_config",
     "load_district_config",
 ]
 
@@ -38,6 +41,8 @@ DistrictDataColumn = Literal[
 DEFAULT_CUT_SCORES_TABLE: dict[str, list[tuple[int, str]]] = {
     grade: list(rows) for grade, rows in DEFAULT_CUT_SCORES.by_grade.items()
 }
+
+log = logging.getLogger(__name__)
 
 _DISTRICT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _MONTH_DAY_RE = re.compile(r"^(\d{2})-(\d{2})$")
@@ -216,3 +221,14 @@ def load_district_config(path: Path, *, district_id: str | None = None) -> Distr
         return DistrictConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_error_message(path, exc)) from exc
+
+
+def decode_stored_config(district_id: str, config_json: str) -> DistrictConfig | None:
+    """A config as stored in the `districts` table; None (logged, no values) when unreadable."""
+    try:
+        return DistrictConfig.model_validate(
+            {**json.loads(config_json), "district_id": district_id}
+        )
+    except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
+        log.warning("skipping a stored district config: %s", type(exc).__name__)
+        return None

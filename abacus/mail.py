@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import smtplib
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 from abacus.errors import AbacusError
 from abacus.settings import SmtpSettings
 
-__all__ = ["send_link_mail"]
+__all__ = ["LinkMail", "send_link_mail"]
 
 
-def send_link_mail(
-    smtp: SmtpSettings, to: str, *, district: str, request_id: str, link: str, rows: int
-) -> None:
-    """Send the "your export is ready" mail; raise AbacusError when the server refuses."""
+@dataclass(frozen=True)
+class LinkMail:
+    """The "your export is ready" mail to one requester."""
+
+    to: str
+    district: str
+    request_id: str
+    link: str
+    rows: int
+
+
+def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
+    """Send the mail; raise AbacusError when SMTP is not configured or the server refuses."""
     if smtp.host is None:
         raise AbacusError("SMTP is not configured")
     msg = EmailMessage()
     msg["From"] = smtp.sender
-    msg["To"] = to
-    msg["Subject"] = f"Your Student Data Export is ready ({district})"
+    msg["To"] = mail.to
+    msg["Subject"] = f"Your Student Data Export is ready ({mail.district})"
     msg.set_content(
-        f"Your Student Data Export {request_id} is ready: {rows} student row(s).\n\n"
-        f"Download it here (the link expires):\n{link}\n"
+        f"Your Student Data Export {mail.request_id} is ready: {mail.rows} student row(s).\n\n"
+        f"Download it here (the link expires):\n{mail.link}\n"
     )
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as server:

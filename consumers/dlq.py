@@ -11,12 +11,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
-from consumers.lag import true_log_ends
+from abacus.events.dead_letter import REPLAYED_FROM, DeadLetterInfo, read_headers
+from abacus.kafka.log_end import true_log_ends
 
-__all__ = ["REPLAYED_FROM", "DeadLetterRecord", "read_dead_letters", "replay"]
+__all__ = ["DeadLetterRecord", "read_dead_letters", "replay"]
 
-# Header on a resubmitted record: "<dlq topic>:<partition>:<offset>" it was replayed from.
-REPLAYED_FROM = "abacus.replayed_from"
 _READ_LIMIT_S = 60.0
 
 
@@ -32,22 +31,24 @@ class DeadLetterRecord:
     headers: dict[str, str]
 
     @property
+    def info(self) -> DeadLetterInfo:
+        return read_headers(self.headers)
+
+    @property
     def reason(self) -> str:
-        return self.headers.get("abacus.reason", "")
+        return self.info.reason
 
     @property
     def failed_at(self) -> str:
-        return self.headers.get("abacus.failed_at", "")
+        return self.info.failed_at
 
     @property
     def source_partition(self) -> int | None:
-        raw = self.headers.get("abacus.source.partition")
-        return int(raw) if raw is not None and raw.isdigit() else None
+        return self.info.source_partition
 
     @property
     def source_offset(self) -> int | None:
-        raw = self.headers.get("abacus.source.offset")
-        return int(raw) if raw is not None and raw.isdigit() else None
+        return self.info.source_offset
 
     @property
     def ref(self) -> str:

@@ -1,39 +1,68 @@
-"""The export consumer: a request becomes a scoped, validated CSV plus its manifest.
+"""The export consumer: one `export-requests` record → its status documents and, when the
+request is valid, a scoped CSV, its manifest, a signed link and a mail.
 
-Blocking I/O only (ClickHouse, files); the Faust agent in streams/agents/export.py runs it
-on the store's thread and publishes the status events it returns.
+Everything the flow touches comes in through the constructor (the store, the district
+configs, the status publisher, the mailer, the clock), so the whole flow runs in memory in
+the unit tests; the Faust agent (`streams/agents/export.py`) only loops over the topic.
 """
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from abacus.district import DistrictConfig
-from abacus.domain.csvcells import export_header, neutralize
-from abacus.errors import ExportRequestError
+from abacus.domain.csvcells import export_header, write_rows
+from abacus.errors import AbacusError, ExportRequestError, StorageError
+from abacus.export import status
 from abacus.export.links import sign_link
-from abacus.export.query import ExportScope, export_sql, scope_sql_params
-from abacus.export.request import ExportRange, ExportRequest, parse_request, resolve_range
+from abacus.export.manifest import FileFigures, StoreFigures, manifest
+from abacus.export.query import ExportQuery, ExportScope
+from abacus.export.request import (
+    ExportRange,
+    ExportRequest,
+    Requester,
+    parse_request,
+    resolve_range,
+    scope_for,
+)
 from abacus.export.rows import RowFormatter
+from abacus.mail import LinkMail
 from abacus.settings import AbacusSettings
-from abacus.store.client import Client
 
-__all__ = ["ExportConsumer", "ExportJob", "ExportResult"]
+__all__ = [
+    "ExportConsumer",
+    "ExportJob",
+    "ExportOutcome",
+    "ExportResult",
+    "ExportStore",
+    "Publish",
+]
 
 log = logging.getLogger(__name__)
-_SCOPES = {1: "teacher", 2: "building", 3: "district", 4: "district"}
+T = TypeVar("T")
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
+
+
+class ExportStore(Protocol):
+    """What an export reads (`abacus.store.store.Store` in the worker; a fake in tests)."""
+
+    async def arequester(self, district_id: str, employee_id: str) -> Requester | None: ...
+
+    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
+
+    async def afigures(self, district_id: str) -> StoreFigures: ...
 
 
 @dataclass(frozen=True)
@@ -46,37 +75,90 @@ class ExportJob:
     scope: ExportScope
     requester_email: str
 
+    @property
+    def query(self) -> ExportQuery:
+        r = self.request
+        return ExportQuery(
+            r.district_id, self.range.start, self.range.end, self.range.school_year_start,
+            r.product, self.scope,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ExportResult:
-    rows: int
-    bytes: int
-    sha256: str
+    written: FileFigures
     csv_path: Path
     manifest_path: Path
     link: str
     seconds: float
 
 
+@dataclass(frozen=True)
+class ExportOutcome:
+    """How one request ended (completed, rejected or failed), for the worker's counters."""
+
+    name: str
+    seconds: float | None = None
+
+
 class ExportConsumer:
-    """Validates requests and writes exports; one instance per worker."""
+    """Validates requests and writes exports, one at a time; one instance per worker."""
 
     def __init__(
         self,
         settings: AbacusSettings,
-        client: Client,
+        store: ExportStore,
         districts: Mapping[str, DistrictConfig],
+        publish: Publish,
+        *,
+        mail: Callable[[LinkMail], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.client = client
-        self.db = settings.clickhouse.database
+        self.store = store
         self.districts = districts
+        self.publish = publish
+        self.mail = mail
         self.now = now
 
-    # -- validation -----------------------------------------------------------------------
+    async def handle(self, payload: bytes | None) -> ExportOutcome:
+        """The whole flow for one record; a bad request or a store failure becomes a
+        `failed` status, never an exception."""
+        request_id = status.request_id_of(payload)
+        try:
+            job = await self.prepare(payload or b"")
+        except ExportRequestError as exc:
+            await self.publish(status.failed(request_id, str(exc), self.now()))
+            return ExportOutcome("rejected")
+        await self.publish(status.accepted(request_id, job.range, job.scope, self.now()))
+        await self.publish(status.progress(request_id, 0, self.now()))
+        loop = asyncio.get_running_loop()
 
-    def prepare(self, payload: bytes) -> ExportJob:
+        def progress(rows: int) -> None:  # called on the store's thread
+            doc = status.progress(request_id, rows, self.now())
+            asyncio.run_coroutine_threadsafe(self.publish(doc), loop)
+
+        try:
+            result = await self.run(job, progress)
+        except StorageError as exc:
+            log.error("export %s failed: %s", request_id, exc)
+            await self.publish(status.failed(request_id, status.GENERATION_FAILED, self.now()))
+            return ExportOutcome("failed")
+        await self.publish(
+            status.completed(
+                request_id,
+                result.written,
+                link=result.link,
+                csv_path=result.csv_path,
+                manifest_path=result.manifest_path,
+                seconds=result.seconds,
+                at=self.now(),
+            )
+        )
+        await self._send_mail(job, result)
+        return ExportOutcome("completed", result.seconds)
+
+    async def prepare(self, payload: bytes) -> ExportJob:
         """Parse and validate a request record; raise ExportRequestError with the reason."""
         request = parse_request(payload)
         config = self.districts.get(request.district_id)
@@ -84,28 +166,14 @@ class ExportConsumer:
             raise ExportRequestError(f"unknown district {request.district_id!r}")
         today = self.now().astimezone(ZoneInfo(config.timezone)).date()
         export_range = resolve_range(request, config, today)
-        scope, email = self._scope(request)
-        return ExportJob(request, config, export_range, scope, email)
+        requester = await self.store.arequester(request.district_id, request.requester)
+        scope = scope_for(request, requester)
+        assert requester is not None  # scope_for refuses an unknown requester
+        return ExportJob(request, config, export_range, scope, requester.email)
 
-    def _scope(self, request: ExportRequest) -> tuple[ExportScope, str]:
-        rows = self.client.query(
-            f"SELECT user_type, buildings, email FROM {self.db}.roster_users FINAL "  # noqa: S608
-            "WHERE district_id = {d:String} AND employee_id = {e:String} AND is_active = 1",
-            parameters={"d": request.district_id, "e": request.requester},
-        ).result_rows
-        if not rows:
-            raise ExportRequestError(
-                f"requester {request.requester!r} is not an active user of this district"
-            )
-        user_type, buildings, email = rows[0]
-        kind = _SCOPES.get(int(user_type))
-        if kind is None:
-            raise ExportRequestError(f"requester has an unknown User_Type {user_type}")
-        return ExportScope(kind, request.requester, tuple(buildings)), email  # type: ignore[arg-type]
-
-    # -- the export -----------------------------------------------------------------------
-
-    def run(self, job: ExportJob, progress: Callable[[int], None]) -> ExportResult:
+    async def run(
+        self, job: ExportJob, progress: Callable[[int], None] = lambda rows: None
+    ) -> ExportResult:
         """Stream the export query into a CSV next to its manifest; atomic renames."""
         started = time.perf_counter()
         request = job.request
@@ -113,73 +181,64 @@ class ExportConsumer:
         folder.mkdir(parents=True, exist_ok=True)
         csv_path = folder / f"{request.request_id}.csv"
         partial = csv_path.with_suffix(".csv.partial")
-        params = {
-            "district": request.district_id,
-            "start": job.range.start,
-            "end": job.range.end,
-            "year_start": job.range.school_year_start,
-            "product": request.product,
-            **scope_sql_params(job.scope),
-        }
         formatter = RowFormatter(job.config)
-        rows = 0
-        with partial.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-            writer.writerow(export_header(corrected=request.corrected_headers))
-            with self.client.query_row_block_stream(export_sql(self.db), parameters=params) as st:
-                for block in st:
-                    for row in block:
-                        writer.writerow([neutralize(c) for c in formatter.cells(row)])
-                        rows += 1
-                        if rows % _PROGRESS_EVERY == 0:
-                            progress(rows)
-        digest, size = _sha256(partial)
-        os.replace(partial, csv_path)
-        path = f"/exports/{request.district_id}/{csv_path.name}"
-        expires = int(self.now().timestamp()) + self.settings.web.link_ttl_s
-        link = sign_link(
-            self.settings.web.base_url,
-            path,
-            key=self.settings.web.signing_key.get_secret_value().encode(),
-            expires=expires,
+        header = export_header(corrected=request.corrected_headers)
+
+        def cells(rows: Iterator[Any]) -> Iterator[list[str]]:
+            for n, row in enumerate(rows, 1):
+                yield formatter.cells(row)
+                if n % _PROGRESS_EVERY == 0:
+                    progress(n)
+
+        def write(rows: Iterator[Any]) -> FileFigures:
+            # On the store's thread as rows stream in (file I/O stays off the event loop).
+            # Opened here, so a retried query rewrites the file from its start.
+            with partial.open("w", encoding="utf-8", newline="") as fh:
+                count = write_rows(cells(rows), fh, header=header)
+            digest, size = _sha256(partial)
+            os.replace(partial, csv_path)
+            return FileFigures(count, size, digest)
+
+        written = await self.store.astream_export(job.query, write)
+        link = self._link(request, csv_path)
+        figures = await self.store.afigures(request.district_id)
+        seconds = time.perf_counter() - started
+        doc = manifest(
+            request,
+            job.range,
+            job.scope,
+            written,
+            figures,
+            generated_at=self.now(),
+            seconds=seconds,
+        )
+        manifest_path = csv_path.with_suffix(".manifest.json")
+        text = json.dumps(doc, indent=2, default=str) + "\n"
+        await asyncio.to_thread(manifest_path.write_text, text)
+        return ExportResult(written, csv_path, manifest_path, link, seconds)
+
+    def _link(self, request: ExportRequest, csv_path: Path) -> str:
+        web = self.settings.web
+        return sign_link(
+            web.base_url,
+            f"/exports/{request.district_id}/{csv_path.name}",
+            key=web.signing_key.get_secret_value().encode(),
+            expires=int(self.now().timestamp()) + web.link_ttl_s,
             requester=request.requester,
         )
-        seconds = time.perf_counter() - started
-        manifest_path = csv_path.with_suffix(".manifest.json")
-        manifest = self._manifest(job, rows, size, digest, seconds)
-        manifest_path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        return ExportResult(rows, size, digest, csv_path, manifest_path, link, seconds)
 
-    def _manifest(
-        self, job: ExportJob, rows: int, size: int, digest: str, seconds: float
-    ) -> dict[str, Any]:
-        db, district = self.db, job.request.district_id
-        roster_version = self.client.query(
-            f"SELECT max(version) FROM {db}.roster_students WHERE district_id = {{d:String}}",  # noqa: S608
-            parameters={"d": district},
-        ).result_rows[0][0]
-        offsets = self.client.query(
-            f"SELECT src_partition, max(src_offset) FROM {db}.events "  # noqa: S608
-            "GROUP BY src_partition ORDER BY src_partition"
-        ).result_rows
-        return {
-            "request": job.request.model_dump(mode="json"),
-            "requester": job.request.requester,
-            "scope": asdict(job.scope),
-            "range": {
-                "start": job.range.start.isoformat(),
-                "end": job.range.end.isoformat(),
-                "school_year_start": job.range.school_year_start.isoformat(),
-            },
-            "rows": rows,
-            "bytes": size,
-            "sha256": digest,
-            "roster_version": int(roster_version or 0),
-            "generated_at": self.now().isoformat(),
-            "seconds": round(seconds, 3),
-            # The ingest position the aggregates reflect: next offset per events partition.
-            "events_offsets": {str(p): int(o) + 1 for p, o in offsets},
-        }
+    async def _send_mail(self, job: ExportJob, result: ExportResult) -> None:
+        if self.mail is None or not job.requester_email:
+            return
+        request = job.request
+        mail = LinkMail(
+            job.requester_email, request.district_id, request.request_id, result.link,
+            result.written.rows,
+        )  # fmt: skip
+        try:
+            await asyncio.to_thread(self.mail, mail)
+        except AbacusError as exc:
+            log.warning("export %s: %s", request.request_id, exc)
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -11,12 +11,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
+from abacus.kafka.log_end import read_until_quiet, true_log_ends
 from consumers.lag_status import GroupStatus, Offsets, WindowSample, evaluate
 
-__all__ = ["GroupReport", "LagReader", "PartitionLag", "read_lag", "true_log_ends", "watch"]
-
-_QUIET_S = 0.3  # no more records for this long = we have read to the end
-_READ_LIMIT_S = 5.0  # never read longer than this (a producer may never go quiet)
+__all__ = ["GroupReport", "LagReader", "PartitionLag", "read_lag", "watch"]
 
 
 @dataclass(frozen=True)
@@ -43,48 +41,6 @@ class _Admin(KafkaAdminClient):  # type: ignore[misc]
         # ACLOperation (ValueError: 15); we never need them.
         obj.pop("authorized_operations", None)
         return obj
-
-
-def _read_until_quiet(consumer: KafkaConsumer, done: Any = None) -> list[Any]:
-    """Poll the assigned partitions until nothing arrives for _QUIET_S (or ``done(records)``)."""
-    records: list[Any] = []
-    hard_stop = time.monotonic() + _READ_LIMIT_S
-    quiet_until = time.monotonic() + _QUIET_S
-    while time.monotonic() < min(quiet_until, hard_stop):
-        polled = consumer.poll(timeout_ms=100)
-        for batch in polled.values():
-            records.extend(batch)
-        if polled:
-            quiet_until = time.monotonic() + _QUIET_S
-        if done is not None and done(records):
-            break
-    return records
-
-
-def true_log_ends(
-    consumer: KafkaConsumer, reported: dict[TopicPartition, int]
-) -> dict[TopicPartition, int]:
-    """The real next offset of each partition, given what ListOffsets(latest) reported.
-
-    Tansu quirk (measured): ListOffsets(latest) / ``end_offsets`` returns the LAST BATCH's
-    base offset + 1, so 10 records produced in one batch report an end of 1 (one more
-    single record then reports 11). So we read from ``reported - 1`` (inside or at the
-    start of the last batch) until nothing more arrives and take max(offset) + 1. On a
-    broker without the quirk this reads one record and agrees with what was reported.
-    Compacted-away or marker offsets return nothing: then the reported end stands.
-    """
-    ends = dict(reported)
-    probe = {tp: end for tp, end in reported.items() if end > 0}
-    if not probe:
-        return ends
-    consumer.assign(list(probe))
-    for tp, end in probe.items():
-        consumer.seek(tp, max(0, end - 1))
-    for record in _read_until_quiet(consumer):
-        tp = TopicPartition(record.topic, record.partition)
-        ends[tp] = max(ends[tp], record.offset + 1)
-    consumer.assign([])
-    return ends
 
 
 class LagReader:
@@ -181,7 +137,7 @@ class LagReader:
                         stamps[tp] = rec.timestamp
                 return len(stamps) == len(behind)
 
-            _read_until_quiet(self.consumer, found_all)
+            read_until_quiet(self.consumer, found_all)
             self.consumer.assign([])
         now_ms = time.time() * 1000
         out = []

@@ -1,49 +1,40 @@
-"""The Faust app: one worker hosting every agent that touches ClickHouse, plus the web views."""
+"""The worker: one Faust app hosting every agent that touches ClickHouse, plus the web views,
+and the services they share, each passed explicitly."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import faust
 
-from abacus.district import DistrictConfig
 from abacus.settings import AbacusSettings
-from abacus.store.client import connect
-from abacus.store.writer import BlockWriter
+from abacus.store.store import Store
+from streams import lag_monitor, web
+from streams.agents import export, roster
+from streams.agents.ingest import IngestService
+from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.metrics import Metrics
 
-__all__ = ["Runtime", "create_app"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Worker", "create_worker"]
 
 
 @dataclass
-class Runtime:
-    """What agents share inside one worker: settings, the store writer and the counters."""
+class Worker:
+    """The app and the services of one worker process."""
 
+    app: faust.App
     settings: AbacusSettings
-    writer: BlockWriter
+    store: Store
     metrics: Metrics
-    # District configs known to this worker (loaded from ClickHouse at start, kept current
-    # by the roster agent). Ingest derives local-day facts only for known districts.
-    districts: dict[str, DistrictConfig] = field(default_factory=dict)
-    # Called after a district config is stored (new or changed), e.g. to derive facts of
-    # events that arrived before their district was configured.
-    district_listeners: list[Callable[[DistrictConfig], Awaitable[None]]] = field(
-        default_factory=list
-    )
-    readiness: Readiness = field(default_factory=Readiness)
-    ingest: Any = None  # the IngestService, once registered
+    readiness: Readiness
+    districts: DistrictRegistry
+    ingest: IngestService
 
 
-def create_app(settings: AbacusSettings) -> faust.App:
-    """Build the app and register every agent and view; nothing connects until it runs."""
+def _faust_app(settings: AbacusSettings) -> faust.App:
     broker = settings.broker
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{broker.servers}",
         store="memory://",
@@ -60,20 +51,19 @@ def create_app(settings: AbacusSettings) -> faust.App:
         topic_disable_leader=True,
         producer_acks=-1,
     )
-    runtime = Runtime(
-        settings=settings,
-        writer=BlockWriter(connect(settings), settings.clickhouse.database),
-        metrics=Metrics(),
-    )
-    app.abacus_runtime = runtime  # type: ignore[attr-defined]
 
-    from streams import lag_monitor
-    from streams.agents import export, ingest, roster
-    from streams.web import exports as web
 
-    runtime.ingest = ingest.register(app, runtime)
-    roster.register(app, runtime)
-    export.register(app, runtime)
-    web.register(app, runtime)
-    lag_monitor.register(app, runtime)
-    return app
+def create_worker(settings: AbacusSettings, store: Store) -> Worker:
+    """Build the app and register every agent, service and view; nothing connects until the
+    worker runs."""
+    app = _faust_app(settings)
+    metrics = Metrics()
+    districts = DistrictRegistry(store, metrics)
+    ingest = IngestService(settings, store, districts, metrics)
+    app.service(ingest)
+    roster.register(app, settings, store, districts, metrics)
+    export.register(app, settings, store, districts.configs, metrics)
+    readiness = Readiness()
+    web.register(app, settings, store, metrics, readiness, ingest)
+    lag_monitor.register(app, settings, metrics)
+    return Worker(app, settings, store, metrics, readiness, districts, ingest)

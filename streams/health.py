@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import faust
 from faust.exceptions import ConsumerNotStarted
 
-__all__ = ["Readiness", "holds_partitions", "refresh"]
+__all__ = ["Assigned", "Readiness", "holds_partitions", "refresh"]
+
+
+class Assigned(Protocol):
+    """A consumer hosted beside the Faust agents (the ingest service)."""
+
+    def assignment(self) -> set[object]: ...
 
 
 @dataclass
@@ -26,10 +33,9 @@ class Readiness:
         return asdict(self)
 
 
-def holds_partitions(app: faust.App) -> bool:
+def holds_partitions(app: faust.App, ingest: Assigned | None) -> bool:
     """Whether this worker's consumers hold partitions right now: the Faust agents' and,
     when the app hosts one, the ingest service's."""
-    ingest = getattr(app, "abacus_runtime", None) and app.abacus_runtime.ingest
     ingest_ready = ingest is None or bool(ingest.assignment())
     try:
         agents_ready = bool(app.consumer.assignment())
@@ -38,7 +44,7 @@ def holds_partitions(app: faust.App) -> bool:
     return agents_ready and ingest_ready
 
 
-def refresh(app: faust.App, readiness: Readiness) -> bool:
+def refresh(app: faust.App, readiness: Readiness, ingest: Assigned | None) -> bool:
     """Re-check the assignment (a revoked worker is not ready) and say if all checks pass."""
-    readiness.assignment = holds_partitions(app)
+    readiness.assignment = holds_partitions(app, ingest)
     return readiness.ready

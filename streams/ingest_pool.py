@@ -34,7 +34,7 @@ def default_processes() -> int:
 class BatchPreparer:
     """`prepare_batch` in ``processes`` spawned processes, or inline when 0.
 
-    Spawned, not forked: the worker has threads (chDB, the store writer) by the time the
+    Spawned, not forked: the worker has threads (chDB, the store's thread) by the time the
     pool starts. Each process dies with the worker (PDEATHSIG).
     """
 

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import faust
 
 from abacus.errors import StackError
+from abacus.settings import AbacusSettings
 from consumers.lag import LagReader, PartitionLag
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from streams.metrics import Metrics
 
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, runtime: Runtime) -> None:
-    """Every ``settings.lag_interval_s``: committed vs log end of this app's group."""
-    settings = runtime.settings
+def register(app: faust.App, settings: AbacusSettings, metrics: Metrics) -> None:
+    """Every ``settings.lag_interval_s``: committed vs log end of the ingest group."""
     group = settings.ingest_group
     events = settings.topics.name(settings.topics.events)
-    metrics = runtime.metrics
     readers: list[LagReader] = []  # one, made lazily in the worker thread and reused
 
     def measure() -> list[PartitionLag]:

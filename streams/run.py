@@ -6,13 +6,10 @@ import logging
 
 import faust
 
-from abacus.aggregation.pending import resolve_pending
 from abacus.kafka.topics import ensure_topics
 from abacus.settings import AbacusSettings
-from abacus.store.migrations import apply_migrations
-from streams.agents.ingest import timezone_resolver
-from streams.agents.roster import load_districts
-from streams.app import create_app
+from abacus.store.store import Store
+from streams.app import Worker, create_worker
 from streams.health import refresh
 
 __all__ = ["prepare", "run_worker"]
@@ -20,44 +17,39 @@ __all__ = ["prepare", "run_worker"]
 log = logging.getLogger(__name__)
 
 
-def prepare(settings: AbacusSettings) -> faust.App:
-    """Create topics and tables (idempotent), then build the app."""
+def prepare(settings: AbacusSettings, store: Store) -> Worker:
+    """Create topics and tables (idempotent), then build the worker."""
     ensure_topics(settings)
-    app = create_app(settings)
-    runtime = app.abacus_runtime  # type: ignore[attr-defined]
-    runtime.readiness.topics = True  # ensure_topics raises unless every topic exists
-    applied = apply_migrations(runtime.writer.client, settings.clickhouse.database)
-    runtime.readiness.migrations = True
+    worker = create_worker(settings, store)
+    worker.readiness.topics = True  # ensure_topics raises unless every topic exists
+    applied = store.migrate()
+    worker.readiness.migrations = True
     log.info("store ready (%d migration(s) applied)", len(applied))
-    runtime.districts.update(load_districts(runtime.writer.client, settings.clickhouse.database))
-    log.info("%d district config(s) loaded", len(runtime.districts))
-    # A crash during a pending-facts resolution leaves marks behind: finish them now.
-    timezone_of = timezone_resolver(runtime)
-    for district_id in runtime.districts:
-        resolved = resolve_pending(runtime.writer, district_id, timezone_of)
-        runtime.metrics.pending_resolved.inc(resolved)
-
+    worker.districts.load()
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
-    runtime.metrics.ready.set_function(lambda: float(refresh(app, runtime.readiness)))
-
-    return app
+    worker.metrics.ready.set_function(
+        lambda: float(refresh(worker.app, worker.readiness, worker.ingest))
+    )
+    return worker
 
 
 def run_worker(settings: AbacusSettings) -> None:
     """Block until SIGINT/SIGTERM; the worker flushes and commits on the way out."""
-    app = prepare(settings)
-    worker = faust.Worker(
-        app,
-        loglevel=settings.log_level,
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=None,
-    )
+    store = Store.open(settings)
     try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
+        worker = prepare(settings, store)
+        faust_worker = faust.Worker(
+            worker.app,
+            loglevel=settings.log_level,
+            quiet=True,
+            redirect_stdouts=False,
+            logging_config=None,
+        )
+        try:
+            faust_worker.execute_from_commandline()
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise
     finally:
-        app.abacus_runtime.writer.close()  # type: ignore[attr-defined]
+        store.close()

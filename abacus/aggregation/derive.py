@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
 from abacus.events.codec import Event
+from abacus.store.catalog import BENCHMARK_FACTS, DAILY_FACTS, LESSON_FACTS, Table
 
 __all__ = [
     "BENCHMARK_COLUMNS",
@@ -25,51 +26,10 @@ __all__ = [
     "derive_facts",
 ]
 
-DAILY_COLUMNS = (
-    "district_id",
-    "student_id",
-    "local_date",
-    "event_id",
-    "piece",
-    "product",
-    "occurred_at",
-    "school_ms",
-    "evening_ms",
-    "lessons_started",
-    "pre_quiz_sum",
-    "pre_quiz_count",
-    "post_quiz_sum",
-    "post_quiz_count",
-    "problems",
-    "points",
-    "tokens",
-    "math_helps",
-    "live_helps",
-)
-LESSON_COLUMNS = (
-    "district_id",
-    "student_id",
-    "lesson_id",
-    "occurred_at",
-    "event_id",
-    "local_date",
-    "kind",
-    "passed",
-    "lesson_grade_level",
-    "product",
-)
+DAILY_COLUMNS = DAILY_FACTS.columns
+LESSON_COLUMNS = LESSON_FACTS.columns
 _METRIC = {name: i for i, name in enumerate(DAILY_COLUMNS)}
-BENCHMARK_COLUMNS = (
-    "district_id",
-    "student_id",
-    "event_id",
-    "occurred_at",
-    "local_date",
-    "benchmark_number",
-    "quantile_measure",
-    "instructional_level",
-    "percentile_rank",
-)
+BENCHMARK_COLUMNS = BENCHMARK_FACTS.columns
 _ZERO_METRICS = [0, 0, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0, 0]
 
 
@@ -80,6 +40,14 @@ class DerivedFacts:
     daily: list[list[Any]] = field(default_factory=list)
     lessons: list[list[Any]] = field(default_factory=list)
     benchmarks: list[list[Any]] = field(default_factory=list)
+
+    def by_table(self) -> list[tuple[Table, list[list[Any]]]]:
+        """Each fact table with its rows (in the catalog's column order), in storing order."""
+        return [
+            (DAILY_FACTS, self.daily),
+            (LESSON_FACTS, self.lessons),
+            (BENCHMARK_FACTS, self.benchmarks),
+        ]
 
 
 def derive_facts(events: Iterable[Event], timezone_of: Callable[[Event], str]) -> DerivedFacts:

@@ -1,28 +1,29 @@
-"""Facts for events that arrived before their district was configured (blocking I/O)."""
+"""Events stored before their district was configured: how they are read back and marked
+(pure; the store runs the resolution, `abacus.store.store.Store.resolve_pending`)."""
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from abacus.aggregation.derive import (
-    BENCHMARK_COLUMNS,
-    DAILY_COLUMNS,
-    LESSON_COLUMNS,
-    derive_facts,
-)
 from abacus.events.codec import Event
-from abacus.store.writer import BlockWriter
+from abacus.store.catalog import EVENTS, PENDING_FACTS
 
-__all__ = ["PENDING_COLUMNS", "event_from_row", "resolve_pending"]
+__all__ = ["PENDING_COLUMNS", "PENDING_EVENTS_SQL", "event_from_row", "pending_marks"]
 
-log = logging.getLogger(__name__)
-PENDING_COLUMNS = ("district_id", "event_id", "resolved")
-_CHUNK = 50_000
+PENDING_COLUMNS = PENDING_FACTS.columns
 _TIMESTAMP_PAYLOAD = ("started_at",)
+
+# Up to {limit} unresolved pending events of one district, as `event_from_row` reads them.
+PENDING_EVENTS_SQL = f"""
+SELECT event_id, event_type, district_id, student_id, product, occurred_at, payload
+FROM {{db}}.{EVENTS.name} FINAL
+WHERE district_id = {{{{d:String}}}} AND event_id IN
+    (SELECT event_id FROM {{db}}.{PENDING_FACTS.name} FINAL
+     WHERE district_id = {{{{d:String}}}} AND resolved = 0 LIMIT {{limit}})
+"""  # noqa: S608 - db and limit are ours; the district is bound
 
 
 def event_from_row(row: tuple[Any, ...]) -> Event:
@@ -46,35 +47,6 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
     return event
 
 
-def resolve_pending(
-    writer: BlockWriter, district_id: str, timezone_of: Callable[[Event], str]
-) -> int:
-    """Derive and store facts of every pending event of ``district_id``; returns how many.
-
-    Safe to interrupt and run again: facts are idempotent rows and an event is marked
-    resolved only after its facts are stored.
-    """
-    db = writer.database
-    total = 0
-    while True:
-        rows = writer.client.query(
-            f"SELECT event_id, event_type, district_id, student_id, product, occurred_at, payload "  # noqa: S608
-            f"FROM {db}.events FINAL WHERE district_id = {{d:String}} AND event_id IN "
-            f"(SELECT event_id FROM {db}.pending_facts FINAL "
-            f" WHERE district_id = {{d:String}} AND resolved = 0 LIMIT {_CHUNK})",
-            parameters={"d": district_id},
-        ).result_rows
-        if not rows:
-            return total
-        events = [event_from_row(r) for r in rows]
-        facts = derive_facts(events, timezone_of)
-        writer.insert("daily_facts", facts.daily, DAILY_COLUMNS)
-        writer.insert("lesson_facts", facts.lessons, LESSON_COLUMNS)
-        writer.insert("benchmark_facts", facts.benchmarks, BENCHMARK_COLUMNS)
-        writer.insert(
-            "pending_facts",
-            [[district_id, e["event_id"], 1] for e in events],
-            PENDING_COLUMNS,
-        )
-        total += len(events)
-        log.info("derived facts for %d pending event(s) of a newly configured district", total)
+def pending_marks(events: Iterable[Event], *, resolved: bool) -> list[list[Any]]:
+    """`pending_facts` rows for events: 0 = facts still to derive, 1 = derived (replaces 0)."""
+    return [[e["district_id"], e["event_id"], int(resolved)] for e in events]

@@ -15,6 +15,7 @@ results per student. 100k students x 180 days = 54M daily + 36M lesson fact rows
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import resource
@@ -31,9 +32,10 @@ from rich.console import Console
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
 from abacus.domain.grades import GRADES_SQL
+from abacus.export.query import export_sql
 from abacus.settings import AbacusSettings, ClickHouseSettings
-from abacus.store.client import Client, connect
-from abacus.store.migrations import apply_migrations
+from abacus.store.store import Store
+from consumers.export import ExportConsumer
 
 __all__ = ["DAILY_ROWS_PER_DAY", "LESSON_ROWS_PER_DAY", "run_export_bench"]
 
@@ -59,15 +61,15 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
         home = Path(tmp)
         # Always embedded: the benchmark owns a throwaway store, never a configured server.
         settings = AbacusSettings(home=home, clickhouse=ClickHouseSettings())
-        client = connect(settings)
+        store = Store.open(settings)
         db = settings.clickhouse.database
-        apply_migrations(client, db)
+        store.migrate()
         started = time.perf_counter()
-        counts = _generate(client, db, students, days)
+        counts = _generate(store, db, students, days)
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         for table in counts:
-            client.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
+            store.execute(f"OPTIMIZE TABLE {db}.{table} FINAL")
         optimize_s = time.perf_counter() - started
         load_rss = _peak_rss_mb()
         facts = sum(n for t, n in counts.items() if not t.startswith("roster"))
@@ -78,7 +80,7 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
             f" student-day) in {load_s:.1f} s; OPTIMIZE FINAL {optimize_s:.1f} s;"
             f" peak RSS {load_rss:,.0f} MB"
         )
-        results = _measure(settings, client, home, days)
+        results = _measure(settings, store, home, days)
         rows = _table(results)
         extra: dict[str, Any] = {
             "students": students,
@@ -102,7 +104,7 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
         for kind, runs in results.items():
             _console.print(f"{kind} runs: " + ", ".join(f"{r['seconds']:.2f} s" for r in runs))
         path = report("export", rows, out_dir, extra)
-        client.close()
+        store.close()
         for name, met in extra["targets"].items():
             _console.print(f"target {name}: {'met' if met else 'NOT met'}")
         return path
@@ -111,44 +113,37 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
 # -- measurement ------------------------------------------------------------------------------
 
 
-def _measure(
-    settings: AbacusSettings, client: Client, home: Path, days: int
-) -> dict[str, list[dict[str, float]]]:
-    # Imported here: the consumer pulls in the whole export stack.
-    from abacus.export.query import export_sql, scope_sql_params
-    from consumers.export import ExportConsumer
+async def _no_status(doc: dict[str, Any]) -> None:
+    """The benchmark publishes no status documents."""
 
+
+def _measure(
+    settings: AbacusSettings, store: Store, home: Path, days: int
+) -> dict[str, list[dict[str, float]]]:
     config = DistrictConfig(
         district_id=DISTRICT, name="Bench District", timezone="America/Chicago",
         school_year_start=YEAR_START.strftime("%m-%d"),
     )  # fmt: skip
-    consumer = ExportConsumer(settings, client, {DISTRICT: config})
+    consumer = ExportConsumer(settings, store, {DISTRICT: config}, _no_status)
     last_day = _school_day(days - 1)
     request = {
         "request_id": "bench-export", "district_id": DISTRICT, "requester": ADMIN,
         "product": "both", "range": "custom",
         "start": YEAR_START.isoformat(), "end": last_day.isoformat(),
     }  # fmt: skip
-    job = consumer.prepare(json.dumps(request).encode())
-    params = {
-        "district": DISTRICT,
-        "start": job.range.start,
-        "end": job.range.end,
-        "year_start": job.range.school_year_start,
-        "product": job.request.product,
-        **scope_sql_params(job.scope),
-    }
+    job = asyncio.run(consumer.prepare(json.dumps(request).encode()))
+    params = job.query.params()
     sql = export_sql(settings.clickhouse.database)
     baseline_csv = home / "baseline.csv"
 
     def baseline() -> tuple[int, int]:
-        body = client.raw_query(sql, parameters=params, fmt="CSVWithNames")
+        body = store.read_format(sql, params, "CSVWithNames")
         baseline_csv.write_bytes(body)
         return body.count(b"\n") - 1, len(body)
 
     def product() -> tuple[int, int]:
-        result = consumer.run(job, progress=lambda n: None)
-        return result.rows, result.bytes
+        result = asyncio.run(consumer.run(job))
+        return result.written.rows, result.written.bytes
 
     _timed(baseline)  # warm-up: page cache and mark cache, not counted
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "product": []}
@@ -213,7 +208,7 @@ def _school_day(index: int) -> date:
     return FIRST_DAY + timedelta(days=7 * (index // 5) + index % 5)
 
 
-def _generate(client: Client, db: str, students: int, days: int) -> dict[str, int]:
+def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]:
     """Fill every table the export reads; returns rows per table."""
     teachers = max(1, students // 25)
     sid = "concat('S', leftPad(toString(s), 7, '0'))"
@@ -299,9 +294,9 @@ def _generate(client: Client, db: str, students: int, days: int) -> dict[str, in
               FROM numbers({students}))""",  # noqa: S608
     ]
     for statement in statements:
-        client.command(statement)
+        store.execute(statement)
     tables = (
         "roster_students", "roster_students_history", "roster_users", "roster_links",
         "daily_facts", "lesson_facts", "benchmark_facts",
     )  # fmt: skip
-    return {t: int(client.command(f"SELECT count() FROM {db}.{t}")) for t in tables}  # noqa: S608
+    return {t: int(store.read(f"SELECT count() FROM {db}.{t}")[0][0]) for t in tables}  # noqa: S608

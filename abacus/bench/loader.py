@@ -15,17 +15,16 @@ import uuid
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from abacus.events.codec import decode_record
-from abacus.events.processing import EVENT_COLUMNS
 from abacus.settings import AbacusSettings
-from abacus.store.client import connect
-from abacus.store.migrations import apply_migrations
+from abacus.store.catalog import EVENTS
+from abacus.store.store import Store
 
 __all__ = ["load"]
 
 
 async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> dict[str, float]:
-    client = connect(settings)
-    apply_migrations(client, settings.clickhouse.database)
+    store = Store.open(settings)
+    store.migrate()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.broker.servers,
         enable_auto_commit=False,
@@ -40,7 +39,6 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     done: dict[int, int] = dict.fromkeys(ends, 0)
     events = 0
     started = time.perf_counter()
-    table = f"{settings.clickhouse.database}.events"
     while any(done[p] < end for p, end in ends.items()):
         batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
         rows = []
@@ -62,10 +60,11 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
                     )
                 done[tp.partition] = rec.offset + 1
         if rows:
-            client.insert(table, rows, column_names=list(EVENT_COLUMNS))
+            store.insert_rows(EVENTS, rows)
             events += len(rows)
     seconds = time.perf_counter() - started
     await consumer.stop()
+    store.close()
     return {"events": events, "seconds": seconds}
 
 

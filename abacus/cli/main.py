@@ -87,13 +87,16 @@ def worker() -> None:
 def init() -> None:
     """Create the topics and apply the ClickHouse migrations (both idempotent), then exit."""
     from abacus.kafka.topics import ensure_topics
-    from abacus.store.client import connect
-    from abacus.store.migrations import apply_migrations
+    from abacus.store.store import Store
 
     settings = _settings()
     try:
         topics = ensure_topics(settings)
-        applied = apply_migrations(connect(settings), settings.clickhouse.database)
+        store = Store.open(settings)
+        try:
+            applied = store.migrate()
+        finally:
+            store.close()
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"topics created: {len(topics)} {' '.join(topics)}".rstrip())
@@ -131,13 +134,17 @@ def sql(
 ) -> None:
     """Run a read query on the store and print rows as JSON lines (stack must be down in
     embedded mode: chDB allows one process per data path)."""
-    from abacus.store.client import connect, query_rows
+    from abacus.store.store import Store
 
     settings = _settings()
     try:
-        client = connect(settings)
         params = dict(p.split("=", 1) for p in param or [])
-        for row in query_rows(client, query, **params):
+        store = Store.open(settings)
+        try:
+            rows = store.read(query, params)
+        finally:
+            store.close()
+        for row in rows:
             typer.echo(json.dumps(list(row), default=str))
     except AbacusError as exc:
         raise fail(str(exc)) from exc

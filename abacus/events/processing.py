@@ -13,6 +13,7 @@ import orjson
 from abacus.errors import InvalidEventError
 from abacus.events.codec import Event, decode_record
 from abacus.events.validate import validate_event
+from abacus.store.catalog import EVENTS
 
 __all__ = [
     "COMMON_FIELDS",
@@ -24,17 +25,7 @@ __all__ = [
 ]
 
 COMMON_FIELDS = ("event_id", "event_type", "occurred_at", "district_id", "student_id", "product")
-EVENT_COLUMNS = (
-    "district_id",
-    "student_id",
-    "event_id",
-    "event_type",
-    "product",
-    "occurred_at",
-    "payload",
-    "src_partition",
-    "src_offset",
-)
+EVENT_COLUMNS = EVENTS.columns
 
 
 @dataclass(frozen=True)

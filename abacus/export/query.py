@@ -7,12 +7,21 @@ server-side. Rows come out ordered by last name, first name, student id.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from abacus.aggregation.queries import PASSES_SQL
 from abacus.domain.grades import GRADES_SQL, sql_is_prek2
+from abacus.store.catalog import (
+    BENCHMARK_FACTS,
+    DAILY_FACTS,
+    ROSTER_LINKS,
+    ROSTER_STUDENTS,
+    ROSTER_STUDENTS_HISTORY,
+    ROSTER_USERS,
+)
 
-__all__ = ["EXPORT_COLUMNS", "ExportScope", "export_sql", "scope_sql_params"]
+__all__ = ["EXPORT_COLUMNS", "ExportQuery", "ExportScope", "export_sql", "scope_sql_params"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,29 @@ def scope_sql_params(scope: ExportScope) -> dict[str, object]:
         "employee": scope.employee_id,
         "buildings": list(scope.buildings),
     }
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    """What one export reads: a district's students in scope, over a date range."""
+
+    district_id: str
+    start: date
+    end: date
+    school_year_start: date
+    product: str
+    scope: ExportScope
+
+    def params(self) -> dict[str, object]:
+        """The parameters `export_sql` binds."""
+        return {
+            "district": self.district_id,
+            "start": self.start,
+            "end": self.end,
+            "year_start": self.school_year_start,
+            "product": self.product,
+            **scope_sql_params(self.scope),
+        }
 
 
 # Names of the columns the query returns, in order (see abacus.export.rows).
@@ -76,12 +108,12 @@ scoped AS (
     SELECT student_id, first_name, last_name, grade, building, is_ell, is_iep, is_active,
            [district_data_1, district_data_2, district_data_3, district_data_4,
             district_data_5] AS district_data
-    FROM {db}.roster_students FINAL
+    FROM {db}.{ROSTER_STUDENTS.name} FINAL
     WHERE district_id = {{district:String}}
       AND ({{scope:String}} = 'district'
            OR ({{scope:String}} = 'building' AND has({{buildings:Array(String)}}, building))
            OR ({{scope:String}} = 'teacher' AND student_id IN (
-                SELECT student_id FROM {db}.roster_links FINAL
+                SELECT student_id FROM {db}.{ROSTER_LINKS.name} FINAL
                 WHERE district_id = {{district:String}} AND employee_id = {{employee:String}}
                   AND is_active = 1)))
 ),
@@ -94,7 +126,7 @@ totals AS (
            sum(problems) AS problems, sum(points) AS points, sum(tokens) AS tokens,
            sum(math_helps) AS math_helps, sum(live_helps) AS live_helps,
            argMax(product, occurred_at) AS latest_product
-    FROM {db}.daily_facts FINAL
+    FROM {db}.{DAILY_FACTS.name} FINAL
     WHERE district_id = {{district:String}}
       AND local_date BETWEEN {{start:Date}} AND {{end:Date}}
       AND student_id IN (SELECT student_id FROM scoped)
@@ -103,7 +135,7 @@ totals AS (
 products AS (
     -- max() is unaffected by duplicate rows, so no FINAL is needed here.
     SELECT student_id, max(product = 'g3plus') AS ever_g3, max(product = 'prek2') AS ever_prek2
-    FROM {db}.daily_facts
+    FROM {db}.{DAILY_FACTS.name}
     WHERE district_id = {{district:String}} AND local_date <= {{end:Date}}
       AND student_id IN (SELECT student_id FROM scoped)
     GROUP BY student_id
@@ -116,7 +148,7 @@ passes AS (
 ),
 grade_history AS (
     SELECT student_id, toInt64(version) AS version, grade
-    FROM {db}.roster_students_history
+    FROM {db}.{ROSTER_STUDENTS_HISTORY.name}
     WHERE district_id = {{district:String}} AND student_id IN (SELECT student_id FROM scoped)
 ),
 pass_counts AS (
@@ -137,7 +169,7 @@ latest_benchmarks AS (
            argMax(tuple(quantile_measure, instructional_level, percentile_rank, local_date),
                   occurred_at) AS result,
            max(occurred_at) AS taken_at
-    FROM {db}.benchmark_facts
+    FROM {db}.{BENCHMARK_FACTS.name}
     WHERE district_id = {{district:String}}
       AND local_date BETWEEN {{year_start:Date}} AND {{end:Date}}
       AND student_id IN (SELECT student_id FROM scoped)
@@ -152,9 +184,9 @@ benchmarks AS (
 ),
 teachers AS (
     SELECT l.student_id AS student_id, groupArray(tuple(u.first_name, u.last_name)) AS names
-    FROM (SELECT employee_id, student_id FROM {db}.roster_links FINAL
+    FROM (SELECT employee_id, student_id FROM {db}.{ROSTER_LINKS.name} FINAL
           WHERE district_id = {{district:String}} AND is_active = 1) AS l
-    INNER JOIN (SELECT employee_id, first_name, last_name FROM {db}.roster_users FINAL
+    INNER JOIN (SELECT employee_id, first_name, last_name FROM {db}.{ROSTER_USERS.name} FINAL
                 WHERE district_id = {{district:String}} AND is_active = 1) AS u
         ON l.employee_id = u.employee_id
     WHERE l.student_id IN (SELECT student_id FROM scoped)

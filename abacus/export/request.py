@@ -12,10 +12,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abacus.district import DistrictConfig
 from abacus.errors import ExportRequestError
+from abacus.export.query import ExportScope
 
-__all__ = ["ExportRange", "ExportRequest", "parse_request", "resolve_range"]
+__all__ = [
+    "ExportRange",
+    "ExportRequest",
+    "Requester",
+    "parse_request",
+    "resolve_range",
+    "scope_for",
+]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# User_Type -> whose students (1 teacher, 2 building, 3 district, 4 admin = the district).
+_SCOPES: dict[int, Literal["teacher", "building", "district"]] = {
+    1: "teacher",
+    2: "building",
+    3: "district",
+    4: "district",
+}
 
 
 class ExportRequest(BaseModel):
@@ -82,3 +97,25 @@ def resolve_range(request: ExportRequest, config: DistrictConfig, today: date) -
             f"start {request.start} is before the school year that began {year_start}"
         )
     return ExportRange(request.start, request.end, year_start)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """The requesting staff member as the roster has them (an active user of the district)."""
+
+    employee_id: str
+    user_type: int
+    buildings: tuple[str, ...]
+    email: str
+
+
+def scope_for(request: ExportRequest, requester: Requester | None) -> ExportScope:
+    """Whose students the requester may export; ExportRequestError when nobody's."""
+    if requester is None:
+        raise ExportRequestError(
+            f"requester {request.requester!r} is not an active user of this district"
+        )
+    kind = _SCOPES.get(requester.user_type)
+    if kind is None:
+        raise ExportRequestError(f"requester has an unknown User_Type {requester.user_type}")
+    return ExportScope(kind, requester.employee_id, requester.buildings)

@@ -15,15 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from abacus.aggregation.derive import (
-    BENCHMARK_COLUMNS,
-    DAILY_COLUMNS,
-    LESSON_COLUMNS,
-    derive_facts,
-)
-from abacus.aggregation.pending import PENDING_COLUMNS
-from abacus.events.processing import EVENT_COLUMNS, SourceRecord, process_records
+from abacus.aggregation.derive import DerivedFacts, derive_facts
+from abacus.aggregation.pending import pending_marks
+from abacus.events.processing import SourceRecord, process_records
 from abacus.lifecycle import die_with_parent
+from abacus.store.catalog import EVENTS, PENDING_FACTS
 from abacus.store.native import (
     EncodedBlock,
     NativeEncoder,
@@ -43,7 +39,7 @@ __all__ = [
 # (partition, offset, key, value): what an ingest process needs of a Kafka record.
 RawRecord = tuple[int, int, bytes | None, bytes | None]
 # Tables a prepared batch writes, in the order they are stored.
-STORED_TABLES = ("events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts")
+STORED_TABLES = (EVENTS.name, *(t.name for t, _ in DerivedFacts().by_table()), PENDING_FACTS.name)
 
 
 @dataclass
@@ -77,16 +73,13 @@ def prepare_batch(
     known = [e for e in batch.events if e["district_id"] in zones]
     pending = [e for e in batch.events if e["district_id"] not in zones]
     facts = derive_facts(known, lambda e: zones[e["district_id"]])
-    marks = [[e["district_id"], e["event_id"], 0] for e in pending]
-    tables = (
-        ("events", EVENT_COLUMNS, batch.rows),
-        ("daily_facts", DAILY_COLUMNS, facts.daily),
-        ("lesson_facts", LESSON_COLUMNS, facts.lessons),
-        ("benchmark_facts", BENCHMARK_COLUMNS, facts.benchmarks),
-        ("pending_facts", PENDING_COLUMNS, marks),
-    )
+    tables = [
+        (EVENTS, batch.rows),
+        *facts.by_table(),
+        (PENDING_FACTS, pending_marks(pending, resolved=False)),
+    ]
     return PreparedBatch(
-        blocks=[encoder.encode(table, cols, rows) for table, cols, rows in tables if rows],
+        blocks=[encoder.encode(t.name, t.columns, rows) for t, rows in tables if rows],
         dead_letters=[(d.source.partition, d.source.offset, d.reason) for d in batch.dead_letters],
         accepted=batch.accepted,
         rejected=batch.rejected,

@@ -9,11 +9,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
+from abacus.kafka.log_end import true_log_ends
 from abacus.settings import AbacusSettings
 
 __all__ = ["publish", "read_latest"]
 
-_IDLE_MS = 1000
+_POLL_MS = 1000
 
 
 def read_latest(
@@ -22,8 +23,7 @@ def read_latest(
     """The last value per key of each topic, read from the beginning to the end.
 
     The end is not taken from ``end_offsets`` alone: on the local Tansu broker it reports
-    the base offset of the last batch + 1, not the end of that batch. So we read at least
-    to the reported end, then on until a poll has returned nothing for a second.
+    the base offset of the last batch + 1, not the end of that batch (`true_log_ends`).
     """
     servers = settings.broker.servers
     state: dict[str, dict[bytes, bytes | None]] = {topic: {} for topic in topics}
@@ -46,18 +46,18 @@ def read_latest(
             if not ids:
                 raise StackError(f"topic {topic} does not exist on {servers}")
             partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        end = true_log_ends(consumer, consumer.end_offsets(partitions))
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout_s
         while True:
-            polled = consumer.poll(timeout_ms=_IDLE_MS, max_records=50_000)
+            polled = consumer.poll(timeout_ms=_POLL_MS, max_records=50_000)
             for tp, records in polled.items():
                 latest = state[tp.topic]
                 for record in records:
                     if record.key is not None:
                         latest[record.key] = record.value
-            if not polled and all(consumer.position(tp) >= end[tp] for tp in partitions):
+            if all(consumer.position(tp) >= end[tp] for tp in partitions):
                 return state
             if time.monotonic() > deadline:
                 raise StackError(f"reading roster topics from {servers} timed out")

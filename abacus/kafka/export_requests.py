@@ -11,11 +11,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
+from abacus.export.status import FINAL_STATUSES
 from abacus.settings import AbacusSettings
 
-__all__ = ["FINAL_STATUSES", "new_request_id", "send_request", "wait_status"]
-
-FINAL_STATUSES = ("completed", "failed")
+__all__ = ["new_request_id", "send_request", "wait_status"]
 
 
 def new_request_id() -> str:

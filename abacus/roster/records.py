@@ -21,6 +21,7 @@ from abacus.roster.validation import (
     TeacherStudentLink,
     User,
 )
+from abacus.store.catalog import DISTRICTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS
 
 __all__ = [
     "DISTRICT_COLUMNS",
@@ -151,32 +152,10 @@ def fields_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- ClickHouse rows ------------------------------------------------------------------------------
 
-_TAIL = ("is_active", "import_id", "version", "updated_at")
-STUDENT_COLUMNS = (
-    "district_id",
-    "student_id",
-    "first_name",
-    "last_name",
-    "grade",
-    "building",
-    "is_ell",
-    "is_iep",
-    *_DATA,
-    *_TAIL,
-)
-USER_COLUMNS = (
-    "district_id",
-    "employee_id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "user_type",
-    "buildings",
-    *_TAIL,
-)
-LINK_COLUMNS = ("district_id", "employee_id", "student_id", *_TAIL)
-DISTRICT_COLUMNS = ("district_id", "name", "timezone", "config_json", "version", "updated_at")
+STUDENT_COLUMNS = ROSTER_STUDENTS.columns
+USER_COLUMNS = ROSTER_USERS.columns
+LINK_COLUMNS = ROSTER_LINKS.columns
+DISTRICT_COLUMNS = DISTRICTS.columns
 
 
 def _get(doc: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:

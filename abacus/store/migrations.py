@@ -1,15 +1,19 @@
-"""Versioned ClickHouse migrations (`migrations/NNNN_name.sql`), applied idempotently in order."""
+"""Versioned ClickHouse migrations (`migrations/NNNN_name.sql`), applied idempotently in order.
+
+The same files serve chDB and a ClickHouse server; `{db}` in them is the database name.
+The store runs `apply` on its own thread (`Store.migrate`), which wraps driver errors.
+"""
 
 from __future__ import annotations
 
 import logging
 from importlib import resources
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.client import Client
 
-from abacus.store.client import Client, storage_error
+from abacus.store.catalog import SCHEMA_MIGRATIONS
 
-__all__ = ["apply_migrations", "migration_files"]
+__all__ = ["apply", "migration_files"]
 
 log = logging.getLogger(__name__)
 _PACKAGE = "abacus.store"
@@ -31,32 +35,23 @@ def _statements(sql: str) -> list[str]:
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
-def apply_migrations(client: Client, database: str) -> list[str]:
+def apply(client: Client, database: str) -> list[str]:
     """Create the database and apply every migration not yet recorded; safe to run twice."""
-    try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-        client.command(
-            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
-            "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
-            "ENGINE = ReplacingMergeTree ORDER BY version"
-        )
-        done = {
-            row[0]
-            for row in client.query(
-                f"SELECT version FROM {database}.schema_migrations FINAL"  # noqa: S608
-            ).result_rows
-        }
-        applied = []
-        for version, name, sql in migration_files():
-            if version in done:
-                continue
-            for stmt in _statements(sql):
-                client.command(stmt.replace("{db}", database))
-            client.insert(
-                f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"]
-            )
-            log.info("applied migration %s", name)
-            applied.append(name)
-        return applied
-    except ClickHouseError as exc:
-        raise storage_error("migration failed", exc) from exc
+    record = f"{database}.{SCHEMA_MIGRATIONS.name}"
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {record} "
+        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM {record} FINAL").result_rows}  # noqa: S608
+    applied = []
+    for version, name, sql in migration_files():
+        if version in done:
+            continue
+        for stmt in _statements(sql):
+            client.command(stmt.replace("{db}", database))
+        client.insert(record, [[version, name]], column_names=list(SCHEMA_MIGRATIONS.columns))
+        log.info("applied migration %s", name)
+        applied.append(name)
+    return applied

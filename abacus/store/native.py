@@ -1,8 +1,8 @@
 """Rows → ClickHouse Native-format bytes, without a connection (pure, picklable setup).
 
 The ingest processes encode their blocks here, so the process that owns the store only
-hands finished bytes to ClickHouse (`BlockWriter.insert_native`). Column types come from
-the live tables once at start (`BlockWriter.column_types`), never from a copy in code.
+hands finished bytes to ClickHouse (`Store.ainsert_blocks`). Column types come from
+the live tables once at start (`Store.column_types`), never from a copy in code.
 """
 
 from __future__ import annotations

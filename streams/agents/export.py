@@ -1,115 +1,48 @@
-"""The export agent: `export-requests` → validated, scoped CSV → `export-status` events."""
+"""The export agent: a thin loop from `export-requests` to the export consumer."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from functools import partial
 
 import faust
 
-from abacus.errors import AbacusError, ExportRequestError, StorageError
+from abacus.district import DistrictConfig
+from abacus.export import status
 from abacus.mail import send_link_mail
-from consumers.export import ExportConsumer, ExportJob
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from abacus.settings import AbacusSettings
+from abacus.store.store import Store
+from consumers.export import ExportConsumer
+from streams.metrics import Metrics
 
 __all__ = ["register"]
 
-log = logging.getLogger(__name__)
 
-
-def _request_id(payload: bytes | None) -> str:
-    try:
-        value = json.loads(payload or b"").get("request_id")
-    except (ValueError, AttributeError):
-        return "unknown"
-    return str(value) if value else "unknown"
-
-
-def register(app: faust.App, runtime: Runtime) -> None:
-    settings = runtime.settings
+def register(
+    app: faust.App,
+    settings: AbacusSettings,
+    store: Store,
+    districts: Mapping[str, DistrictConfig],
+    metrics: Metrics,
+) -> None:
     topics = settings.topics
-    requests = app.topic(
-        topics.name(topics.export_requests), key_serializer="raw", value_serializer="raw"
-    )
-    statuses = app.topic(
-        topics.name(topics.export_status), key_serializer="raw", value_serializer="raw"
-    )
-    consumer = ExportConsumer(settings, runtime.writer.client, runtime.districts)
-    metrics = runtime.metrics
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    requests = app.topic(topics.name(topics.export_requests), **raw)
+    statuses = app.topic(topics.name(topics.export_status), **raw)
 
-    async def publish(request_id: str, status: str, **fields: Any) -> None:
-        doc = {
-            "request_id": request_id,
-            "status": status,
-            "at": datetime.now(UTC).isoformat(),
-            **fields,
-        }
-        await statuses.send(key=request_id.encode(), value=json.dumps(doc).encode())
+    async def publish(doc: dict[str, object]) -> None:
+        key, value = status.encode(doc)
+        await statuses.send(key=key, value=value)
 
-    async def handle(payload: bytes | None) -> None:
-        request_id = _request_id(payload)
-        try:
-            job: ExportJob = await runtime.writer.run(consumer.prepare, payload or b"")
-        except ExportRequestError as exc:
-            metrics.exports.labels("rejected").inc()
-            await publish(request_id, "failed", reason=str(exc))
-            return
-        await publish(
-            request_id,
-            "accepted",
-            range={"start": job.range.start.isoformat(), "end": job.range.end.isoformat()},
-            scope=job.scope.kind,
-        )
-        loop = asyncio.get_running_loop()
-
-        def progress(rows: int) -> None:
-            asyncio.run_coroutine_threadsafe(publish(request_id, "progress", rows=rows), loop)
-
-        await publish(request_id, "progress", rows=0)
-        started = time.perf_counter()
-        try:
-            result = await runtime.writer.run(consumer.run, job, progress)
-        except StorageError as exc:
-            metrics.exports.labels("failed").inc()
-            log.error("export %s failed: %s", request_id, exc)
-            await publish(request_id, "failed", reason="the export could not be generated")
-            return
-        metrics.exports.labels("completed").inc()
-        metrics.export_seconds.observe(time.perf_counter() - started)
-        await publish(
-            request_id,
-            "completed",
-            rows=result.rows,
-            bytes=result.bytes,
-            sha256=result.sha256,
-            link=result.link,
-            path=str(result.csv_path),
-            manifest=str(result.manifest_path),
-            seconds=round(result.seconds, 3),
-        )
-        if settings.smtp.host and job.requester_email:
-            try:
-                await asyncio.to_thread(
-                    send_link_mail,
-                    settings.smtp,
-                    job.requester_email,
-                    district=job.request.district_id,
-                    request_id=request_id,
-                    link=result.link,
-                    rows=result.rows,
-                )
-            except AbacusError as exc:
-                log.warning("export %s: %s", request_id, exc)
+    mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
+    consumer = ExportConsumer(settings, store, districts, publish, mail=mail)
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:
-        # One request at a time: each runs on the store's thread, and a failure of one
-        # request becomes its failed status; it never kills the agent.
+        # One request at a time; a failure of one request becomes its failed status and
+        # never kills the agent.
         async for payload in stream:
-            await handle(payload)
+            outcome = await consumer.handle(payload)
+            metrics.exports.labels(outcome.name).inc()
+            if outcome.seconds is not None:
+                metrics.export_seconds.observe(outcome.seconds)

@@ -6,69 +6,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mode import Service
 
-from abacus.aggregation.pending import resolve_pending
-from abacus.district import DistrictConfig
-from abacus.events.codec import Event
+from abacus.events.dead_letter import dead_letter_headers
 from abacus.events.processing import SourceRecord
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
+from abacus.settings import AbacusSettings
+from abacus.store.store import Store
+from streams.districts import DistrictRegistry
 from streams.ingest_pool import BatchPreparer, default_processes
+from streams.metrics import Metrics
 
-if TYPE_CHECKING:
-    from streams.app import Runtime
-
-__all__ = ["IngestService", "register", "store_batch", "timezone_resolver"]
+__all__ = ["IngestService"]
 
 log = logging.getLogger(__name__)
-
-
-def dead_letter_headers(src: SourceRecord, reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("abacus.reason", reason.encode()),
-        ("abacus.source.topic", src.topic.encode()),
-        ("abacus.source.partition", str(src.partition).encode()),
-        ("abacus.source.offset", str(src.offset).encode()),
-        ("abacus.failed_at", datetime.now(UTC).isoformat().encode()),
-    ]
-
-
-def timezone_resolver(runtime: Runtime) -> Callable[[Event], str]:
-    """The IANA zone an event's local day is computed in (its district's)."""
-
-    def timezone_of(event: Event) -> str:
-        return runtime.districts[event["district_id"]].timezone_for(None)
-
-    return timezone_of
-
-
-def district_zones(runtime: Runtime) -> dict[str, str]:
-    """Zone of every configured district, as a batch is handed to an ingest process."""
-    return {d: config.timezone_for(None) for d, config in runtime.districts.items()}
-
-
-async def store_batch(runtime: Runtime, batch: PreparedBatch) -> None:
-    """Events, then their facts (known districts) or pending marks (unknown districts).
-
-    Every row is keyed by event_id, so a batch stored twice (a replay after a crash
-    between insert and offset commit) changes nothing.
-    """
-    writer = runtime.writer
-    for block in batch.blocks:
-        await writer.run(writer.insert_native, block)
-    # A district configured while this batch was being prepared: resolve it now.
-    for district_id in sorted(batch.pending_districts & set(runtime.districts)):
-        resolved = await writer.run(
-            resolve_pending, writer, district_id, timezone_resolver(runtime)
-        )
-        runtime.metrics.pending_resolved.inc(resolved)
 
 
 # A batch is handed over at this many bytes of records even while the store is busy: it
@@ -97,10 +53,18 @@ class IngestService(Service):
     batches in flight; every stored row is keyed by event_id, so the replay changes nothing.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        settings: AbacusSettings,
+        store: Store,
+        districts: DistrictRegistry,
+        metrics: Metrics,
+    ) -> None:
         super().__init__()
-        self.runtime = runtime
-        settings = runtime.settings
+        self.settings = settings
+        self.store = store
+        self.districts = districts
+        self.metrics = metrics
         self.topic = settings.topics.name(settings.topics.events)
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
         self.consumer: AIOKafkaConsumer | None = None
@@ -114,10 +78,9 @@ class IngestService(Service):
         self._consuming = False
 
     async def on_start(self) -> None:
-        settings = self.runtime.settings
+        settings = self.settings
         broker = settings.broker
-        writer = self.runtime.writer
-        types = await writer.run(writer.column_types, STORED_TABLES)
+        types = await self.store.acolumn_types(STORED_TABLES)
         self.preparer = BatchPreparer(self.processes, types)
         await self.preparer.start()
         tune_gc()
@@ -165,7 +128,7 @@ class IngestService(Service):
         of small ones, and a record never waits behind more than one batch at moderate load.
         """
         assert self.consumer is not None
-        settings = self.runtime.settings
+        settings = self.settings
         timeout_ms = int(settings.batch_within_s * 1000)
         batch_max = settings.ingest_batch_records
         records: list[SourceRecord] = []
@@ -201,7 +164,7 @@ class IngestService(Service):
         assert self.preparer is not None
         raw = [(r.partition, r.offset, r.key, r.value) for r in records]
         prepared = asyncio.ensure_future(
-            self.preparer.prepare(raw, district_zones(self.runtime), datetime.now(UTC))
+            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC))
         )
         await self._queue.put(_Fetched(records, offsets, prepared))
 
@@ -221,9 +184,14 @@ class IngestService(Service):
         worker before the commit, so the batch is read again after a restart."""
         assert self.consumer is not None
         assert self.producer is not None
-        metrics = self.runtime.metrics
+        metrics = self.metrics
         started = time.perf_counter()
-        await store_batch(self.runtime, batch)
+        # Events, then their facts (known districts) or pending marks (unknown ones). Every
+        # row is keyed by event_id, so a batch stored twice (a replay after a crash between
+        # insert and offset commit) changes nothing. Storage errors escape (see above).
+        await self.store.ainsert_blocks(batch.blocks)
+        # A district configured while this batch was being prepared: resolve it now.
+        await self.districts.resolve_pending(batch.pending_districts)
         metrics.insert_seconds.observe(time.perf_counter() - started)
         if batch.dead_letters:
             by_position = {(r.partition, r.offset): r for r in records}
@@ -232,7 +200,9 @@ class IngestService(Service):
                     self.dead_letter_topic,
                     key=source.key,
                     value=source.value or b"",
-                    headers=dead_letter_headers(source, reason),
+                    headers=dead_letter_headers(
+                        source.topic, source.partition, source.offset, reason
+                    ),
                 )
                 for partition, offset, reason in batch.dead_letters
                 for source in (by_position[partition, offset],)
@@ -258,20 +228,3 @@ class IngestService(Service):
             batch.events,
             time.perf_counter() - started,
         )
-
-
-def register(app: faust.App, runtime: Runtime) -> IngestService:
-    """Host the ingest service in the app and resolve pending facts on new districts."""
-    metrics = runtime.metrics
-
-    async def on_district_config(config: DistrictConfig) -> None:
-        assert config.district_id is not None
-        resolved = await runtime.writer.run(
-            resolve_pending, runtime.writer, config.district_id, timezone_resolver(runtime)
-        )
-        metrics.pending_resolved.inc(resolved)
-
-    runtime.district_listeners.append(on_district_config)
-    service = IngestService(runtime)
-    app.service(service)
-    return service

@@ -2,60 +2,53 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
 from abacus.district import DistrictConfig
-from abacus.errors import StorageError
 from abacus.roster.records import (
-    DISTRICT_COLUMNS,
-    LINK_COLUMNS,
-    STUDENT_COLUMNS,
-    USER_COLUMNS,
     BadRecordError,
     RosterKind,
     decode_value,
     district_row,
     roster_row,
 )
-from abacus.store.client import Client, query_rows
+from abacus.settings import AbacusSettings
+from abacus.store.catalog import (
+    DISTRICTS,
+    ROSTER_LINKS,
+    ROSTER_STUDENTS,
+    ROSTER_STUDENTS_HISTORY,
+    ROSTER_USERS,
+    Table,
+)
+from abacus.store.store import Store
+from streams.districts import DistrictRegistry
+from streams.metrics import Metrics
 
-if TYPE_CHECKING:
-    from streams.app import Runtime
-
-__all__ = ["load_districts", "register"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
-# Table(s) and columns each kind is written to; students also go to their history.
-_TABLES: dict[RosterKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    RosterKind.USERS: (("roster_users",), USER_COLUMNS),
-    RosterKind.STUDENTS: (("roster_students", "roster_students_history"), STUDENT_COLUMNS),
-    RosterKind.LINKS: (("roster_links",), LINK_COLUMNS),
-    RosterKind.DISTRICT: (("districts",), DISTRICT_COLUMNS),
+# The table(s) each kind is written to; students also go to their history.
+_TABLES: dict[RosterKind, tuple[Table, ...]] = {
+    RosterKind.USERS: (ROSTER_USERS,),
+    RosterKind.STUDENTS: (ROSTER_STUDENTS, ROSTER_STUDENTS_HISTORY),
+    RosterKind.LINKS: (ROSTER_LINKS,),
+    RosterKind.DISTRICT: (DISTRICTS,),
 }
 
 
-def load_districts(client: Client, database: str) -> dict[str, DistrictConfig]:
-    """Every district's latest config from ClickHouse (at worker start); bad ones skipped."""
-    out: dict[str, DistrictConfig] = {}
-    sql = f"SELECT district_id, config_json FROM {database}.districts FINAL"  # noqa: S608
-    for district_id, config_json in query_rows(client, sql):
-        try:
-            out[district_id] = DistrictConfig.model_validate(
-                {**json.loads(config_json), "district_id": district_id}
-            )
-        except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
-            log.warning("skipping a stored district config: %s", type(exc).__name__)
-    return out
-
-
-def register(app: faust.App, runtime: Runtime) -> None:
-    settings = runtime.settings
+def register(
+    app: faust.App,
+    settings: AbacusSettings,
+    store: Store,
+    districts: DistrictRegistry,
+    metrics: Metrics,
+) -> None:
     t = settings.topics
     kinds = {
         t.name(t.roster_users): RosterKind.USERS,
@@ -64,7 +57,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
         t.name(t.district_config): RosterKind.DISTRICT,
     }
     source = app.topic(*kinds, key_serializer="raw", value_serializer="raw")
-    metrics = runtime.metrics
 
     @app.agent(source, name="roster")
     async def roster(stream: faust.StreamT[bytes]) -> None:
@@ -100,21 +92,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 rows[kind].append(row)
             # Storage errors escape on purpose: the worker stops before committing offsets.
             for kind, batch in rows.items():
-                tables, columns = _TABLES[kind]
-                for table in tables:
-                    await runtime.writer.insert_async(table, batch, columns)
+                for table in _TABLES[kind]:
+                    await store.ainsert_rows(table, batch)
                 metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
             for config in configs.values():
-                await _district_changed(runtime, config)
-
-
-async def _district_changed(runtime: Runtime, config: DistrictConfig) -> None:
-    assert config.district_id is not None
-    runtime.districts[config.district_id] = config
-    for listener in runtime.district_listeners:
-        try:
-            await listener(config)
-        except StorageError:
-            raise
-        except Exception:  # a listener's bug must not stop roster updates
-            log.exception("district listener %r failed", listener)
+                await districts.update(config)

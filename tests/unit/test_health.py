@@ -20,19 +20,22 @@ class _Consumer:
         return self._assignment
 
 
-def _app(agents: set[str] | None, ingest: set[str] | None) -> Any:
-    runtime = SimpleNamespace(ingest=None if ingest is None else _Consumer(ingest))
-    return SimpleNamespace(consumer=_Consumer(agents), abacus_runtime=runtime)
+def _app(agents: set[str] | None) -> Any:
+    return SimpleNamespace(consumer=_Consumer(agents))
+
+
+def _ingest(partitions: set[str] | None) -> _Consumer | None:
+    return None if partitions is None else _Consumer(partitions)
 
 
 def test_a_consumer_still_starting_is_not_ready_rather_than_an_error() -> None:
     readiness = Readiness(topics=True, migrations=True)
-    assert refresh(_app(None, {"events-0"}), readiness) is False
+    assert refresh(_app(None), readiness, _ingest({"events-0"})) is False
     assert readiness.assignment is False
 
 
 def test_both_consumers_must_hold_partitions() -> None:
-    assert holds_partitions(_app({"roster-0"}, {"events-0"})) is True
-    assert holds_partitions(_app({"roster-0"}, set())) is False
-    assert holds_partitions(_app(set(), {"events-0"})) is False
-    assert holds_partitions(_app({"roster-0"}, None)) is True  # no ingest service hosted
+    assert holds_partitions(_app({"roster-0"}), _ingest({"events-0"})) is True
+    assert holds_partitions(_app({"roster-0"}), _ingest(set())) is False
+    assert holds_partitions(_app(set()), _ingest({"events-0"})) is False
+    assert holds_partitions(_app({"roster-0"}), None) is True  # no ingest service hosted

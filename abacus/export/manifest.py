@@ -1,0 +1,60 @@
+"""The manifest written beside each export: what was asked, what was written, what it covers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from abacus.export.query import ExportScope
+from abacus.export.request import ExportRange, ExportRequest
+
+__all__ = ["FileFigures", "StoreFigures", "manifest"]
+
+
+@dataclass(frozen=True)
+class FileFigures:
+    """The CSV as written: data rows, bytes and SHA-256."""
+
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    """What the aggregates reflect: the roster version and the next offset per events
+    partition that ingest had stored."""
+
+    roster_version: int
+    events_offsets: dict[int, int]
+
+
+def manifest(
+    request: ExportRequest,
+    export_range: ExportRange,
+    scope: ExportScope,
+    written: FileFigures,
+    store: StoreFigures,
+    *,
+    generated_at: datetime,
+    seconds: float,
+) -> dict[str, Any]:
+    """The manifest document (JSON-ready)."""
+    return {
+        "request": request.model_dump(mode="json"),
+        "requester": request.requester,
+        "scope": asdict(scope),
+        "range": {
+            "start": export_range.start.isoformat(),
+            "end": export_range.end.isoformat(),
+            "school_year_start": export_range.school_year_start.isoformat(),
+        },
+        "rows": written.rows,
+        "bytes": written.bytes,
+        "sha256": written.sha256,
+        "roster_version": store.roster_version,
+        "generated_at": generated_at.isoformat(),
+        "seconds": round(seconds, 3),
+        "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
+    }

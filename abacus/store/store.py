@@ -1,0 +1,267 @@
+"""The one boundary to ClickHouse: typed methods, one owning thread, errors wrapped once.
+
+A server over HTTP when `ABACUS_CLICKHOUSE__URL` is set, else chDB in-process through the
+same client. chDB allows one engine (one data path) per process: in embedded mode only the
+worker may open the store while the stack is up. One thread owns the client (neither chDB
+nor clickhouse-connect clients are meant to be shared across threads), so calls run in the
+order they are made; async callers await the `a…` methods, which run there too. A
+retriable failure is tried again with backoff (`RetryPolicy`) before it escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from abacus.aggregation.derive import derive_facts
+from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
+from abacus.district import DistrictConfig, decode_stored_config
+from abacus.errors import StorageError
+from abacus.export.manifest import StoreFigures
+from abacus.export.query import ExportQuery, export_sql
+from abacus.export.request import Requester
+from abacus.settings import AbacusSettings
+from abacus.store import migrations
+from abacus.store.catalog import DISTRICTS, EVENTS, PENDING_FACTS, ROSTER_STUDENTS, ROSTER_USERS
+from abacus.store.catalog import Table as CatalogTable
+from abacus.store.errors import RetryPolicy, storage_error
+from abacus.store.native import EncodedBlock
+
+__all__ = ["Row", "Store"]
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = Sequence[Any]
+_PENDING_CHUNK = 50_000
+DEFAULT_RETRY = RetryPolicy()
+
+
+class Store:
+    """ClickHouse for Abacus. Open with `Store.open(settings)`; `close()` when done."""
+
+    def __init__(
+        self,
+        open_client: Callable[[], Client],
+        database: str,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.database = database
+        self._retry = retry
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._owner = self._pool.submit(threading.current_thread).result()
+        self._client: Client = self._call("cannot open ClickHouse", open_client)
+
+    @classmethod
+    def open(cls, settings: AbacusSettings) -> Store:
+        """The configured store: a server when a URL is set, else chDB under the home."""
+        ch = settings.clickhouse
+        if ch.url is None:
+            path = settings.chdb_path
+            path.mkdir(parents=True, exist_ok=True)
+            dsn = f"chdb://{path.resolve()}"
+        else:
+            dsn = ch.url.get_secret_value()
+        return cls(lambda: clickhouse_connect.get_client(dsn=dsn), ch.database)
+
+    def close(self) -> None:
+        """Close the client on its thread, then stop the thread."""
+        self._call("close failed", self._client.close)
+        self._pool.shutdown(wait=True)
+
+    # --- running calls on the owning thread ----------------------------------------------
+
+    def _attempts(self, what: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        delays = self._retry.delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                return fn(*args, **kw)
+            except ClickHouseError as exc:
+                error = storage_error(what, exc)
+                if not error.retriable or attempt == len(delays):
+                    raise error from exc
+                log.warning("%s (attempt %d), retrying: %s", what, attempt + 1, error.name)
+                self._sleep(delays[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        """Run on the owning thread (directly when already on it) and wait."""
+        if threading.current_thread() is self._owner:
+            return self._attempts(what, fn, *args, **kw)
+        return self._pool.submit(self._attempts, what, fn, *args, **kw).result()
+
+    async def _acall(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run on the owning thread without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._attempts, what, fn, *args)
+
+    def _name(self, table: CatalogTable | str) -> str:
+        return f"{self.database}.{table if isinstance(table, str) else table.name}"
+
+    # --- schema ------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Create the database and apply every migration not yet applied (idempotent)."""
+        return self._call("migration failed", migrations.apply, self._client, self.database)
+
+    def column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Column name → type of each table, as the store has them (for NativeEncoder)."""
+        rows = self._call(
+            "reading column types failed",
+            self._rows,
+            "SELECT table, name, type FROM system.columns "
+            "WHERE database = {db:String} AND table IN {tables:Array(String)}",
+            {"db": self.database, "tables": list(tables)},
+        )
+        types: dict[str, dict[str, str]] = {}
+        for table, name, type_name in rows:
+            types.setdefault(table, {})[name] = type_name
+        missing = set(tables) - set(types)
+        if missing:
+            names = ", ".join(sorted(missing))
+            raise StorageError(f"tables missing: {names} (run `abacus init`)", retriable=False)
+        return types
+
+    async def acolumn_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.column_types, tables
+        )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _insert(self, table: CatalogTable, rows: Sequence[Row]) -> None:
+        if rows:
+            self._client.insert(self._name(table), rows, column_names=list(table.columns))
+
+    def insert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None:
+        """Insert rows in the catalog's column order of ``table`` as one block."""
+        self._call(f"insert into {table.name} failed", self._insert, table, rows)
+
+    async def ainsert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None:
+        await self._acall(f"insert into {table.name} failed", self._insert, table, rows)
+
+    def _insert_block(self, block: EncodedBlock) -> None:
+        if block.rows:
+            self._client.raw_insert(
+                self._name(block.table), list(block.columns), block.data, fmt="Native"
+            )
+
+    async def ainsert_blocks(self, blocks: Iterable[EncodedBlock]) -> None:
+        """Insert blocks encoded elsewhere (an ingest process), in order: no Python per row."""
+        for block in blocks:
+            await self._acall(f"insert into {block.table} failed", self._insert_block, block)
+
+    # --- pending facts ---------------------------------------------------------------------
+
+    def _resolve_pending(self, district_id: str, timezone: str) -> int:
+        total = 0
+        sql = PENDING_EVENTS_SQL.format(db=self.database, limit=_PENDING_CHUNK)
+        while rows := self._rows(sql, {"d": district_id}):
+            events = [event_from_row(r) for r in rows]
+            for table, fact_rows in derive_facts(events, lambda e: timezone).by_table():
+                self._insert(table, fact_rows)
+            self._insert(PENDING_FACTS, pending_marks(events, resolved=True))
+            total += len(events)
+            log.info("derived facts for %d pending event(s) of a newly configured district", total)
+        return total
+
+    def resolve_pending(self, district_id: str, timezone: str) -> int:
+        """Derive and store the facts of every pending event of a now configured district;
+        returns how many. Safe to interrupt and run again: facts are idempotent rows and an
+        event is marked resolved only after its facts are stored."""
+        what = "resolving pending facts failed"
+        return self._call(what, self._resolve_pending, district_id, timezone)
+
+    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+        return await self._acall(
+            "resolving pending facts failed", self._resolve_pending, district_id, timezone
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self._client.query(sql, parameters=dict(params or {}) or None).result_rows)
+
+    def read(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a read query (`abacus sql`); values are bound server-side."""
+        return self._call("query failed", self._rows, sql, params)
+
+    def read_format(self, sql: str, params: Mapping[str, Any], fmt: str) -> bytes:
+        """A query's whole answer in a ClickHouse output format (e.g. CSVWithNames)."""
+        return self._call(
+            "query failed", self._client.raw_query, sql, parameters=dict(params), fmt=fmt
+        )
+
+    def execute(self, statement: str) -> None:
+        """Run a statement that returns nothing (benchmark data, OPTIMIZE)."""
+        self._call("statement failed", self._client.command, statement)
+
+    def load_districts(self) -> dict[str, DistrictConfig]:
+        """Every district's latest config (at worker start); unreadable ones are skipped."""
+        sql = f"SELECT district_id, config_json FROM {self._name(DISTRICTS)} FINAL"  # noqa: S608
+        out: dict[str, DistrictConfig] = {}
+        for district_id, config_json in self.read(sql):
+            config = decode_stored_config(district_id, config_json)
+            if config is not None:
+                out[district_id] = config
+        return out
+
+    # --- exports ---------------------------------------------------------------------------
+
+    def _requester(self, district_id: str, employee_id: str) -> Requester | None:
+        rows = self._rows(
+            f"SELECT user_type, buildings, email FROM {self._name(ROSTER_USERS)} FINAL "  # noqa: S608
+            "WHERE district_id = {d:String} AND employee_id = {e:String} AND is_active = 1",
+            {"d": district_id, "e": employee_id},
+        )
+        if not rows:
+            return None
+        user_type, buildings, email = rows[0]
+        return Requester(employee_id, int(user_type), tuple(buildings), email)
+
+    async def arequester(self, district_id: str, employee_id: str) -> Requester | None:
+        """An active staff member of the district, or None."""
+        return await self._acall(
+            "requester lookup failed", self._requester, district_id, employee_id
+        )
+
+    def _stream(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
+        sql = export_sql(self.database)
+        with self._client.query_row_block_stream(sql, parameters=query.params()) as blocks:
+            return sink(row for block in blocks for row in block)
+
+    def stream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
+        """Run the export query and hand its rows, as they stream in, to ``sink`` (called on
+        the store's thread); returns what ``sink`` returns."""
+        return self._call("export query failed", self._stream, query, sink)
+
+    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
+        return await self._acall("export query failed", self._stream, query, sink)
+
+    def _figures(self, district_id: str) -> StoreFigures:
+        version = self._rows(
+            f"SELECT max(version) FROM {self._name(ROSTER_STUDENTS)} "  # noqa: S608
+            "WHERE district_id = {d:String}",
+            {"d": district_id},
+        )[0][0]
+        offsets = self._rows(
+            f"SELECT src_partition, max(src_offset) FROM {self._name(EVENTS)} "  # noqa: S608
+            "GROUP BY src_partition ORDER BY src_partition"
+        )
+        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets})
+
+    async def afigures(self, district_id: str) -> StoreFigures:
+        """The roster version and the events offsets the aggregates reflect (manifest)."""
+        return await self._acall("reading manifest figures failed", self._figures, district_id)

@@ -1,0 +1,57 @@
+"""The district configs one worker knows, and what follows when one arrives or changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from abacus.district import DistrictConfig
+from abacus.store.store import Store
+from streams.metrics import Metrics
+
+__all__ = ["DistrictRegistry"]
+
+log = logging.getLogger(__name__)
+
+
+class DistrictRegistry:
+    """Configs loaded from the store at start and kept current by the roster agent.
+
+    Ingest derives local-day facts only for known districts; events of a district not yet
+    configured are stored as pending, and their facts are derived once its config arrives.
+    """
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._configs: dict[str, DistrictConfig] = {}
+
+    @property
+    def configs(self) -> Mapping[str, DistrictConfig]:
+        """Read-only view, current at each look (the export consumer reads it)."""
+        return self._configs
+
+    def zones(self) -> dict[str, str]:
+        """The IANA zone local days are counted in, per configured district."""
+        return {d: config.timezone_for(None) for d, config in self._configs.items()}
+
+    def load(self) -> None:
+        """At worker start: every stored config, then finish any pending resolution a crash
+        interrupted (blocking; before the worker runs)."""
+        self._configs.update(self.store.load_districts())
+        log.info("%d district config(s) loaded", len(self._configs))
+        for district_id, zone in self.zones().items():
+            self.metrics.pending_resolved.inc(self.store.resolve_pending(district_id, zone))
+
+    async def update(self, config: DistrictConfig) -> None:
+        """A config was stored (new or changed): know it, and derive its pending facts."""
+        assert config.district_id is not None
+        self._configs[config.district_id] = config
+        await self.resolve_pending([config.district_id])
+
+    async def resolve_pending(self, district_ids: Iterable[str]) -> None:
+        """Derive the pending facts of these districts (those configured by now)."""
+        zones = self.zones()
+        for district_id in sorted(set(district_ids) & set(zones)):
+            resolved = await self.store.aresolve_pending(district_id, zones[district_id])
+            self.metrics.pending_resolved.inc(resolved)

@@ -1,0 +1,206 @@
+"""The export consumer's whole flow in memory: a fake store and a fixed clock; the CSV,
+manifest, link, status documents and mail it produces (the integration tests run it for real)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from abacus.district import DistrictConfig
+from abacus.domain.csvcells import EXPORT_HEADER
+from abacus.errors import StorageError
+from abacus.export.links import verify_link
+from abacus.export.manifest import StoreFigures
+from abacus.export.query import EXPORT_COLUMNS, ExportQuery, ExportScope
+from abacus.export.request import Requester
+from abacus.mail import LinkMail
+from abacus.settings import AbacusSettings
+from consumers.export import ExportConsumer
+
+T = TypeVar("T")
+NOW = datetime(2026, 5, 1, 15, 0, tzinfo=UTC)  # 10:00 in Chicago, a Friday
+DISTRICT = "maple"
+KEY = "k" * 32
+CONFIG = DistrictConfig(
+    district_id=DISTRICT, name="Maple", timezone="America/Chicago", school_year_start="08-15"
+)
+
+
+def query_row(**values: Any) -> tuple[Any, ...]:
+    """One row of the export query, every aggregate zero unless given."""
+    row: dict[str, Any] = {name: 0 for name in EXPORT_COLUMNS}
+    row.update(
+        student_id="S1", first_name="Ada", last_name="Byron", grade="5", building="Oak",
+        is_ell=0, is_iep=1, is_active=1, district_data=["ada1", "A-77", "", "", ""],
+        environment="g3plus", ever_g3=1, ever_prek2=0, pre_sum=0.0, post_sum=0.0,
+        benchmarks=[], teachers=[("Tom", "Tutor")],
+    )  # fmt: skip
+    row.update(values)
+    return tuple(row[name] for name in EXPORT_COLUMNS)
+
+
+def read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+class FakeStore:
+    """The three reads an export makes, from memory; records what it was asked."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], fail: bool = False) -> None:
+        self.rows = rows
+        self.fail = fail
+        self.queries: list[ExportQuery] = []
+        self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
+        self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
+        self.staff["0901"] = Requester("0901", 9, (), "")
+
+    async def arequester(self, district_id: str, employee_id: str) -> Requester | None:
+        return self.staff.get(employee_id) if district_id == DISTRICT else None
+
+    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
+        self.queries.append(query)
+        if self.fail:
+            raise StorageError("query failed: Code: 241", retriable=True, code=241)
+        return sink(iter(self.rows))
+
+    async def afigures(self, district_id: str) -> StoreFigures:
+        return StoreFigures(roster_version=1717, events_offsets={1: 10, 0: 5})
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, store: FakeStore) -> None:
+        self.statuses: list[dict[str, Any]] = []
+        self.mails: list[LinkMail] = []
+        settings = AbacusSettings(
+            home=tmp_path, web={"signing_key": KEY, "public_url": "https://abacus.test"}
+        )
+        self.store = store
+
+        async def publish(doc: dict[str, Any]) -> None:
+            self.statuses.append(doc)
+
+        self.consumer = ExportConsumer(
+            settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW
+        )
+        self.export_dir = settings.export_dir
+
+    async def request(self, **fields: Any) -> str:
+        doc = {
+            "request_id": "r1", "district_id": DISTRICT, "requester": "0401",
+            "product": "both", "range": "ytd", **fields,
+        }  # fmt: skip
+        outcome = await self.consumer.handle(json.dumps(doc).encode())
+        return outcome.name
+
+
+@pytest.fixture
+def rows() -> list[tuple[Any, ...]]:
+    return [
+        query_row(),
+        query_row(student_id="S2", first_name="=cmd()", last_name="Zed", grade="K",
+                  environment="prek2", ever_g3=0, ever_prek2=1, tokens=7, school_ms=5_400_000),
+    ]  # fmt: skip
+
+
+async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+    assert await h.request() == "completed"
+
+    assert [s["status"] for s in h.statuses] == ["accepted", "progress", "completed"]
+    accepted, done = h.statuses[0], h.statuses[2]
+    # YTD in the district's time: school year start to yesterday (today is 2026-05-01).
+    assert accepted["range"] == {"start": "2025-08-15", "end": "2026-04-30"}
+    assert accepted["scope"] == "district"
+    assert h.store.queries == [
+        ExportQuery(DISTRICT, date(2025, 8, 15), date(2026, 4, 30), date(2025, 8, 15), "both",
+                    ExportScope("district", "0401", ()))
+    ]  # fmt: skip
+
+    raw = read_bytes(done["path"])
+    assert done["rows"] == 2
+    assert done["bytes"] == len(raw)
+    assert done["sha256"] == hashlib.sha256(raw).hexdigest()
+    table = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    assert raw.count(b"\r\n") == 3
+    assert tuple(table[0]) == EXPORT_HEADER
+    ada, zed = (dict(zip(EXPORT_HEADER, r, strict=True)) for r in table[1:])
+    assert (ada["First Name"], ada["Username"], ada["alt_student_infomration_number"]) == (
+        "Ada", "ada1", "A-77",
+    )  # fmt: skip
+    assert (ada["is_iep"], ada["learning_environment"], ada["teachers"]) == (
+        "True", "Grade 3+", "Tom Tutor",
+    )  # fmt: skip
+    assert (ada["earned_points"], ada["earned_tokens"]) == ("0", "")
+    assert zed["First Name"] == "'=cmd()"  # formula neutralised
+    assert (zed["learning_environment"], zed["earned_tokens"], zed["earned_points"]) == (
+        "PreK-2", "7", "",
+    )  # fmt: skip
+    assert (zed["school_time"], zed["total_math_time"]) == ("01:30", "01:30")
+
+    manifest = json.loads(read_bytes(done["manifest"]))
+    assert manifest["rows"] == 2
+    assert manifest["sha256"] == done["sha256"]
+    assert manifest["roster_version"] == 1717
+    assert manifest["events_offsets"] == {"0": 5, "1": 10}
+    assert manifest["generated_at"] == NOW.isoformat()
+
+    path, _, query = done["link"].removeprefix("https://abacus.test").partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&"))
+    assert path == f"/exports/{DISTRICT}/r1.csv"
+    assert verify_link(path, params, key=KEY.encode(), now=int(NOW.timestamp())) == "0401"
+    assert h.mails == [LinkMail("boss@maple.example", DISTRICT, "r1", done["link"], 2)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"district_id": "elsewhere"}, "unknown district 'elsewhere'"),
+        ({"requester": "9999"}, "is not an active user"),
+        ({"requester": "0901"}, "unknown User_Type 9"),
+        ({"range": "custom", "start": "2026-04-01", "end": "2026-05-01"}, "only previous days"),
+        ({"product": "g4"}, "invalid request: product"),
+    ],
+)
+async def test_a_rejected_request_gets_a_failed_status_and_writes_nothing(
+    tmp_path: Path, rows: list[tuple[Any, ...]], fields: dict[str, Any], reason: str
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+    assert await h.request(**fields) == "rejected"
+    [failed] = h.statuses
+    assert failed["status"] == "failed"
+    assert reason in failed["reason"]
+    assert h.store.queries == []
+    assert not h.export_dir.exists()
+    assert h.mails == []
+
+
+async def test_a_store_failure_becomes_a_failed_status_without_details(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows, fail=True))
+    assert await h.request() == "failed"
+    assert [s["status"] for s in h.statuses] == ["accepted", "progress", "failed"]
+    assert h.statuses[-1]["reason"] == "the export could not be generated"
+    assert h.mails == []
+
+
+async def test_a_teacher_is_scoped_to_their_links(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+    assert await h.request(requester="0101", product="g3plus") == "completed"
+    [query] = h.store.queries
+    assert query.scope == ExportScope("teacher", "0101", ("Oak",))
+    assert query.params()["scope"] == "teacher"
+    assert query.product == "g3plus"
+    assert h.mails == []  # no e-mail on the roster: nothing to send

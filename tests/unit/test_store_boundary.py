@@ -1,0 +1,102 @@
+"""The store boundary with a fake driver client: errors wrapped once with the server's code,
+retriable ones retried with backoff, every call on the one thread that owns the client."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from abacus.errors import AbacusError, StorageError
+from abacus.store.catalog import EXPORT_AUDIT
+from abacus.store.errors import RetryPolicy, storage_error
+from abacus.store.store import Store
+
+
+class FakeClient:
+    """Fails the first ``failures`` calls of each kind with ``error``, then answers."""
+
+    def __init__(self, error: Exception | None = None, failures: int = 0) -> None:
+        self.error = error
+        self.failures = failures
+        self.threads: set[str] = set()
+        self.inserts: list[tuple[str, list[Any], list[str]]] = []
+
+    def _maybe_fail(self) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.failures > 0 and self.error is not None:
+            self.failures -= 1
+            raise self.error
+
+    def insert(self, table: str, rows: list[Any], column_names: list[str]) -> None:
+        self._maybe_fail()
+        self.inserts.append((table, rows, column_names))
+
+    def close(self) -> None:
+        self.threads.add(threading.current_thread().name)
+
+
+def store_with(client: FakeClient, sleeps: list[float]) -> Store:
+    return Store(lambda: client, "db", retry=RetryPolicy(attempts=4), sleep=sleeps.append)  # type: ignore[arg-type,return-value]
+
+
+def server_error(code: int, name: str) -> DatabaseError:
+    return DatabaseError(f"Code: {code}. DB::Exception: boom. ({name})", code=code, name=name)
+
+
+def test_a_transient_failure_is_retried_with_backoff_and_succeeds() -> None:
+    client, sleeps = FakeClient(OperationalError("connection reset"), failures=2), []
+    store = store_with(client, sleeps)
+    store.insert_rows(EXPORT_AUDIT, [["row"]])
+    assert sleeps == [0.2, 0.4]
+    assert client.inserts == [("db.export_audit", [["row"]], list(EXPORT_AUDIT.columns))]
+    store.close()
+    assert len(client.threads) == 1  # opened, used and closed on one thread
+    assert client.threads != {threading.current_thread().name}
+
+
+def test_a_schema_error_is_not_retried_and_keeps_the_servers_code() -> None:
+    client, sleeps = FakeClient(server_error(60, "UNKNOWN_TABLE"), failures=1), []
+    store = store_with(client, sleeps)
+    with pytest.raises(StorageError) as caught:
+        store.insert_rows(EXPORT_AUDIT, [["row"]])
+    assert (caught.value.retriable, caught.value.code, caught.value.name) == (
+        False, 60, "UNKNOWN_TABLE",
+    )  # fmt: skip
+    assert "insert into export_audit failed" in str(caught.value)
+    assert isinstance(caught.value.__cause__, DatabaseError)
+    assert sleeps == []
+    store.close()
+
+
+def test_retries_are_bounded() -> None:
+    client, sleeps = FakeClient(server_error(252, "TOO_MANY_PARTS"), failures=10), []
+    store = store_with(client, sleeps)
+    with pytest.raises(StorageError) as caught:
+        store.insert_rows(EXPORT_AUDIT, [["row"]])
+    assert caught.value.retriable is True
+    assert caught.value.code == 252
+    assert sleeps == [0.2, 0.4, 0.8]  # four attempts
+    assert client.failures == 6
+    store.close()
+
+
+async def test_async_callers_get_the_same_boundary() -> None:
+    client, sleeps = FakeClient(OperationalError("timeout"), failures=1), []
+    store = store_with(client, sleeps)
+    await store.ainsert_rows(EXPORT_AUDIT, [["a"], ["b"]])
+    assert len(client.inserts) == 1
+    assert sleeps == [0.2]
+    store.close()
+
+
+def test_storage_errors_classify_driver_errors() -> None:
+    assert storage_error("x", OperationalError("reset")).retriable is True
+    assert storage_error("x", server_error(241, "MEMORY_LIMIT_EXCEEDED")).retriable is True
+    assert storage_error("x", server_error(62, "SYNTAX_ERROR")).retriable is False
+    assert issubclass(StorageError, AbacusError)
+    assert RetryPolicy(attempts=6, first_delay_s=0.5, max_delay_s=3).delays() == [
+        0.5, 1.0, 2.0, 3.0, 3.0,
+    ]  # fmt: skip
