@@ -13,10 +13,10 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from abacus.catalog import BENCHMARK_FACTS, DAILY_FACTS, LESSON_FACTS, Table
 from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
 from abacus.events.codec import Event
-from abacus.store.catalog import BENCHMARK_FACTS, DAILY_FACTS, LESSON_FACTS, Table
 
 __all__ = [
     "BENCHMARK_COLUMNS",

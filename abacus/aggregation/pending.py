@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from abacus.catalog import EVENTS, PENDING_FACTS
 from abacus.events.codec import Event
-from abacus.store.catalog import EVENTS, PENDING_FACTS
 
 __all__ = ["PENDING_COLUMNS", "PENDING_EVENTS_SQL", "event_from_row", "pending_marks"]
 

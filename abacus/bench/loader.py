@@ -14,9 +14,9 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from abacus.catalog import EVENTS
 from abacus.events.codec import decode_record
 from abacus.settings import AbacusSettings
-from abacus.store.catalog import EVENTS
 from abacus.store.store import Store
 
 __all__ = ["load"]

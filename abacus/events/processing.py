@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
+from abacus.catalog import EVENTS
 from abacus.errors import InvalidEventError
 from abacus.events.codec import Event, decode_record
 from abacus.events.validate import validate_event
-from abacus.store.catalog import EVENTS
 
 __all__ = [
     "COMMON_FIELDS",

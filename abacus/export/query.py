@@ -11,8 +11,7 @@ from datetime import date
 from typing import Literal
 
 from abacus.aggregation.queries import PASSES_SQL
-from abacus.domain.grades import GRADES_SQL, sql_is_prek2
-from abacus.store.catalog import (
+from abacus.catalog import (
     BENCHMARK_FACTS,
     DAILY_FACTS,
     ROSTER_LINKS,
@@ -20,6 +19,7 @@ from abacus.store.catalog import (
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,
 )
+from abacus.domain.grades import GRADES_SQL, sql_is_prek2
 
 __all__ = ["EXPORT_COLUMNS", "ExportQuery", "ExportScope", "export_sql", "scope_sql_params"]
 

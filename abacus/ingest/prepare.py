@@ -17,9 +17,9 @@ from datetime import datetime
 
 from abacus.aggregation.derive import DerivedFacts, derive_facts
 from abacus.aggregation.pending import pending_marks
+from abacus.catalog import EVENTS, PENDING_FACTS
 from abacus.events.processing import SourceRecord, process_records
 from abacus.lifecycle import die_with_parent
-from abacus.store.catalog import EVENTS, PENDING_FACTS
 from abacus.store.native import (
     EncodedBlock,
     NativeEncoder,

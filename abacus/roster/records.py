@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from abacus.catalog import DISTRICTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS
 from abacus.district import DistrictConfig
 from abacus.errors import AbacusError
 from abacus.roster.validation import (
@@ -21,7 +22,6 @@ from abacus.roster.validation import (
     TeacherStudentLink,
     User,
 )
-from abacus.store.catalog import DISTRICTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS
 
 __all__ = [
     "DISTRICT_COLUMNS",

@@ -11,7 +11,7 @@ from importlib import resources
 
 from clickhouse_connect.driver.client import Client
 
-from abacus.store.catalog import SCHEMA_MIGRATIONS
+from abacus.catalog import SCHEMA_MIGRATIONS
 
 __all__ = ["apply", "migration_files"]
 

@@ -24,6 +24,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
+from abacus.catalog import DISTRICTS, EVENTS, PENDING_FACTS, ROSTER_STUDENTS, ROSTER_USERS
+from abacus.catalog import Table as CatalogTable
 from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
 from abacus.export.manifest import StoreFigures
@@ -31,8 +33,6 @@ from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
 from abacus.settings import AbacusSettings
 from abacus.store import migrations
-from abacus.store.catalog import DISTRICTS, EVENTS, PENDING_FACTS, ROSTER_STUDENTS, ROSTER_USERS
-from abacus.store.catalog import Table as CatalogTable
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.native import EncodedBlock
 

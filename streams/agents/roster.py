@@ -8,6 +8,14 @@ from typing import Any
 
 import faust
 
+from abacus.catalog import (
+    DISTRICTS,
+    ROSTER_LINKS,
+    ROSTER_STUDENTS,
+    ROSTER_STUDENTS_HISTORY,
+    ROSTER_USERS,
+    Table,
+)
 from abacus.district import DistrictConfig
 from abacus.roster.records import (
     BadRecordError,
@@ -17,14 +25,6 @@ from abacus.roster.records import (
     roster_row,
 )
 from abacus.settings import AbacusSettings
-from abacus.store.catalog import (
-    DISTRICTS,
-    ROSTER_LINKS,
-    ROSTER_STUDENTS,
-    ROSTER_STUDENTS_HISTORY,
-    ROSTER_USERS,
-    Table,
-)
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
 from streams.metrics import Metrics

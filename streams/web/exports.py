@@ -10,9 +10,9 @@ import faust
 from aiohttp import web
 from faust.web import Request, View
 
+from abacus.catalog import EXPORT_AUDIT
 from abacus.export.links import LinkError, verify_link
 from abacus.settings import AbacusSettings
-from abacus.store.catalog import EXPORT_AUDIT
 from abacus.store.store import Store
 
 __all__ = ["register"]

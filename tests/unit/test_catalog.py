@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from abacus.store.catalog import TABLES, student_tables, table
+from abacus.catalog import TABLES, student_tables, table
 from abacus.store.migrations import migration_files
 
 _CREATE = re.compile(

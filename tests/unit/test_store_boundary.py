@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from abacus.catalog import EXPORT_AUDIT
 from abacus.errors import AbacusError, StorageError
-from abacus.store.catalog import EXPORT_AUDIT
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.store import Store
 
