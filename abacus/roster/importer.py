@@ -21,15 +21,11 @@ from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
 from abacus.roster.validation import (
     LINKS_FILE,
-    ROSTER_FILES,
     STUDENTS_FILE,
     USERS_FILE,
     RowError,
-    decode_upload,
     read_roster_dir,
-    validate_links,
-    validate_students,
-    validate_users,
+    validate_roster,
 )
 from abacus.settings import AbacusSettings
 
@@ -40,8 +36,6 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "district.toml"
 REPORT_FILE = "roster_errors.csv"
 _DISTRICT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-# Errors that reject a whole file (not one row): nothing in that file may be deactivated.
-_FILE_REASONS = ("missing required column", "duplicate column", "unreadable CSV")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,31 +86,14 @@ class _Upload:
 
 
 def _validate(district_id: str, directory: Path, today: date | None) -> _Upload:
-    # validate_roster's composition, keeping what it drops: ids of rejected rows and which
-    # files were usable (deactivation must not follow from a typo or a broken file).
-    files = read_roster_dir(directory)
-    text = {name: decode_upload(files[name]) if name in files else "" for name in ROSTER_FILES}
-    users = validate_users(USERS_FILE, text[USERS_FILE])
-    students = validate_students(
-        STUDENTS_FILE,
-        text[STUDENTS_FILE],
-        buildings=users.buildings if users.usable else None,
-        today=today,
-    )
-    links = validate_links(LINKS_FILE, text[LINKS_FILE], users=users, students=students)
-    errors: list[RowError] = []
-    for name, found in ((USERS_FILE, users), (STUDENTS_FILE, students), (LINKS_FILE, links)):
-        missing = name not in files
-        errors += [RowError(name, 0, "", "", "file is missing")] if missing else found.errors
-    link_file_ok = LINKS_FILE in files and not any(
-        e.line == 0 or e.reason.startswith(_FILE_REASONS) for e in links.errors
-    )
-    user_fields = {u.employee_id: rec.user_fields(u) for u in users.users}
-    student_fields = {s.student_id: rec.student_fields(s) for s in students.students}
+    v = validate_roster(read_roster_dir(directory), today=today)
+    usable = v.usable
+    user_fields = {u.employee_id: rec.user_fields(u) for u in v.users}
+    student_fields = {s.student_id: rec.student_fields(s) for s in v.students}
     kinds = {
         RosterKind.USERS: user_fields.values(),
         RosterKind.STUDENTS: student_fields.values(),
-        RosterKind.LINKS: [rec.link_fields(link) for link in links.links],
+        RosterKind.LINKS: [rec.link_fields(link) for link in v.links],
     }
     return _Upload(
         fields={
@@ -124,19 +101,20 @@ def _validate(district_id: str, directory: Path, today: date | None) -> _Upload:
             for kind, rows in kinds.items()
         },
         rejected_ids={
-            RosterKind.USERS: set(users.ids) - set(user_fields),
-            RosterKind.STUDENTS: set(students.ids) - set(student_fields),
+            RosterKind.USERS: set(v.rejected_users),
+            RosterKind.STUDENTS: set(v.rejected_students),
         },
+        # Deactivation must not follow from a broken or missing file.
         complete={
-            RosterKind.USERS: users.usable,
-            RosterKind.STUDENTS: users.usable and students.usable,
-            RosterKind.LINKS: users.usable and students.usable and link_file_ok,
+            RosterKind.USERS: usable[USERS_FILE],
+            RosterKind.STUDENTS: usable[USERS_FILE] and usable[STUDENTS_FILE],
+            RosterKind.LINKS: all(usable[f] for f in (USERS_FILE, STUDENTS_FILE, LINKS_FILE)),
         },
-        errors=errors,
+        errors=v.errors,
         accepted={
-            USERS_FILE: len(users.users),
-            STUDENTS_FILE: len(students.students),
-            LINKS_FILE: len(links.links),
+            USERS_FILE: len(v.users),
+            STUDENTS_FILE: len(v.students),
+            LINKS_FILE: len(v.links),
         },
     )
 

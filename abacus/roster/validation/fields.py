@@ -1,0 +1,197 @@
+"""Field checks of the roster columns: each returns the normalised value or raises FieldError."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from abacus.district import DISTRICT_DATA_COLUMNS
+from abacus.domain.grades import normalize_grade as _normalize_grade
+from abacus.errors import AbacusError
+from abacus.roster.validation.models import ETHNICITIES, RACES, UserType
+
+__all__ = [
+    "LINK_COLUMNS",
+    "USER_COLUMNS",
+    "Column",
+    "FieldError",
+    "mask",
+    "normalize_grade",
+    "shown",
+    "student_columns",
+]
+
+_DOB_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SHOWN_MAX = 60
+
+
+class FieldError(AbacusError, ValueError):
+    pass
+
+
+# --- field checks: return the normalised value or raise FieldError(reason) ---------------------
+
+
+def _ascii(raw: str) -> str:
+    if "\ufffd" in raw:
+        raise FieldError("not valid UTF-8")
+    if not raw.isascii():
+        raise FieldError("not 7-bit ASCII")
+    if not raw.isprintable():
+        raise FieldError("contains control characters")
+    return raw
+
+
+def _identifier(raw: str) -> str:
+    if not _ascii(raw).isalnum():
+        raise FieldError("must be letters and digits only (0-9, A-Z)")
+    return raw
+
+
+def _username(raw: str) -> str:
+    if any(c.isspace() for c in _ascii(raw)):
+        raise FieldError("must not contain spaces")
+    return raw
+
+
+def _email(raw: str) -> str:
+    if not _EMAIL_RE.match(_ascii(raw)):
+        raise FieldError("not an email address")
+    return raw
+
+
+def _password_hash(raw: str) -> str:
+    return hashlib.sha256(_ascii(raw).encode("ascii")).hexdigest()
+
+
+def _buildings(raw: str) -> tuple[str, ...]:
+    names = [part.strip() for part in _ascii(raw).split(";")]
+    if any(not name for name in names):
+        raise FieldError("empty building name in ';'-separated list")
+    return tuple(dict.fromkeys(names))
+
+
+def _user_type(raw: str) -> UserType:
+    if raw not in {"1", "2", "3", "4"}:
+        raise FieldError("must be 1 (teacher), 2 (building), 3 (district) or 4 (admin)")
+    return UserType(int(raw))
+
+
+def normalize_grade(value: str) -> str:
+    """`K`/`KG`/`PK`/`1`-`12` (leading zero allowed, any case, surrounding blanks ignored)
+    -> "PK", "K", "1".."12". The rule itself is :func:`abacus.domain.passing.normalize_grade`
+    (shared with event validation); rosters only trim first."""
+    return _normalize_grade(value.strip())
+
+
+def _grade(raw: str) -> str:
+    try:
+        return normalize_grade(raw)
+    except ValueError:
+        raise FieldError("grade must be PK, K/KG or 1-12") from None
+
+
+def _date_of_birth(today: date) -> Callable[[str], date]:
+    def check(raw: str) -> date:
+        match = _DOB_RE.match(raw)
+        if not match:
+            raise FieldError("must be mm/dd/yyyy with slashes")
+        try:
+            born = date(int(match[3]), int(match[1]), int(match[2]))
+        except ValueError:
+            raise FieldError("not a real calendar date") from None
+        if born > today:
+            raise FieldError("date is in the future")
+        if born.year < 1900:
+            raise FieldError("date is before 1900")
+        return born
+
+    return check
+
+
+def _code(allowed: Mapping[str, object], reason: str) -> Callable[[str], object]:
+    def check(raw: str) -> object:
+        try:
+            return allowed[raw.upper()]
+        except KeyError:
+            raise FieldError(reason) from None
+
+    return check
+
+
+def _choice(options: Sequence[str], column: str) -> Callable[[str], object]:
+    by_key = {option.casefold(): option for option in options}
+
+    def check(raw: str) -> str:
+        try:
+            return by_key[" ".join(raw.split()).casefold()]
+        except KeyError:
+            raise FieldError(f"not an allowed {column} value") from None
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    check: Callable[[str], object]
+    header_required: bool = True
+    value_required: bool = True
+    personal: bool = False
+    secret: bool = False
+
+
+USER_COLUMNS = (
+    Column("Employee_ID", _identifier),
+    Column("Username", _username),
+    Column("Email", _email, value_required=False, personal=True),
+    Column("Password", _password_hash, value_required=False, secret=True),
+    Column("First_Name", _ascii, personal=True),
+    Column("Last_Name", _ascii, header_required=False, value_required=False, personal=True),
+    Column("Building_Names", _buildings, value_required=False),
+    Column("User_Type", _user_type),
+)
+_YES_NO = {"Y": True, "N": False}
+
+
+def student_columns(today: date) -> tuple[Column, ...]:
+    return (
+        Column("StudentID", _identifier),
+        Column("Date_of_Birth", _date_of_birth(today), personal=True),
+        Column("Last", _ascii, personal=True),
+        Column("First", _ascii, personal=True),
+        Column("Grade", _grade),
+        Column("Building_Name", _ascii),
+        Column("Gender", _code({"F": "F", "M": "M"}, "must be F or M")),
+        Column("SPED", _code(_YES_NO, "must be Y or N")),
+        Column("Ethnicity", _choice(ETHNICITIES, "Ethnicity")),
+        Column("Race", _choice(RACES, "Race")),
+        Column("ELL", _code(_YES_NO, "must be Y or N")),
+        *(
+            Column(c, _ascii, header_required=False, value_required=False)
+            for c in DISTRICT_DATA_COLUMNS
+        ),
+        Column(
+            "Password", _password_hash, header_required=False, value_required=False, secret=True
+        ),
+    )
+
+
+LINK_COLUMNS = (Column("EmployeeID", _identifier), Column("StudentID", _identifier))
+
+
+def mask(value: str, *, secret: bool = False) -> str:
+    """Hide personal data in reports: first character + "***" ("***" alone for secrets)."""
+    if not value:
+        return ""
+    return "***" if secret else value[0] + "***"
+
+
+def shown(raw: str, column: Column) -> str:
+    if column.personal or column.secret:
+        return mask(raw, secret=column.secret)
+    return raw if len(raw) <= _SHOWN_MAX else raw[: _SHOWN_MAX - 3] + "..."
