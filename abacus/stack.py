@@ -6,6 +6,7 @@ import logging
 
 from abacus.embedded.broker import EmbeddedBroker
 from abacus.settings import AbacusSettings
+from streams.run import run_worker
 
 __all__ = ["run_stack"]
 
@@ -14,8 +15,6 @@ log = logging.getLogger(__name__)
 
 def run_stack(settings: AbacusSettings) -> None:
     """Run until SIGINT/SIGTERM, then stop the worker and the broker it started."""
-    from streams.run import run_worker
-
     broker = None
     if settings.broker.embedded:
         broker = EmbeddedBroker(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
@@ -91,8 +92,6 @@ async def _paced(
 
 def _histogram(url: str, name: str) -> list[tuple[float, float]]:
     """Cumulative (le, count) buckets of a histogram on a /metrics page."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
         text = resp.read().decode()
     for family in text_string_to_metric_families(text):
@@ -194,6 +193,7 @@ def _run_worker(
     log: Path,
     fresh: list[Event],
     batch: bool,
+    fresh_s: float,
 ) -> dict[str, float]:
     """Throughput on the pre-loaded topic, then freshness at a steady rate, one worker."""
     web = f"http://127.0.0.1:{env['ABACUS_WEB__PORT']}"
@@ -219,9 +219,9 @@ def _run_worker(
         _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started
         before = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
-        # Freshness at 50% of the rate just measured, for about 10 s.
+        # Freshness at 50% of the rate just measured, for about ``fresh_s`` seconds.
         half_rate = 0.5 * sum(ends.values()) / seconds  # records/s
-        records = _records(fresh, batch)[: max(50, int(half_rate * 10))]
+        records = _records(fresh, batch)[: max(50, int(half_rate * fresh_s))]
         fresh_ends = asyncio.run(_paced(settings, records, half_rate))
         _wait_committed(settings, group, fresh_ends)
         after = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
@@ -242,7 +242,9 @@ def _run_worker(
     }
 
 
-def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, Any]:
+def run_ingest_bench(
+    *, events: int, batch: bool, out_dir: Path, fresh_s: float = 10.0
+) -> dict[str, Any]:
     """Throughput against the baseline, then freshness at half the measured rate."""
     data = make_events(events)
     with (
@@ -275,13 +277,15 @@ def run_ingest_bench(*, events: int, batch: bool, out_dir: Path) -> dict[str, An
         )
         base = json.loads(loader.stdout.splitlines()[-1])
         base_rate = base["events"] / base["seconds"]
-        fresh_events = make_events(max(2_000, int(base_rate * 0.5 * 10)), first_seed=1_000)
+        fresh_events = make_events(max(2_000, int(base_rate * 0.5 * fresh_s)), first_seed=1_000)
         env = _env(
             root / "product",
             broker.bootstrap,
             {"ABACUS_APP_ID": "bench-worker", "ABACUS_WEB__PORT": str(free_port())},
         )
-        product = _run_worker(settings, env, ends, root / "worker.log", fresh_events, batch)
+        product = _run_worker(
+            settings, env, ends, root / "worker.log", fresh_events, batch, fresh_s
+        )
     rate = len(data) / product["seconds"]
     rows = [
         {

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from abacus.cli.common import fail
 from abacus.errors import AbacusError
 from abacus.kafka.export_requests import new_request_id, send_request, wait_status
 from abacus.settings import AbacusSettings
@@ -36,8 +37,6 @@ def request(
     timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 600.0,
 ) -> None:
     """Send an export request; with --wait print the final status and the CSV's path."""
-    from abacus.cli.main import fail
-
     if ytd == (start is not None or end is not None):
         raise fail("give either --ytd or --start and --end")
     for value in (start, end):

@@ -9,8 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from abacus.cli.common import fail
 from abacus.errors import AbacusError
 from abacus.settings import AbacusSettings
+from consumers.dlq import read_dead_letters, replay
+from consumers.lag import LagReader, watch
 
 __all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
 
@@ -18,11 +21,6 @@ __all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
 EXIT_GROUP_FAILING = 3
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead-lettered records.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"abacus: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _range_text(offsets: list[int]) -> str:
@@ -47,8 +45,6 @@ def lag(
 ) -> None:
     """Consumer lag per group/topic/partition and a status per group (ok, lagging,
     stalled, stopped) judged over a window; exits 3 when a group is stalled or stopped."""
-    from consumers.lag import LagReader, watch
-
     settings = AbacusSettings()
     events = settings.topics.name(settings.topics.events)
     try:
@@ -65,7 +61,7 @@ def lag(
                 group_topics={settings.ingest_group: [events]},
             )
     except AbacusError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps({"groups": [_report_json(r) for r in reports]}, indent=2))
     else:
@@ -73,7 +69,7 @@ def lag(
     failing = [r for r in reports if r.status.failing]
     if failing:
         names = ", ".join(f"{r.group} is {r.status.value}" for r in failing)
-        raise _fail(f"consumer group {names}", EXIT_GROUP_FAILING)
+        raise fail(f"consumer group {names}", EXIT_GROUP_FAILING)
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -121,14 +117,12 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines for machines")] = False,
 ) -> None:
     """Dead-lettered records: source partition/offset, reason, failed_at, size."""
-    from consumers.dlq import read_dead_letters
-
     settings = AbacusSettings()
     topic = settings.topics.name(settings.topics.dead_letter)
     try:
         records = read_dead_letters(settings.broker.servers, topic)
     except AbacusError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     shown = records[-limit:]
     if as_json:
         for r in shown:
@@ -169,10 +163,8 @@ def dlq_replay(
     """Resubmit dead-lettered records (original key and bytes) to the events topic, tagged
     with an `abacus.replayed_from` header; events count once by event_id, so a replay of
     something already stored changes nothing. Records still bad come back to the DLQ."""
-    from consumers.dlq import read_dead_letters, replay
-
     if not replay_all and reason_contains is None:
-        raise _fail("choose --all or --reason-contains TEXT", 2)
+        raise fail("choose --all or --reason-contains TEXT", 2)
     settings = AbacusSettings()
     topics = settings.topics
     dlq_topic, events_topic = topics.name(topics.dead_letter), topics.name(topics.events)
@@ -181,7 +173,7 @@ def dlq_replay(
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
         sent = chosen if dry_run else replay(settings.broker.servers, chosen, events_topic)
     except AbacusError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     verb = "would replay" if dry_run else "replayed"
     by_partition: dict[int, list[int]] = {}
     for r in sent:

@@ -7,17 +7,15 @@ from typing import Annotated
 
 import typer
 
+from abacus.cli.common import fail
 from abacus.errors import AbacusError
+from abacus.roster.importer import import_roster
+from abacus.roster.report import format_error_table
 from abacus.settings import AbacusSettings
 
 __all__ = ["roster_app"]
 
 roster_app = typer.Typer(no_args_is_help=True, help="District rosters.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"abacus: {message}", err=True)
-    return typer.Exit(1)
 
 
 @roster_app.command("import")
@@ -49,18 +47,14 @@ def import_command(
     Every rejected row is printed and written to DIR/roster_errors.csv; valid rows are
     imported unless --strict. Exit status 1 when any row was rejected.
     """
-    from abacus.district import ConfigError
-    from abacus.roster.importer import import_roster
-    from abacus.roster.report import format_error_table
-
     try:
         result = import_roster(
             AbacusSettings(), directory, district, config_path=config, strict=strict
         )
-    except (AbacusError, ConfigError) as exc:
-        raise _fail(str(exc)) from exc
+    except AbacusError as exc:
+        raise fail(str(exc)) from exc
     except OSError as exc:
-        raise _fail(f"cannot read or write in {directory}: {exc.strerror or exc}") from exc
+        raise fail(f"cannot read or write in {directory}: {exc.strerror or exc}") from exc
     if result.errors:
         typer.echo(format_error_table(result.errors))
         typer.echo(f"error report: {result.report_path}")
@@ -72,7 +66,7 @@ def import_command(
     if result.errors:
         n = result.rejected
         if not result.imported:
-            raise _fail(
+            raise fail(
                 f"{n} roster row(s) rejected; nothing imported (--strict); see {result.report_path}"
             )
-        raise _fail(f"{n} roster row(s) rejected; see {result.report_path}")
+        raise fail(f"{n} roster row(s) rejected; see {result.report_path}")
