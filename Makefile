@@ -18,10 +18,11 @@ up: $(STAMP)  ## the main job: embedded broker + worker + web (Ctrl-C stops it)
 demo: $(STAMP)  ## sample district, simulated school year, a YTD export
 	$(BIN)/abacus demo
 
-test: $(STAMP)  ## lint, then the whole suite against the real embedded stack
+test: $(STAMP)  ## lint and layer contracts, then the whole suite against the real embedded stack
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/lint-imports
+	$(BIN)/pytest --durations=15
 
 bench-ingest: $(STAMP)  ## events/s against the raw-loader baseline (batch and single records)
 	$(BIN)/abacus bench ingest && $(BIN)/abacus bench ingest --no-batch
@@ -31,6 +32,7 @@ bench-export: $(STAMP)  ## 100k students x 180 days against ClickHouse's own CSV
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
