@@ -19,17 +19,13 @@ from abacus.domain.timesplit import split_interval
 from abacus.events.codec import Event
 
 __all__ = [
-    "BENCHMARK_COLUMNS",
     "DAILY_COLUMNS",
-    "LESSON_COLUMNS",
     "DerivedFacts",
     "derive_facts",
 ]
 
 DAILY_COLUMNS = DAILY_FACTS.columns
-LESSON_COLUMNS = LESSON_FACTS.columns
 _METRIC = {name: i for i, name in enumerate(DAILY_COLUMNS)}
-BENCHMARK_COLUMNS = BENCHMARK_FACTS.columns
 _ZERO_METRICS = [0, 0, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0, 0]
 
 

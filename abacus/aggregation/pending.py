@@ -11,9 +11,8 @@ from typing import Any
 from abacus.catalog import EVENTS, PENDING_FACTS
 from abacus.events.codec import Event
 
-__all__ = ["PENDING_COLUMNS", "PENDING_EVENTS_SQL", "event_from_row", "pending_marks"]
+__all__ = ["PENDING_EVENTS_SQL", "event_from_row", "pending_marks"]
 
-PENDING_COLUMNS = PENDING_FACTS.columns
 _TIMESTAMP_PAYLOAD = ("started_at",)
 
 # Up to {limit} unresolved pending events of one district, as `event_from_row` reads them.

@@ -1,1 +1,1 @@
-"""Benchmarks that run their baseline in the same run and print the ratio (DESIGN.md §10)."""
+"""Benchmarks that run their baseline in the same run and print the ratio (README, Performance)."""

@@ -17,7 +17,6 @@ __all__ = [
     "fmt_average",
     "fmt_bool",
     "fmt_date",
-    "fmt_optional_int",
     "fmt_teachers",
     "neutralize",
     "write_rows",
@@ -76,10 +75,6 @@ def fmt_bool(value: bool) -> str:
 def fmt_date(value: date | None) -> str:
     """ISO ``YYYY-MM-DD``, or empty when there is no date."""
     return "" if value is None else value.isoformat()
-
-
-def fmt_optional_int(value: int | None) -> str:
-    return "" if value is None else str(value)
 
 
 def fmt_teachers(names: Iterable[tuple[str, str]]) -> str:

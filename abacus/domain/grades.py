@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 GRADES: tuple[str, ...] = ("PK", "K", *(str(g) for g in range(1, 13)))
-# Grades whose students practise in PreK-2 when they have no usage to go by (DESIGN.md §5).
+# Grades whose learning environment is PreK-2 when a student has no usage in the export range.
 PREK2_GRADES: tuple[str, ...] = GRADES[:4]
 # The same list as a ClickHouse array literal, for queries that order grades.
 GRADES_SQL = "[" + ",".join(f"'{g}'" for g in GRADES) + "]"

@@ -38,7 +38,7 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
 class EmbeddedBroker:
     """A Tansu broker child process on loopback with the in-memory storage engine.
 
-    Memory storage keeps nothing across a broker restart (DESIGN.md §2); the broker
+    Memory storage keeps nothing across a broker restart (docs/architecture.md); the broker
     therefore lives as long as the stack that owns it.
     """
 

@@ -21,7 +21,7 @@ from abacus.catalog import (
 )
 from abacus.domain.grades import GRADES_SQL, sql_is_prek2
 
-__all__ = ["EXPORT_COLUMNS", "ExportQuery", "ExportScope", "export_sql", "scope_sql_params"]
+__all__ = ["EXPORT_COLUMNS", "ExportQuery", "ExportScope", "export_sql"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,6 @@ class ExportScope:
     kind: Literal["teacher", "building", "district"]
     employee_id: str
     buildings: tuple[str, ...] = ()
-
-
-def scope_sql_params(scope: ExportScope) -> dict[str, object]:
-    return {
-        "scope": scope.kind,
-        "employee": scope.employee_id,
-        "buildings": list(scope.buildings),
-    }
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,9 @@ class ExportQuery:
             "end": self.end,
             "year_start": self.school_year_start,
             "product": self.product,
-            **scope_sql_params(self.scope),
+            "scope": self.scope.kind,
+            "employee": self.scope.employee_id,
+            "buildings": list(self.scope.buildings),
         }
 
 

@@ -1,6 +1,6 @@
 """The real end of a Kafka log, also on the local Tansu broker (whose reported end lags).
 
-Tansu quirk (measured, DESIGN.md §2 and docs/architecture.md): ListOffsets(latest), and so
+Tansu quirk (measured; docs/architecture.md): ListOffsets(latest), and so
 `KafkaConsumer.end_offsets`, returns the LAST BATCH's base offset + 1. Every reader that
 needs "everything up to the end" (lag, dead letters, compacted roster topics) goes through
 `true_log_ends` here.

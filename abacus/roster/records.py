@@ -13,23 +13,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from abacus.catalog import DISTRICTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS
-from abacus.district import DistrictConfig
+from abacus.district import DISTRICT_DATA_COLUMNS, DistrictConfig
 from abacus.errors import AbacusError
-from abacus.roster.validation import (
-    DISTRICT_DATA_COLUMNS,
-    Student,
-    TeacherStudentLink,
-    User,
-)
+from abacus.roster.validation import Student, TeacherStudentLink, User
 
 __all__ = [
-    "DISTRICT_COLUMNS",
     "ENVELOPE",
-    "LINK_COLUMNS",
     "RECORD_VERSION",
-    "STUDENT_COLUMNS",
-    "USER_COLUMNS",
     "BadRecordError",
     "RosterKind",
     "config_value",
@@ -151,11 +141,6 @@ def fields_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- ClickHouse rows ------------------------------------------------------------------------------
-
-STUDENT_COLUMNS = ROSTER_STUDENTS.columns
-USER_COLUMNS = ROSTER_USERS.columns
-LINK_COLUMNS = ROSTER_LINKS.columns
-DISTRICT_COLUMNS = DISTRICTS.columns
 
 
 def _get(doc: Mapping[str, Any], name: str, kind: type, optional: bool = False) -> Any:

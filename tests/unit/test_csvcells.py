@@ -12,7 +12,6 @@ from abacus.domain.csvcells import (
     fmt_average,
     fmt_bool,
     fmt_date,
-    fmt_optional_int,
     fmt_teachers,
     neutralize,
     write_rows,
@@ -123,9 +122,6 @@ def test_simple_formatters() -> None:
     assert fmt_bool(False) == "False"
     assert fmt_date(date(2026, 3, 9)) == "2026-03-09"
     assert fmt_date(None) == ""
-    assert fmt_optional_int(None) == ""
-    assert fmt_optional_int(0) == "0"
-    assert fmt_optional_int(-150) == "-150"
 
 
 def test_fmt_teachers_sorted_by_last_then_first_and_deduplicated() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from abacus.aggregation.derive import DAILY_COLUMNS, LESSON_COLUMNS, derive_facts
+from abacus.aggregation.derive import DAILY_COLUMNS, derive_facts
+from abacus.catalog import LESSON_FACTS
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.events import sample_event
 from tests.support.truth import METRICS, daily_truth
@@ -75,7 +76,7 @@ def test_a_session_across_16_00_and_midnight_splits_into_days_and_kinds() -> Non
 
 
 def test_lesson_facts_mark_passes_by_product_rule() -> None:
-    i = {name: n for n, name in enumerate(LESSON_COLUMNS)}
+    i = {name: n for n, name in enumerate(LESSON_FACTS.columns)}
     cases = [
         (sample_event("quiz_submitted", quiz_kind="pre", score_percent=80.0), "pre", 1),
         (sample_event("quiz_submitted", quiz_kind="pre", score_percent=79.0), "pre", 0),

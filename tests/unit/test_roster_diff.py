@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from abacus.catalog import ROSTER_STUDENTS, ROSTER_USERS
 from abacus.district import load_district_config
 from abacus.roster.diff import Change, diff_records
 from abacus.roster.records import (
-    STUDENT_COLUMNS,
-    USER_COLUMNS,
     BadRecordError,
     RosterKind,
     config_value,
@@ -116,14 +115,16 @@ def test_rows_from_records() -> None:
         **{f"district_data_{n}": "" for n in range(1, 6)},
     }
     doc = decode_value(encode_value("d1", "imp1", 1_700_000_000_000, False, fields))
-    row = dict(zip(STUDENT_COLUMNS, roster_row(RosterKind.STUDENTS, "d1|5001", doc), strict=True))
+    row = dict(
+        zip(ROSTER_STUDENTS.columns, roster_row(RosterKind.STUDENTS, "d1|5001", doc), strict=True)
+    )
     assert row["is_iep"] == 1
     assert row["is_active"] == 0
     assert row["version"] == 1_700_000_000_000
     with pytest.raises(BadRecordError, match="key"):
         roster_row(RosterKind.STUDENTS, "d2|5001", doc)
     user = decode_value(encode_value("d1", "i", 5, True, {**USER, "first_name": "T"}))
-    assert len(roster_row(RosterKind.USERS, "d1|0101", user)) == len(USER_COLUMNS)
+    assert len(roster_row(RosterKind.USERS, "d1|0101", user)) == len(ROSTER_USERS.columns)
     with pytest.raises(BadRecordError, match="first_name"):
         roster_row(RosterKind.USERS, "d1|0101", {**user, "first_name": 7})
 
