@@ -46,7 +46,7 @@ class IngestService(Service):
     """Events topic → ingest processes (decode, validate, derive, encode) → store → commit.
 
     A plain aiokafka consumer (group ``<app_id>-ingest``) hosted by the Faust worker:
-    Faust's per-record stream costs ~80 µs a record (DESIGN.md §2), `getmany` a few.
+    Faust's per-record stream costs ~80 µs a record (docs/architecture.md), `getmany` a few.
     One task fetches and hands each batch to an ingest process; another stores prepared
     batches strictly in fetch order and commits. Offsets are committed only after the
     batch is stored and its dead letters are delivered, so a crash replays at most the
