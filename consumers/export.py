@@ -130,6 +130,10 @@ class ExportConsumer:
         except ExportRequestError as exc:
             await self.publish(status.failed(request_id, str(exc), self.now()))
             return ExportOutcome("rejected")
+        except StorageError as exc:
+            log.error("export %s could not be checked: %s", request_id, exc)
+            await self.publish(status.failed(request_id, status.GENERATION_FAILED, self.now()))
+            return ExportOutcome("failed")
         await self.publish(status.accepted(request_id, job.range, job.scope, self.now()))
         await self.publish(status.progress(request_id, 0, self.now()))
         loop = asyncio.get_running_loop()

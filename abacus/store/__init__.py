@@ -1,1 +1,1 @@
-"""ClickHouse access: client factory, versioned migrations and batch writers."""
+"""ClickHouse: the Store boundary, its migrations, error wrapping and Native encoding."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,13 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     assert table("pending_facts").student_link == "event_id"
     with pytest.raises(KeyError):
         table("nope")
+
+
+def test_sql_in_the_code_names_only_catalog_tables() -> None:
+    root = Path(__file__).resolve().parents[2]
+    named: set[str] = set()
+    for package in ("abacus", "streams", "consumers"):
+        for path in (root / package).rglob("*.py"):
+            named |= set(re.findall(r"\{db\}\.([a-z_]+)", path.read_text()))
+    assert named, "the pattern must find the SQL texts"
+    assert named <= {t.name for t in TABLES}

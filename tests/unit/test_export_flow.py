@@ -54,15 +54,20 @@ def read_bytes(path: str) -> bytes:
 class FakeStore:
     """The three reads an export makes, from memory; records what it was asked."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], fail: bool = False) -> None:
+    def __init__(
+        self, rows: list[tuple[Any, ...]], fail: bool = False, fail_lookup: bool = False
+    ) -> None:
         self.rows = rows
         self.fail = fail
+        self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
         self.staff["0901"] = Requester("0901", 9, (), "")
 
     async def arequester(self, district_id: str, employee_id: str) -> Requester | None:
+        if self.fail_lookup:
+            raise StorageError("requester lookup failed: Code: 210", retriable=True, code=210)
         return self.staff.get(employee_id) if district_id == DISTRICT else None
 
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
@@ -192,6 +197,17 @@ async def test_a_store_failure_becomes_a_failed_status_without_details(
     assert [s["status"] for s in h.statuses] == ["accepted", "progress", "failed"]
     assert h.statuses[-1]["reason"] == "the export could not be generated"
     assert h.mails == []
+
+
+async def test_a_store_failure_while_checking_the_request_is_a_failed_status_too(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows, fail_lookup=True))
+    assert await h.request() == "failed"
+    assert [(s["status"], s.get("reason")) for s in h.statuses] == [
+        ("failed", "the export could not be generated")
+    ]
+    assert h.store.queries == []
 
 
 async def test_a_teacher_is_scoped_to_their_links(
