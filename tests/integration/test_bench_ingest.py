@@ -18,6 +18,8 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
             "ingest",
             "--events",
             "4000",
+            "--fresh-seconds",
+            "2",
             "--out",
             str(tmp_path),
         ],
