@@ -103,15 +103,18 @@ def write_rows(
     With ``header`` it is written first and every row must have the same width.
     """
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    width = None if header is None else len(header)
     if header is not None:
         writer.writerow([neutralize(h) for h in header])
     written = 0
     for row in rows:
-        if header is not None and len(row) != len(header):
-            raise ValueError(f"row {written + 1} has {len(row)} cells, header has {len(header)}")
-        for cell in row:
-            if not isinstance(cell, str):
-                raise TypeError(f"CSV cells must be formatted strings, got {type(cell).__name__}")
-        writer.writerow([neutralize(cell) for cell in row])
+        if width is not None and len(row) != width:
+            raise ValueError(f"row {written + 1} has {len(row)} cells, header has {width}")
+        try:
+            # neutralize() only accepts str: the type check costs nothing per cell here.
+            writer.writerow([neutralize(cell) for cell in row])
+        except (AttributeError, TypeError):
+            bad = next(type(c).__name__ for c in row if not isinstance(c, str))
+            raise TypeError(f"CSV cells must be formatted strings, got {bad}") from None
         written += 1
     return written
