@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import random
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from abacus.aggregation.queries import DAILY_TOTALS_SQL, PASSES_SQL
+from abacus.embedded.broker import EmbeddedBroker
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.produce import produce_events, wait_consumed
 from tests.support.stack import Stack, wait_until
@@ -90,16 +92,53 @@ def season() -> list[dict[str, Any]]:
     return events
 
 
-def test_aggregates_equal_the_truth_with_duplicates_and_shuffled_order(
-    stack: Stack, season: list[dict[str, Any]]
-) -> None:
+LATE = "late-district"
+
+
+@pytest.fixture(scope="module")
+def late_events() -> list[dict[str, Any]]:
+    config = SimulationConfig(LATE, TZ, date(2026, 10, 5), date(2026, 10, 9), seed=4)
+    return simulate(roster_students()[:5], config)
+
+
+@pytest.fixture(scope="module")
+def shared(
+    broker: EmbeddedBroker,
+    tmp_path_factory: pytest.TempPathFactory,
+    season: list[dict[str, Any]],
+    late_events: list[dict[str, Any]],
+) -> Iterator[Stack]:
+    """One worker for two districts that never meet: the season of a configured district,
+    and events of a district configured only after they were stored."""
+    stack = Stack(broker.bootstrap, tmp_path_factory.mktemp("aggregation-shared"))
     stack.start_worker()
     import_roster(stack)
     ends = produce_events(stack, season, batch_share=0.5)
-    wait_consumed(stack, ends)
+    late_ends = produce_events(stack, late_events, seed=3)
+    wait_consumed(stack, {p: max(ends.get(p, 0), late_ends.get(p, 0)) for p in {*ends, *late_ends}})
+    import_roster(stack, LATE)
+    unique = len({e["event_id"] for e in late_events})
+    wait_until(
+        lambda: stack.metric_sum("abacus_pending_events_resolved_total") >= unique,
+        60,
+        "pending events resolved",
+    )
     assert stack.stop_worker() == 0
-    assert stored_daily(stack) == as_float(daily_truth(season, TZ))
-    assert stored_passes(stack) == passes_truth(season, TZ)
+    yield stack
+    stack.close()
+
+
+def test_aggregates_equal_the_truth_with_duplicates_and_shuffled_order(
+    shared: Stack, season: list[dict[str, Any]]
+) -> None:
+    assert stored_daily(shared) == as_float(daily_truth(season, TZ))
+    assert stored_passes(shared) == passes_truth(season, TZ)
+
+
+def test_events_before_their_district_is_configured_appear_once_it_is(
+    shared: Stack, late_events: list[dict[str, Any]]
+) -> None:
+    assert stored_daily(shared, LATE) == as_float(daily_truth(late_events, TZ))
 
 
 def test_a_worker_killed_five_times_ends_exactly_equal_to_the_truth(
@@ -117,21 +156,3 @@ def test_a_worker_killed_five_times_ends_exactly_equal_to_the_truth(
     assert stack.stop_worker() == 0
     assert stored_daily(stack) == as_float(daily_truth(season, TZ))
     assert stored_passes(stack) == passes_truth(season, TZ)
-
-
-def test_events_before_their_district_is_configured_appear_once_it_is(stack: Stack) -> None:
-    district = "late-district"
-    config = SimulationConfig(district, TZ, date(2026, 10, 5), date(2026, 10, 9), seed=4)
-    events = simulate(roster_students()[:5], config)
-    stack.start_worker()
-    ends = produce_events(stack, events)
-    wait_consumed(stack, ends)
-    import_roster(stack, district)
-    unique = len({e["event_id"] for e in events})
-    wait_until(
-        lambda: stack.metric_sum("abacus_pending_events_resolved_total") >= unique,
-        60,
-        "pending events resolved",
-    )
-    assert stack.stop_worker() == 0
-    assert stored_daily(stack, district) == as_float(daily_truth(events, TZ))

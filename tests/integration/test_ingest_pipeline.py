@@ -1,16 +1,21 @@
-"""The first real path: events topic → ingest agent → ClickHouse, bad records → dead letters."""
+"""The first real path: events topic → ingest service → ClickHouse, bad records → dead letters.
+
+The scenarios that need no fresh worker share one (`shared`); the others start their own."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from abacus.embedded.broker import EmbeddedBroker
 from abacus.events.codec import AVRO_MAGIC, encode_batch, encode_event, encode_json
 from schemas import EVENT_TYPES
 from tests.support.events import one_of_each, sample_event
@@ -117,76 +122,107 @@ def test_every_event_type_round_trips_through_avro_json_and_batches(
         assert stored[str(event["event_id"])] == _expected_row(event)
 
 
-def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_stored(
-    stack: Stack,
-) -> None:
-    good = [sample_event("points_earned", student_id="S2001", points=i + 1) for i in range(4)]
-    unknown_fp = AVRO_MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00\x02"
-    missing = json.loads(encode_json(sample_event("quiz_submitted", student_id="S2001")))
-    del missing["score_percent"]
-    out_of_range = sample_event("quiz_submitted", student_id="S2001", score_percent=150.0)
-    bad = {
-        "undecodable": b"\x00\x01garbage\xff",
-        "fingerprint": unknown_fp,
-        "missing field 'score_percent'": json.dumps(missing).encode(),
-        "score_percent outside 0-100": encode_event(out_of_range),
-    }
+# --- three scenarios on one worker (they use different students and never interfere) -----
+
+GOOD = [sample_event("points_earned", student_id="S2001", points=i + 1) for i in range(4)]
+_MISSING = json.loads(encode_json(sample_event("quiz_submitted", student_id="S2001")))
+del _MISSING["score_percent"]
+BAD = {
+    "undecodable": b"\x00\x01garbage\xff",
+    "fingerprint": AVRO_MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00\x02",
+    "missing field 'score_percent'": json.dumps(_MISSING).encode(),
+    "score_percent outside 0-100": encode_event(
+        sample_event("quiz_submitted", student_id="S2001", score_percent=150.0)
+    ),
+}
+BATCHED = [sample_event("problem_attempted", student_id="S3001") for _ in range(7)]
+BAD_IN_BATCH = sample_event("quiz_submitted", student_id="S3001", score_percent=101.0)
+TWICE = sample_event("token_earned", student_id="S4001", tokens=2)
+
+
+@dataclass
+class SharedRun:
+    """What one worker made of the three scenarios: offsets of the bad records, the dead
+    letters, the metrics once everything was seen, and every stored event."""
+
+    stack: Stack
+    bad_offsets: list[int]
+    letters: list[dict[str, object]]
+    metrics: dict[str, float]
+    stored: dict[str, dict[str, object]]
+
+    def letters_of(self, student: bytes) -> list[dict[str, object]]:
+        return [letter for letter in self.letters if letter["key"] == student]
+
+    def stored_of(self, student: str) -> set[str]:
+        return {eid for eid, row in self.stored.items() if row["student_id"] == student}
+
+
+@pytest.fixture(scope="module")
+def shared(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRun]:
+    stack = Stack(broker.bootstrap, tmp_path_factory.mktemp("ingest-shared"))
+    stack.start_worker()
     records: list[tuple[bytes | None, bytes]] = []
-    for g, b in zip(good, bad.values(), strict=True):
-        records += [(b"S2001", encode_event(g)), (b"S2001", b)]
-    stack.start_worker()
+    for good, bad in zip(GOOD, BAD.values(), strict=True):
+        records += [(b"S2001", encode_event(good)), (b"S2001", bad)]
     offsets = _produce(stack, records)
-    letters = _dead_letters(stack, expected=len(bad))
-    wait_until(
-        lambda: stack.metric_sum("abacus_events_accepted_total") >= len(good),
-        30,
-        "good events accepted",
-    )
-    assert stack.metric_sum("abacus_dead_letters_total") == len(bad)
-    assert stack.stop_worker() == 0
-
-    assert len(letters) == len(bad)
-    bad_offsets = offsets[1::2]
-    for letter, (needle, raw), offset in zip(letters, bad.items(), bad_offsets, strict=True):
-        assert letter["value"] == raw, "dead letter must carry the original bytes"
-        assert needle in str(letter["abacus.reason"])
-        assert letter["abacus.source.offset"] == str(offset)
-        assert letter["abacus.source.partition"] == "0"
-        assert letter["abacus.source.topic"] == stack.topic("events")
-    stored = _stored_events(stack)
-    assert set(stored) == {str(g["event_id"]) for g in good}
-    assert sorted(s["payload"]["points"] for s in stored.values()) == [1, 2, 3, 4]  # type: ignore[index]
-
-
-def test_a_batch_record_counts_each_event_and_keeps_good_events_of_a_partly_bad_batch(
-    stack: Stack,
-) -> None:
-    events = [sample_event("problem_attempted", student_id="S3001") for _ in range(7)]
-    bad_event = sample_event("quiz_submitted", student_id="S3001", score_percent=101.0)
-    stack.start_worker()
-    _produce(stack, [(b"S3001", encode_batch([*events[:3], bad_event, *events[3:]]))])
-    letters = _dead_letters(stack, expected=1)
-    wait_until(lambda: stack.metric_sum("abacus_events_accepted_total") >= 7, 30, "7 accepted")
-    assert stack.stop_worker() == 0
-    assert "event 4 of 8" in str(letters[0]["abacus.reason"])
-    assert set(_stored_events(stack)) == {str(e["event_id"]) for e in events}
-
-
-def test_the_same_event_sent_twice_is_stored_once(stack: Stack) -> None:
-    event = sample_event("token_earned", student_id="S4001", tokens=2)
-    stack.start_worker()
-    _produce(stack, [(b"S4001", encode_event(event)), (b"S4001", encode_json(event))])
+    batch = encode_batch([*BATCHED[:3], BAD_IN_BATCH, *BATCHED[3:]])
+    _produce(stack, [(b"S3001", batch)])
+    _produce(stack, [(b"S4001", encode_event(TWICE)), (b"S4001", encode_json(TWICE))])
+    letters = _dead_letters(stack, expected=len(BAD) + 1)
+    seen = len(GOOD) + len(BATCHED) + 2  # the duplicate is accepted twice or deduplicated
     wait_until(
         lambda: (
             stack.metric_sum("abacus_events_accepted_total")
             + stack.metric_sum("abacus_events_deduplicated_total")
-            >= 2
+            >= seen
         ),
-        30,
-        "both seen",
+        60,
+        f"{seen} events seen",
     )
+    metrics = stack.metrics()
     assert stack.stop_worker() == 0
-    assert list(_stored_events(stack)) == [event["event_id"]]
+    yield SharedRun(stack, offsets[1::2], letters, metrics, _stored_events(stack))
+    stack.close()
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_stored(
+    shared: SharedRun,
+) -> None:
+    letters = shared.letters_of(b"S2001")
+    assert len(letters) == len(BAD)
+    for letter, (needle, raw), offset in zip(letters, BAD.items(), shared.bad_offsets, strict=True):
+        assert letter["value"] == raw, "dead letter must carry the original bytes"
+        assert needle in str(letter["abacus.reason"])
+        assert letter["abacus.source.offset"] == str(offset)
+        assert letter["abacus.source.partition"] == "0"
+        assert letter["abacus.source.topic"] == shared.stack.topic("events")
+    # Every dead letter of the run is counted: these four and the partly bad batch record.
+    assert shared.metrics["abacus_dead_letters_total"] == len(BAD) + 1
+    assert shared.stored_of("S2001") == {str(g["event_id"]) for g in GOOD}
+    points = [
+        row["payload"]["points"] for row in shared.stored.values() if row["student_id"] == "S2001"
+    ]  # type: ignore[index]
+    assert sorted(points) == [1, 2, 3, 4]
+
+
+def test_a_batch_record_counts_each_event_and_keeps_good_events_of_a_partly_bad_batch(
+    shared: SharedRun,
+) -> None:
+    [letter] = shared.letters_of(b"S3001")
+    assert "event 4 of 8" in str(letter["abacus.reason"])
+    assert shared.stored_of("S3001") == {str(e["event_id"]) for e in BATCHED}
+
+
+def test_the_same_event_sent_twice_is_stored_once(shared: SharedRun) -> None:
+    assert [e for e, row in shared.stored.items() if row["student_id"] == "S4001"] == [
+        TWICE["event_id"]
+    ]
+    assert (
+        shared.metrics["abacus_events_accepted_total{event_type=token_earned}"]
+        + shared.metrics["abacus_events_deduplicated_total"]
+        == 2
+    )
 
 
 def _ingest_processes(worker_pid: int) -> list[int]:
