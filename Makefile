@@ -22,7 +22,7 @@ test: $(STAMP)  ## lint and layer contracts, then the whole suite against the re
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 bench-ingest: $(STAMP)  ## events/s against the raw-loader baseline (batch and single records)
 	$(BIN)/abacus bench ingest && $(BIN)/abacus bench ingest --no-batch

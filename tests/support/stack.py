@@ -64,9 +64,9 @@ class Stack:
             ABACUS_TOPICS__PREFIX=f"t{self.tag}.",
             ABACUS_WEB__PORT=str(self.web_port),
             ABACUS_BATCH_WITHIN_S="0.2",
-            # Tansu completes a group join after half the session timeout (3 s of the
-            # 6 s default; docs/architecture.md). A worker joins two groups, so a shorter
-            # session makes every worker start ~3 s faster; heartbeats keep their margin.
+            # Tansu completes a group join after about half the session timeout (3 s of
+            # the 6 s default, 2 s of 3 s; docs/architecture.md). A worker joins two groups
+            # in turn, so this starts every worker ~2 s sooner; heartbeats keep their margin.
             ABACUS_BROKER__SESSION_TIMEOUT_S="3",
             ABACUS_BROKER__HEARTBEAT_INTERVAL_S="0.5",
         )
