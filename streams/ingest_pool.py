@@ -35,7 +35,8 @@ class BatchPreparer:
     """`prepare_batch` in ``processes`` spawned processes, or inline when 0.
 
     Spawned, not forked: the worker has threads (chDB, the store's thread) by the time the
-    pool starts. Each process dies with the worker (PDEATHSIG).
+    pool starts. Each process dies with the worker (PDEATHSIG). Records cross to it as
+    plain `RawRecord` tuples, the cheapest thing to pickle (docs/architecture.md).
     """
 
     def __init__(self, processes: int, types: TableTypes) -> None:
