@@ -1,1 +1,1 @@
-"""Kafka helpers used outside the worker: topic creation, compacted-topic I/O, export requests."""
+"""Kafka helpers: topic creation, compacted-topic I/O, export requests, the true log end."""
