@@ -15,6 +15,8 @@ from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
+from streams.portal.board import ExportBoard
 
 __all__ = ["Worker", "create_worker"]
 
@@ -30,6 +32,8 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    accounts: AccountDirectory
+    board: ExportBoard
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -61,9 +65,13 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     districts = DistrictRegistry(store, metrics)
     ingest = IngestService(settings, store, districts, metrics)
     app.service(ingest)
-    roster.register(app, settings, store, districts, metrics)
-    export.register(app, settings, store, districts.configs, metrics)
+    accounts = AccountDirectory(store)
+    board = ExportBoard(store)
+    roster.register(app, settings, store, districts, metrics, accounts)
+    export.register(app, settings, store, districts.configs, metrics, board.on_status)
     readiness = Readiness()
-    web.register(app, settings, store, metrics, readiness, ingest)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
+    )
     lag_monitor.register(app, settings, metrics)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest)
+    return Worker(app, settings, store, metrics, readiness, districts, ingest, accounts, board)

@@ -12,7 +12,7 @@ from abacus.export import status
 from abacus.mail import send_link_mail
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
-from consumers.export import ExportConsumer
+from consumers.export import ExportConsumer, StatusHook
 from streams.metrics import Metrics
 
 __all__ = ["register"]
@@ -24,6 +24,7 @@ def register(
     store: Store,
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
+    on_status: StatusHook | None = None,
 ) -> None:
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -35,7 +36,7 @@ def register(
         await statuses.send(key=key, value=value)
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
-    consumer = ExportConsumer(settings, store, districts, publish, mail=mail)
+    consumer = ExportConsumer(settings, store, districts, publish, mail=mail, on_status=on_status)
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:

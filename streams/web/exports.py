@@ -1,4 +1,5 @@
-"""Downloads of finished exports, for the holder of a valid signed link; every try is audited."""
+"""Downloads of finished exports, for the holder of a valid signed link (the machine
+interface; people download in the portal); every try is in the audit trail."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import faust
 from aiohttp import web
 from faust.web import Request, View
 
-from abacus.catalog import EXPORT_AUDIT
+from abacus.audit import AuditEntry
 from abacus.export.links import LinkError, verify_link
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
@@ -24,8 +25,10 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
     async def audit(
         district: str, request_id: str, requester: str, action: str, detail: str, req: Request
     ) -> None:
-        row = [datetime.now(UTC), district, request_id, requester, action, detail, req.remote or ""]
-        await store.ainsert_rows(EXPORT_AUDIT, [row])
+        entry = AuditEntry(
+            datetime.now(UTC), district, requester, action, request_id, detail, req.remote or ""
+        )
+        await store.aaudit(entry)
 
     @app.page("/exports/{district}/{name}")
     class Download(View):
@@ -36,7 +39,9 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
             try:
                 requester = verify_link(path, query, key=key, now=int(time.time()))
             except LinkError as exc:
-                await audit(district, request_id, query.get("by", ""), "denied", str(exc), request)
+                await audit(
+                    district, request_id, query.get("by", ""), "download.denied", str(exc), request
+                )
                 return self.json({"error": str(exc)}, status=403)
             file = settings.export_dir / district / name
             if not name.endswith(".csv") or "/" in name or not file.is_file():

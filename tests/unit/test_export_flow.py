@@ -83,6 +83,7 @@ class FakeStore:
 class Harness:
     def __init__(self, tmp_path: Path, store: FakeStore) -> None:
         self.statuses: list[dict[str, Any]] = []
+        self.tracked: list[tuple[str | None, str]] = []
         self.mails: list[LinkMail] = []
         settings = AbacusSettings(
             home=tmp_path, web={"signing_key": KEY, "public_url": "https://abacus.test"}
@@ -92,9 +93,13 @@ class Harness:
         async def publish(doc: dict[str, Any]) -> None:
             self.statuses.append(doc)
 
+        async def on_status(request: Any, doc: dict[str, Any]) -> None:
+            self.tracked.append((request.requester if request else None, doc["status"]))
+
         self.consumer = ExportConsumer(
-            settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW
-        )
+            settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW,
+            on_status=on_status,
+        )  # fmt: skip
         self.export_dir = settings.export_dir
 
     async def request(self, **fields: Any) -> str:
@@ -163,7 +168,17 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     params = dict(p.split("=", 1) for p in query.split("&"))
     assert path == f"/exports/{DISTRICT}/r1.csv"
     assert verify_link(path, params, key=KEY.encode(), now=int(NOW.timestamp())) == "0401"
-    assert h.mails == [LinkMail("boss@maple.example", DISTRICT, "r1", done["link"], 2)]
+    # the mail opens the portal page (sign-in required), not the signed link
+    assert h.mails == [
+        LinkMail(
+            "boss@maple.example", DISTRICT, "r1", "https://abacus.test/portal/exports/r1", 2,
+            "PreK-2 and Grade 3+",
+        )
+    ]  # fmt: skip
+    # the portal's hook saw every status with the request it was about
+    assert h.tracked == [
+        ("0401", "accepted"), ("0401", "progress"), ("0401", "completed"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -183,6 +198,10 @@ async def test_a_rejected_request_gets_a_failed_status_and_writes_nothing(
     assert await h.request(**fields) == "rejected"
     [failed] = h.statuses
     assert failed["status"] == "failed"
+    # an unparsable record reaches the hook without a request
+    assert h.tracked == [
+        (None if "product" in fields else fields.get("requester", "0401"), "failed")
+    ]
     assert reason in failed["reason"]
     assert h.store.queries == []
     assert not h.export_dir.exists()
