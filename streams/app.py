@@ -38,6 +38,7 @@ class Runtime:
     )
     readiness: Readiness = field(default_factory=Readiness)
     ingest: Any = None  # the IngestService, once registered
+    lag_monitor: Any = None  # the LagMonitor (streams/lag_monitor.py), once registered
 
 
 def create_app(settings: AbacusSettings) -> faust.App:
