@@ -45,7 +45,9 @@ class LagMonitor:
 
     A failed tick (broker gone, a client bug, anything) is logged, counted in
     ``abacus_lag_monitor_errors_total`` and retried at the next tick on a new connection:
-    the monitor never takes the worker down.
+    the monitor never takes the worker down. A measurement still running after
+    ``timeout_s`` counts as failed too; later ticks wait for that same measurement (the
+    broker clients are not thread-safe) instead of starting another.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class LagMonitor:
         metrics: Metrics,
         connect: Callable[[], Reader] | None = None,
         clock: Callable[[], float] = time.time,
+        timeout_s: float | None = None,
     ) -> None:
         events = settings.topics.name(settings.topics.events)
         # The ingest group always reports the events topic, even before its first commit.
@@ -66,6 +69,9 @@ class LagMonitor:
         self._connect = connect or (lambda: LagReader(settings.broker.servers, client_id))
         self._reader: Reader | None = None
         self._failures = 0
+        # Reading log ends waits for a quiet topic for up to 5 s (consumers/lag.py), twice.
+        self.timeout_s = timeout_s or max(30.0, 2 * settings.lag_interval_s)
+        self._running: asyncio.Future[list[GroupSample]] | None = None
 
     def measure(self) -> list[GroupSample]:
         """One look at every group. Blocking broker calls: run it in a thread."""
@@ -76,11 +82,18 @@ class LagMonitor:
         return [GroupSample(at, g, self._reader.members(g), rows[g]) for g in self.groups]
 
     async def tick(self) -> None:
+        if self._running is None:
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.measure))
         try:
-            samples = await asyncio.to_thread(self.measure)
+            samples = await asyncio.wait_for(asyncio.shield(self._running), self.timeout_s)
+        except TimeoutError:
+            self._failed(TimeoutError(f"still measuring after {self.timeout_s:g} s"), close=False)
+            return
         except Exception as exc:  # noqa: BLE001 - any failure: log, count, retry next tick
+            self._running = None
             self._failed(exc)
             return
+        self._running = None
         if self._failures:
             log.info("consumer lag measured again after %d failed attempt(s)", self._failures)
             self._failures = 0
@@ -100,7 +113,7 @@ class LagMonitor:
             metrics.consumer_group_status.labels(group, each.value).set(int(each is status))
         metrics.consumer_group_members.labels(group).set(sample.members)
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, *, close: bool = True) -> None:
         self._failures += 1
         self.metrics.lag_monitor_errors.inc()
         log.warning(
@@ -108,6 +121,8 @@ class LagMonitor:
             type(exc).__name__,
             exc,
         )
+        if not close:  # the reader is still in use by the running measurement
+            return
         reader, self._reader = self._reader, None
         if reader is not None:
             try:

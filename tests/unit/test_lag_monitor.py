@@ -4,6 +4,7 @@ are logged and retried instead of taking the worker down (a fake reader, no sock
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 
 import pytest
@@ -52,7 +53,7 @@ class Clock:
 
 
 def make_monitor(
-    readers: list[FakeReader], window_s: float = 60
+    readers: list[FakeReader], window_s: float = 60, timeout_s: float | None = None
 ) -> tuple[LagMonitor, Metrics, list[FakeReader]]:
     settings = AbacusSettings(app_id="abacus", lag_window_s=window_s)
     metrics = Metrics()
@@ -62,7 +63,8 @@ def make_monitor(
         made.append(readers.pop(0))
         return made[-1]
 
-    return LagMonitor(settings, metrics, connect=connect, clock=Clock()), metrics, made
+    monitor = LagMonitor(settings, metrics, connect=connect, clock=Clock(), timeout_s=timeout_s)
+    return monitor, metrics, made
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -134,6 +136,41 @@ async def test_a_failing_connect_is_retried_too() -> None:
     await monitor.tick()
     await monitor.tick()
     assert value(metrics, "abacus_lag_monitor_errors_total") == 2
+
+
+class BlockingReader(FakeReader):
+    """Hangs in its first snapshot until released (a broker that stopped answering)."""
+
+    def __init__(self) -> None:
+        super().__init__([{0: (3, 8)}])
+        self.release = threading.Event()
+        self.calls = 0
+
+    def snapshot_groups(
+        self, groups: Mapping[str, Iterable[str]], *, with_seconds: bool = True
+    ) -> dict[str, list[PartitionLag]]:
+        self.calls += 1
+        assert self.release.wait(10)
+        return super().snapshot_groups(groups, with_seconds=with_seconds)
+
+
+async def test_a_hung_measurement_counts_as_failed_and_is_never_run_twice_at_once() -> None:
+    reader = BlockingReader()
+    monitor, metrics, _ = make_monitor([reader], timeout_s=0.05)
+    try:
+        await monitor.tick()
+        await monitor.tick()
+        assert value(metrics, "abacus_lag_monitor_errors_total") == 2
+        assert reader.calls == 1  # the second tick waited for the same measurement
+        assert not reader.closed  # still in use by that measurement
+    finally:
+        reader.release.set()
+    monitor.timeout_s = 10  # the released measurement now completes
+    await monitor.tick()
+    labels = {"group": INGEST, "topic": EVENTS, "partition": "0"}
+    assert value(metrics, "abacus_consumer_lag_records", **labels) == 5
+    assert value(metrics, "abacus_lag_monitor_errors_total") == 2
+    assert reader.calls == 1
 
 
 def test_the_history_is_a_bounded_ring_per_group() -> None:
