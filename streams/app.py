@@ -14,6 +14,7 @@ from streams.agents import export, roster
 from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
+from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
@@ -32,6 +33,7 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    lag_monitor: LagMonitor
     accounts: AccountDirectory
     board: ExportBoard
 
@@ -73,5 +75,7 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
     )
-    lag_monitor.register(app, settings, metrics)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest, accounts, board)
+    monitor = lag_monitor.register(app, settings, metrics)
+    return Worker(
+        app, settings, store, metrics, readiness, districts, ingest, monitor, accounts, board
+    )
