@@ -21,8 +21,8 @@ FROM {db}.export_audit;
 
 DROP TABLE IF EXISTS {db}.export_audit;
 
+-- (The filter sits in a subquery: an alias named like a column shadows it in WHERE.)
 CREATE VIEW IF NOT EXISTS {db}.export_audit AS
 SELECT at, district_id, target AS request_id, actor AS requester,
        if(action = 'download.denied', 'denied', action) AS action, detail, remote
-FROM {db}.audit_log
-WHERE action IN ('download', 'download.denied');
+FROM (SELECT * FROM {db}.audit_log WHERE action IN ('download', 'download.denied'));
