@@ -50,7 +50,7 @@ def read_csv(name: str, payload: bytes) -> tuple[list[tuple[int, list[str]]], li
             return out, []
         except csv.Error as exc:
             return out, [RowError(name, start, "", "", f"unreadable CSV: {exc}")]
-        fields = [f.strip() for f in fields]
+        fields = list(map(str.strip, fields))
         if any(fields):
             out.append((start, fields))
 

@@ -33,6 +33,7 @@ KIND_LABELS = {
     RosterKind.STUDENTS: f"{f.USERS}: students",
     RosterKind.LINKS: f"{f.ENROLLMENTS}: teacher-student links",
 }
+USERS, STUDENTS, LINKS = RosterKind.USERS, RosterKind.STUDENTS, RosterKind.LINKS
 _KIND_OF_ROLE = {"student": RosterKind.STUDENTS, **dict.fromkeys(f.STAFF_ROLES, RosterKind.USERS)}
 
 
@@ -157,16 +158,15 @@ def build_upload(
     checked, errors = _read(manifest, files, present, today)
     staged = stage(old, checked)
     mapped = map_state(staged.state, staged.lines.get(f.USERS, {}))
-    before = _fields(district_id, map_state(old))
     fields = _fields(district_id, mapped)
-
-    def whole(file: str) -> bool:
-        return checked[file].mode is Mode.BULK and checked[file].usable
-
+    whole = {
+        kind: checked[file].mode is Mode.BULK and checked[file].usable
+        for kind, file in ((USERS, f.USERS), (STUDENTS, f.USERS), (LINKS, f.ENROLLMENTS))
+    }
+    # Outside a bulk file's scope, only what the stored state produced may be deactivated.
+    before = _fields(district_id, map_state(old)) if not all(whole.values()) else {}
     deactivatable: dict[RosterKind, set[str] | None] = {
-        RosterKind.USERS: None if whole(f.USERS) else set(before[RosterKind.USERS]),
-        RosterKind.STUDENTS: None if whole(f.USERS) else set(before[RosterKind.STUDENTS]),
-        RosterKind.LINKS: None if whole(f.ENROLLMENTS) else set(before[RosterKind.LINKS]),
+        kind: None if whole[kind] else set(before[kind]) for kind in whole
     }
     all_errors = [*manifest.errors, *errors]
     for name in f.READ_FILES:

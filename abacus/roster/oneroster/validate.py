@@ -6,6 +6,7 @@ References between files are checked later, against what is stored plus this pac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -93,28 +94,32 @@ def _status(checked: Checked, row: Row) -> bool:
     return ok
 
 
-def _values(checked: Checked, row: Row) -> bool:
-    spec = f.SPECS[checked.file]
-    checks = c.COLUMN_CHECKS[checked.file]
+def _plan(file: str, columns: Iterable[str]) -> list[tuple[str, bool, c.Check | None]]:
+    """(column, value required, check) for each column of a header, status columns aside."""
+    spec, checks = f.SPECS[file], c.COLUMN_CHECKS[file]
+    meta = _META_CHECKS if file == f.USERS else {}
+    return [
+        (column, column in spec.required, checks.get(column) or meta.get(column))
+        for column in columns
+        if column not in ("status", "dateLastModified")
+    ]
+
+
+def _values(checked: Checked, row: Row, plan: list[tuple[str, bool, c.Check | None]]) -> bool:
     ok = True
-    for column, raw in row.values.items():
-        if column in ("status", "dateLastModified"):
-            continue
+    values = row.values
+    for column, required, check in plan:
+        raw = values[column]
         if not raw:
-            if column in spec.required:
+            if required:
                 checked.reject(row, column, "required value is blank")
                 ok = False
-            continue
-        check = checks.get(column) or (
-            _META_CHECKS.get(column) if checked.file == f.USERS else None
-        )
-        if check is None:
-            continue  # other metadata.* columns are allowed and not read
-        try:
-            check(raw)
-        except c.FieldError as exc:
-            checked.reject(row, column, str(exc))
-            ok = False
+        elif check is not None:  # other metadata.* columns are allowed and not read
+            try:
+                check(raw)
+            except c.FieldError as exc:
+                checked.reject(row, column, str(exc))
+                ok = False
     return ok
 
 
@@ -169,6 +174,7 @@ def check_table(table: Table, mode: Mode, *, today: date) -> Checked:
     if not table.usable:
         return checked
     first: dict[str, int] = {}
+    plan = _plan(table.name, table.rows[0].values if table.rows else ())
     for row in table.rows:
         sourced_id = row.values["sourcedId"]
         if checked.file == f.USERS:
@@ -180,7 +186,7 @@ def check_table(table: Table, mode: Mode, *, today: date) -> Checked:
                 checked.reject(row, "sourcedId", "required value is blank")
                 ok = False
         else:
-            ok = _values(checked, row) and ok
+            ok = _values(checked, row, plan) and ok
             ok = ok and _row_rules(checked, row, today)
         if sourced_id in first:
             checked.reject(
