@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from abacus.district import ConfigError
+from abacus.district import ConfigError, DistrictConfig
 from abacus.roster import records as rec
 from abacus.roster.diff import diff_records
 from abacus.roster.importer import (
@@ -26,10 +26,15 @@ from abacus.roster.importer import (
     roster_topics,
 )
 from abacus.roster.oneroster.files import MANIFEST
-from abacus.roster.oneroster.manifest import parse_manifest
-from abacus.roster.oneroster.package import PackageError, read_package
+from abacus.roster.oneroster.manifest import Manifest, parse_manifest
+from abacus.roster.oneroster.package import Package, PackageError, read_package
 from abacus.roster.oneroster.state import bucket_records, decode_state
-from abacus.roster.oneroster.upload import KIND_LABELS, OneRosterUpload, build_upload
+from abacus.roster.oneroster.upload import (
+    KIND_LABELS,
+    OneRosterUpload,
+    build_upload,
+    no_cyclic_gc,
+)
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
 from abacus.roster.topics_io import publish, read_latest
@@ -87,6 +92,19 @@ def import_oneroster(
             f"{path.name}: {MANIFEST}{where}{column}: {first.reason}; nothing imported"
         )
 
+    with no_cyclic_gc():  # hundreds of thousands of acyclic dicts (see no_cyclic_gc)
+        return _import(settings, package, manifest, config, district_id, strict, today)
+
+
+def _import(
+    settings: AbacusSettings,
+    package: Package,
+    manifest: Manifest,
+    config: DistrictConfig | None,
+    district_id: str,
+    strict: bool,
+    today: date | None,
+) -> ImportResult:
     topic = roster_topics(settings)
     state_topic = settings.topics.name(settings.topics.roster_oneroster)
     ensure_topics(settings)

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from abacus.roster.oneroster import files as f
-from abacus.roster.oneroster.checks import guid_list
 from abacus.roster.oneroster.files import Mode
 from abacus.roster.oneroster.reader import Row
 from abacus.roster.oneroster.state import STORED_COLUMNS, State
@@ -21,6 +20,11 @@ from abacus.roster.oneroster.validate import (
 )
 
 __all__ = ["Staged", "identity", "stage"]
+
+
+def _split(raw: str) -> list[str]:
+    """A list column's sourcedIds (already checked to be a well-formed list)."""
+    return [item.strip() for item in raw.split(",")]
 
 
 def identity(sourced_id: str, values: dict[str, str]) -> tuple[str, str] | None:
@@ -156,9 +160,7 @@ class _Stager:
                 )
                 continue
             missing = [
-                t
-                for t in guid_list(v["termSourcedIds"])
-                if sessions is not None and t not in sessions
+                t for t in _split(v["termSourcedIds"]) if sessions is not None and t not in sessions
             ]
             if missing:
                 self.reject(
@@ -168,7 +170,7 @@ class _Stager:
                     f"{missing[0]!r} not found in {f.ACADEMIC_SESSIONS}",
                 )
         for sid, row in list(self.active[f.USERS].items()):
-            for ref in guid_list(row.values["orgSourcedIds"]):
+            for ref in _split(row.values["orgSourcedIds"]):
                 if not self._org(f.USERS, sid, "orgSourcedIds", ref, school=False):
                     break
         self.identities()
@@ -236,10 +238,11 @@ class _Stager:
                     f"this sourcedId was published as {before[1]!r}: an id cannot change"
                     " (delete the user, then add it again)",
                 )
-        for kind in ("student", "staff"):
-            ids = {
-                sid: i[1] for sid, v in users.items() if (i := identity(sid, v)) and i[0] == kind
-            }
+        by_kind: dict[str, dict[str, str]] = {"student": {}, "staff": {}}
+        for sid, values in users.items():
+            if (found := identity(sid, values)) is not None:
+                by_kind[found[0]][sid] = found[1]
+        for kind, ids in by_kind.items():
             what = "StudentID" if kind == "student" else "Employee_ID"
             self._unique(f.USERS, ids, "identifier", f"another user has this {what}")
         names = {

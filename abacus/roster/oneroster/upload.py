@@ -9,7 +9,9 @@ are. A record whose row was rejected, or that can no longer be mapped, is left a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -26,7 +28,7 @@ from abacus.roster.oneroster.validate import TO_BE_DELETED, Checked, check_table
 from abacus.roster.records import RosterKind
 from abacus.roster.validation import RowError
 
-__all__ = ["KIND_LABELS", "OneRosterUpload", "build_upload"]
+__all__ = ["KIND_LABELS", "OneRosterUpload", "build_upload", "no_cyclic_gc"]
 
 KIND_LABELS = {
     RosterKind.USERS: f"{f.USERS}: staff",
@@ -155,6 +157,31 @@ def build_upload(
     today: date,
 ) -> OneRosterUpload:
     """Everything an import publishes, from the package and the district's stored state."""
+    with no_cyclic_gc():
+        return _build(district_id, manifest, files, present, old, today)
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic collector while rows are built: it rescans the growing row dicts
+    (which hold no cycles) again and again, 30% of the time at 100k students (measured)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build(
+    district_id: str,
+    manifest: Manifest,
+    files: Mapping[str, bytes],
+    present: frozenset[str],
+    old: State,
+    today: date,
+) -> OneRosterUpload:
     checked, errors = _read(manifest, files, present, today)
     staged = stage(old, checked)
     mapped = map_state(staged.state, staged.lines.get(f.USERS, {}))
