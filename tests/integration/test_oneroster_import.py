@@ -81,9 +81,21 @@ def test_bulk_reupload_delta_and_bad_rows_end_to_end(stack: Stack, tmp_path: Pat
     v2.rows["demographics.csv"] = [r for r in v2.rows["demographics.csv"] if r["sourcedId"] != gone]
     proc = roster_import(stack, v2.write_zip(tmp_path / "v2" / "roster.zip"), "or-district")
     assert proc.returncode == 0, proc.stderr
-    assert ", 39 unchanged, 0 updated, 0 new, 1 deactivated" in summary(
-        proc.stdout, "users.csv: students"
-    )
+    assert proc.stdout.splitlines()[1:] == [  # the README shows this output
+        "orgs.csv (bulk): 3 accepted, 0 rejected",
+        "academicSessions.csv (bulk): 1 accepted, 0 rejected",
+        "courses.csv (bulk): 1 accepted, 0 rejected",
+        "classes.csv (bulk): 5 accepted, 0 rejected",
+        "users.csv (bulk): 47 accepted, 0 rejected",
+        "enrollments.csv (bulk): 53 accepted, 0 rejected",
+        "demographics.csv (bulk): 39 accepted, 0 rejected",
+        "users.csv: staff: 8 accepted, 0 rejected, 8 unchanged, 0 updated, 0 new, 0 deactivated",
+        "users.csv: students: 39 accepted, 0 rejected, 39 unchanged, 0 updated, 0 new,"
+        " 1 deactivated",
+        "enrollments.csv: teacher-student links: 53 accepted, 0 rejected, 48 unchanged,"
+        " 0 updated, 0 new, 2 deactivated",
+        "district config: unchanged",
+    ]
 
     # Delta: 20010 tobedeleted; 20005 renamed; one enrollment of 20024 tobedeleted.
     leaver = pkg.find("users.csv", identifier="20010")
