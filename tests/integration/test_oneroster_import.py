@@ -11,10 +11,14 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from abacus.embedded.broker import EmbeddedBroker
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.export_truth import norm_grade, read_csv
 from tests.support.oneroster import as_delta, from_upload
@@ -33,11 +37,28 @@ def roster_import(stack: Stack, path: Path, district: str, *extra: str) -> Any:
     )  # fmt: skip
 
 
-def stored(stack: Stack, **kinds: int) -> None:
+@pytest.fixture(scope="module")
+def shared(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One worker for the module (each test uses districts of its own)."""
+    stack = Stack(broker.bootstrap, tmp_path_factory.mktemp("oneroster-home"))
+    stack.start_worker()
+    yield stack
+    stack.close()
+
+
+def counts(stack: Stack) -> dict[str, float]:
+    return {k: v for k, v in stack.metrics().items() if k.startswith("abacus_roster_records")}
+
+
+def stored(stack: Stack, before: dict[str, float], **kinds: int) -> None:
+    """Wait until the worker has stored `kinds` more records of each kind than `before`."""
+
     def done() -> bool:
         m = stack.metrics()
         return all(
-            m.get(f"abacus_roster_records_total{{kind={kind},outcome=stored}}", 0) >= n
+            m.get(key := f"abacus_roster_records_total{{kind={kind},outcome=stored}}", 0)
+            - before.get(key, 0)
+            >= n
             for kind, n in kinds.items()
         )
 
@@ -48,9 +69,58 @@ def summary(stdout: str, label: str) -> str:
     return next(line for line in stdout.splitlines() if line.startswith(label))
 
 
-def test_bulk_reupload_delta_and_bad_rows_end_to_end(stack: Stack, tmp_path: Path) -> None:
+# --- the export oracle -------------------------------------------------------------------------
+
+SPRING = (date(2026, 4, 20), date(2026, 5, 29))
+
+
+def _events_for(district: str, students: list[SimStudent]) -> list[dict[str, Any]]:
+    events = simulate(
+        students, SimulationConfig(district, TZ, *SPRING, seed=5, duplicate_share=0.05)
+    )
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, district)
+    for event in events:  # the same history, under ids of its own district
+        event["event_id"] = str(uuid.uuid5(namespace, event["event_id"]))
+    return events
+
+
+def _export(stack: Stack, district: str) -> bytes:
+    proc = stack.run(
+        "export", "request", "--district", district, "--requester", "0401", "--product", "both",
+        "--start", SPRING[0].isoformat(), "--end", SPRING[1].isoformat(), "--wait",
+    )  # fmt: skip
+    status = json.loads(proc.stdout.splitlines()[1])
+    assert status["rows"] == 40, status
+    return Path(status["path"]).read_bytes()
+
+
+def test_the_export_equals_the_one_from_the_equivalent_upload(
+    shared: Stack, tmp_path: Path
+) -> None:
+    stack = shared
+    before = counts(stack)
+    easy = shutil.copytree(EXAMPLES / "district", tmp_path / "easy")
+    package = from_upload(easy).write_zip(tmp_path / "oneroster" / "district.zip")
+    students = [
+        SimStudent(r["StudentID"], norm_grade(r["Grade"]))
+        for r in read_csv(easy / "2_students.csv")
+    ]
+    assert roster_import(stack, easy, "mv-easy").returncode == 0
+    proc = roster_import(stack, package, "mv-oneroster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stored(stack, before, users=16, students=80, links=100, district_config=2)
+    for district in ("mv-easy", "mv-oneroster"):
+        wait_consumed(stack, produce_events(stack, _events_for(district, students)))
+    from_easy, from_oneroster = _export(stack, "mv-easy"), _export(stack, "mv-oneroster")
+    assert from_easy.count(b"\r\n") == 41
+    assert from_oneroster == from_easy
+
+
+def test_bulk_reupload_delta_and_bad_rows_end_to_end(shared: Stack, tmp_path: Path) -> None:
+    """Runs last in the module: it stops the shared worker to read ClickHouse."""
+    stack = shared
+    before = counts(stack)
     pkg = from_upload(EXAMPLES / "district")
-    stack.start_worker()
     first = roster_import(stack, pkg.write_zip(tmp_path / "v1" / "roster.zip"), "or-district")
     assert first.returncode == 0, first.stdout + first.stderr
     assert summary(first.stdout, "users.csv: students") == (
@@ -142,7 +212,7 @@ def test_bulk_reupload_delta_and_bad_rows_end_to_end(stack: Stack, tmp_path: Pat
     }
     assert re.search(rf"^users\.csv +{line_2} +givenName +J\*\*\* ", strict.stdout, re.M)
     assert "(nothing imported: --strict)" in summary(strict.stdout, "users.csv: students")
-    stored(stack, users=8, students=40 + 1 + 2, links=50 + 2 + 2, district_config=1)
+    stored(stack, before, users=8, students=40 + 1 + 2, links=50 + 2 + 2, district_config=1)
     assert stack.stop_worker() == 0
 
     students = {
@@ -173,47 +243,3 @@ def test_bulk_reupload_delta_and_bad_rows_end_to_end(stack: Stack, tmp_path: Pat
     )
     assert [s[0] for s in staff] == ["0101", "0102", "0103", "0201", "0202", "0301", "0401", "0501"]
     assert all(s[2] == 1 for s in staff)
-
-
-# --- the export oracle -------------------------------------------------------------------------
-
-SPRING = (date(2026, 4, 20), date(2026, 5, 29))
-
-
-def _events_for(district: str, students: list[SimStudent]) -> list[dict[str, Any]]:
-    events = simulate(
-        students, SimulationConfig(district, TZ, *SPRING, seed=5, duplicate_share=0.05)
-    )
-    namespace = uuid.uuid5(uuid.NAMESPACE_URL, district)
-    for event in events:  # the same history, under ids of its own district
-        event["event_id"] = str(uuid.uuid5(namespace, event["event_id"]))
-    return events
-
-
-def _export(stack: Stack, district: str) -> bytes:
-    proc = stack.run(
-        "export", "request", "--district", district, "--requester", "0401", "--product", "both",
-        "--start", SPRING[0].isoformat(), "--end", SPRING[1].isoformat(), "--wait",
-    )  # fmt: skip
-    status = json.loads(proc.stdout.splitlines()[1])
-    assert status["rows"] == 40, status
-    return Path(status["path"]).read_bytes()
-
-
-def test_the_export_equals_the_one_from_the_equivalent_upload(stack: Stack, tmp_path: Path) -> None:
-    easy = shutil.copytree(EXAMPLES / "district", tmp_path / "easy")
-    package = from_upload(easy).write_zip(tmp_path / "oneroster" / "district.zip")
-    students = [
-        SimStudent(r["StudentID"], norm_grade(r["Grade"]))
-        for r in read_csv(easy / "2_students.csv")
-    ]
-    stack.start_worker()
-    assert roster_import(stack, easy, "mv-easy").returncode == 0
-    proc = roster_import(stack, package, "mv-oneroster")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    stored(stack, users=16, students=80, links=100, district_config=2)
-    for district in ("mv-easy", "mv-oneroster"):
-        wait_consumed(stack, produce_events(stack, _events_for(district, students)))
-    from_easy, from_oneroster = _export(stack, "mv-easy"), _export(stack, "mv-oneroster")
-    assert from_easy.count(b"\r\n") == 41
-    assert from_oneroster == from_easy
