@@ -68,3 +68,30 @@ def test_an_oversized_member_is_refused(
     monkeypatch.setattr(pkg_io, "MAX_FILE_BYTES", 100)
     with pytest.raises(PackageError, match="larger than"):
         read_package(example.write_zip(tmp_path / "big.zip"))
+
+
+def test_a_package_without_a_usable_manifest_imports_nothing(
+    example: Package, tmp_path: Path
+) -> None:
+    """Refused before the broker is asked anything (the settings point nowhere)."""
+    from abacus.roster.oneroster.importer import import_oneroster
+    from abacus.settings import AbacusSettings
+
+    config = EXAMPLES / "district" / "district.toml"
+    pkg = example.copy()
+    pkg.raw["manifest.csv"] = pkg.manifest().replace(
+        b"oneroster.version,1.1", b"oneroster.version,1.0"
+    )
+    with pytest.raises(PackageError) as info:
+        import_oneroster(
+            AbacusSettings(), pkg.write_zip(tmp_path / "old.zip"), "d1", config_path=config
+        )
+    assert str(info.value) == (
+        "old.zip: manifest.csv line 3 oneroster.version: must be 1.1 (only OneRoster 1.1 is"
+        " read); nothing imported"
+    )
+    bare = tmp_path / "bare.zip"
+    with zipfile.ZipFile(bare, "w") as archive:
+        archive.writestr("users.csv", example.file_bytes("users.csv"))
+    with pytest.raises(PackageError, match=r"manifest\.csv: file is missing"):
+        import_oneroster(AbacusSettings(), bare, "d1", config_path=config)
