@@ -29,7 +29,18 @@ from abacus.roster.validation import (
 )
 from abacus.settings import AbacusSettings
 
-__all__ = ["CONFIG_FILE", "REPORT_FILE", "FileSummary", "ImportResult", "import_roster"]
+__all__ = [
+    "CONFIG_FILE",
+    "REPORT_FILE",
+    "FileSummary",
+    "ImportResult",
+    "config_change",
+    "district_docs",
+    "import_roster",
+    "load_config",
+    "next_version",
+    "roster_topics",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +75,12 @@ class ImportResult:
     summaries: list[FileSummary] = field(default_factory=list)
     config_status: str = ""  # "new" / "updated" / "unchanged" / "" when nothing published
     published: int = 0
+    notes: list[str] = field(default_factory=list)  # lines printed before the summaries
 
     @property
     def rejected(self) -> int:
-        return sum(s.rejected for s in self.summaries)
+        """Rows with at least one error (a whole-file error counts once)."""
+        return len({(e.file, e.line) for e in self.errors})
 
     @property
     def imported(self) -> bool:
@@ -137,7 +150,7 @@ def _keep(kind: RosterKind, current: Iterable[str], upload: _Upload, district_id
     return {"|".join(p) for p in parts if len(p) == 3 and (p[1] in users or p[2] in students)}
 
 
-def _current(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, dict[str, Any]]:
+def district_docs(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, dict[str, Any]]:
     """This district's last document per key (other districts' keys are never looked at)."""
     prefix = f"{district_id}|".encode()
     out = {}
@@ -152,7 +165,7 @@ def _current(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, d
     return out
 
 
-def _load_config(
+def load_config(
     directory: Path, district_id: str, config_path: Path | None
 ) -> DistrictConfig | None:
     if not _DISTRICT_ID_RE.match(district_id):
@@ -161,6 +174,45 @@ def _load_config(
     if config_path is None and not path.is_file():
         return None  # the district's published config is used, if there is one
     return load_district_config(path, district_id=district_id)
+
+
+def roster_topics(settings: AbacusSettings) -> dict[RosterKind, str]:
+    """The full topic name of each roster kind."""
+    t = settings.topics
+    return {
+        RosterKind.USERS: t.name(t.roster_users),
+        RosterKind.STUDENTS: t.name(t.roster_students),
+        RosterKind.LINKS: t.name(t.roster_links),
+        RosterKind.DISTRICT: t.name(t.district_config),
+    }
+
+
+def next_version(current: Iterable[Mapping[str, Mapping[str, Any]]]) -> int:
+    """This import's ``imported_at``: now in epoch ms, and above every published version."""
+    last = max((doc.get("imported_at", 0) for docs in current for doc in docs.values()), default=0)
+    return max(time.time_ns() // 1_000_000, last + 1)  # versions only ever rise
+
+
+def config_change(
+    config: DistrictConfig | None,
+    published: Mapping[str, Any] | None,
+    topic: str,
+    import_id: str,
+    imported_at: int,
+) -> tuple[str, list[tuple[str, bytes, bytes | None]]]:
+    """("new" / "updated" / "unchanged" / "", the district-config record to publish if any)."""
+    if config is None:
+        return "", []
+    new_config = config.model_dump(mode="json")
+    if published is None:
+        status = "new"
+    elif published.get("config") != new_config:
+        status = "updated"
+    else:
+        return "unchanged", []
+    assert config.district_id is not None
+    value = rec.config_value(config, import_id, imported_at)
+    return status, [(topic, config.district_id.encode(), value)]
 
 
 def import_roster(
@@ -176,7 +228,7 @@ def import_roster(
 
     Raises ConfigError (bad or missing district config) and StackError (broker trouble).
     """
-    config = _load_config(directory, district_id, config_path)
+    config = load_config(directory, district_id, config_path)
     upload = _validate(district_id, directory, today)
     report = directory / REPORT_FILE
     if upload.errors:
@@ -192,40 +244,24 @@ def import_roster(
         ]
         return result
 
-    t = settings.topics
-    topic = {
-        RosterKind.USERS: t.name(t.roster_users),
-        RosterKind.STUDENTS: t.name(t.roster_students),
-        RosterKind.LINKS: t.name(t.roster_links),
-        RosterKind.DISTRICT: t.name(t.district_config),
-    }
+    topic = roster_topics(settings)
     ensure_topics(settings)
     state = read_latest(settings, list(topic.values()))
-    current = {kind: _current(state[name], district_id) for kind, name in topic.items()}
+    current = {kind: district_docs(state[name], district_id) for kind, name in topic.items()}
     published_config = current[RosterKind.DISTRICT].get(district_id)
     if config is None and published_config is None:
         raise ConfigError(
             f"no district config for {district_id!r}: pass --config FILE or put {CONFIG_FILE}"
             f" in {directory} (required the first time a district is imported)"
         )
-    last = max(
-        (doc.get("imported_at", 0) for docs in current.values() for doc in docs.values()), default=0
-    )
-    imported_at = max(time.time_ns() // 1_000_000, last + 1)  # versions only ever rise
+    imported_at = next_version(current.values())
     import_id = uuid.uuid4().hex[:16]
 
-    out: list[tuple[str, bytes, bytes]] = []
-    if config is not None:
-        new_config = config.model_dump(mode="json")
-        if published_config is None:
-            result.config_status = "new"
-        elif published_config.get("config") != new_config:
-            result.config_status = "updated"
-        else:
-            result.config_status = "unchanged"
-        if result.config_status != "unchanged":
-            value = rec.config_value(config, import_id, imported_at)
-            out.append((topic[RosterKind.DISTRICT], district_id.encode(), value))
+    out: list[tuple[str, bytes, bytes | None]] = []
+    result.config_status, records = config_change(
+        config, published_config, topic[RosterKind.DISTRICT], import_id, imported_at
+    )
+    out += records
     for file, kind in files.items():
         diff = diff_records(
             current[kind],
