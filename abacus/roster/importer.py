@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
-from abacus.kafka.compacted import publish, read_latest
-from abacus.kafka.topics import ensure_topics
 from abacus.roster import records as rec
-from abacus.roster.diff import RosterDiff, diff_records
+from abacus.roster.diff import RosterDiff
+from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
 from abacus.roster.validation import (
@@ -34,15 +30,11 @@ __all__ = [
     "REPORT_FILE",
     "FileSummary",
     "ImportResult",
-    "config_change",
-    "district_docs",
     "import_roster",
     "load_config",
-    "next_version",
-    "roster_topics",
+    "require_config",
+    "write_report",
 ]
-
-log = logging.getLogger(__name__)
 
 CONFIG_FILE = "district.toml"
 REPORT_FILE = "roster_errors.csv"
@@ -150,21 +142,6 @@ def _keep(kind: RosterKind, current: Iterable[str], upload: _Upload, district_id
     return {"|".join(p) for p in parts if len(p) == 3 and (p[1] in users or p[2] in students)}
 
 
-def district_docs(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, dict[str, Any]]:
-    """This district's last document per key (other districts' keys are never looked at)."""
-    prefix = f"{district_id}|".encode()
-    out = {}
-    for key, value in raw.items():
-        if key.startswith(prefix) or key == district_id.encode():
-            try:
-                doc = rec.decode_value(value)
-            except rec.BadRecordError as exc:
-                log.warning("ignoring a bad record on a roster topic: %s", exc)
-                continue
-            out[key.decode()] = doc
-    return out
-
-
 def load_config(
     directory: Path, district_id: str, config_path: Path | None
 ) -> DistrictConfig | None:
@@ -176,43 +153,24 @@ def load_config(
     return load_district_config(path, district_id=district_id)
 
 
-def roster_topics(settings: AbacusSettings) -> dict[RosterKind, str]:
-    """The full topic name of each roster kind."""
-    t = settings.topics
-    return {
-        RosterKind.USERS: t.name(t.roster_users),
-        RosterKind.STUDENTS: t.name(t.roster_students),
-        RosterKind.LINKS: t.name(t.roster_links),
-        RosterKind.DISTRICT: t.name(t.district_config),
-    }
+def write_report(folder: Path, errors: list[RowError]) -> Path | None:
+    """Write the upload's errors to ``folder/roster_errors.csv``, or remove a stale report
+    (it would describe an older upload); return the report's path when there is one."""
+    report = folder / REPORT_FILE
+    if not errors:
+        report.unlink(missing_ok=True)
+        return None
+    write_error_report(errors, report)
+    return report
 
 
-def next_version(current: Iterable[Mapping[str, Mapping[str, Any]]]) -> int:
-    """This import's ``imported_at``: now in epoch ms, and above every published version."""
-    last = max((doc.get("imported_at", 0) for docs in current for doc in docs.values()), default=0)
-    return max(time.time_ns() // 1_000_000, last + 1)  # versions only ever rise
-
-
-def config_change(
-    config: DistrictConfig | None,
-    published: Mapping[str, Any] | None,
-    topic: str,
-    import_id: str,
-    imported_at: int,
-) -> tuple[str, list[tuple[str, bytes, bytes | None]]]:
-    """("new" / "updated" / "unchanged" / "", the district-config record to publish if any)."""
-    if config is None:
-        return "", []
-    new_config = config.model_dump(mode="json")
-    if published is None:
-        status = "new"
-    elif published.get("config") != new_config:
-        status = "updated"
-    else:
-        return "unchanged", []
-    assert config.district_id is not None
-    value = rec.config_value(config, import_id, imported_at)
-    return status, [(topic, config.district_id.encode(), value)]
+def require_config(config: DistrictConfig | None, published: Published, folder: Path) -> None:
+    """ConfigError unless this import brings a district config or one was published."""
+    if config is None and published.config is None:
+        raise ConfigError(
+            f"no district config for {published.district_id!r}: pass --config FILE or put"
+            f" {CONFIG_FILE} in {folder} (required the first time a district is imported)"
+        )
 
 
 def import_roster(
@@ -230,12 +188,7 @@ def import_roster(
     """
     config = load_config(directory, district_id, config_path)
     upload = _validate(district_id, directory, today)
-    report = directory / REPORT_FILE
-    if upload.errors:
-        write_error_report(upload.errors, report)
-    else:
-        report.unlink(missing_ok=True)  # a stale report would describe an older upload
-    result = ImportResult(district_id, upload.errors, report if upload.errors else None)
+    result = ImportResult(district_id, upload.errors, write_report(directory, upload.errors))
     files = {USERS_FILE: RosterKind.USERS, STUDENTS_FILE: RosterKind.STUDENTS}
     files[LINKS_FILE] = RosterKind.LINKS
     if strict and upload.errors:
@@ -244,38 +197,18 @@ def import_roster(
         ]
         return result
 
-    topic = roster_topics(settings)
-    ensure_topics(settings)
-    state = read_latest(settings, list(topic.values()))
-    current = {kind: district_docs(state[name], district_id) for kind, name in topic.items()}
-    published_config = current[RosterKind.DISTRICT].get(district_id)
-    if config is None and published_config is None:
-        raise ConfigError(
-            f"no district config for {district_id!r}: pass --config FILE or put {CONFIG_FILE}"
-            f" in {directory} (required the first time a district is imported)"
-        )
-    imported_at = next_version(current.values())
-    import_id = uuid.uuid4().hex[:16]
-
-    out: list[tuple[str, bytes, bytes | None]] = []
-    result.config_status, records = config_change(
-        config, published_config, topic[RosterKind.DISTRICT], import_id, imported_at
-    )
-    out += records
+    published = read_published(settings, district_id)
+    require_config(config, published, directory)
+    out = Publication(published)
+    result.config_status = out.config(config)
     for file, kind in files.items():
-        diff = diff_records(
-            current[kind],
+        diff = out.changes(
+            kind,
             upload.fields[kind],
             complete=upload.complete[kind],
-            keep=_keep(kind, current[kind], upload, district_id),
+            keep=_keep(kind, published.docs[kind], upload, district_id),
         )
-        for change in diff.changes:
-            value = rec.encode_value(
-                district_id, import_id, imported_at, change.is_active, change.fields
-            )
-            out.append((topic[kind], change.key.encode(), value))
         rejected = _rejected_rows(upload.errors, file)
         result.summaries.append(FileSummary(file, upload.accepted[file], rejected, diff))
-    result.published = publish(settings, out)
-    log.info("roster import %s: %d record(s) published", import_id, result.published)
+    result.published = out.send(settings)
     return result

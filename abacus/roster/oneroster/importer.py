@@ -5,27 +5,19 @@ records and summaries as the upload document's files, plus the OneRoster state t
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from abacus.district import ConfigError, DistrictConfig
-from abacus.kafka.compacted import publish, read_latest
-from abacus.kafka.topics import ensure_topics
+from abacus.district import DistrictConfig
 from abacus.roster import records as rec
-from abacus.roster.diff import diff_records
 from abacus.roster.importer import (
-    CONFIG_FILE,
-    REPORT_FILE,
     FileSummary,
     ImportResult,
-    config_change,
-    district_docs,
     load_config,
-    next_version,
-    roster_topics,
+    require_config,
+    write_report,
 )
 from abacus.roster.oneroster.files import MANIFEST
 from abacus.roster.oneroster.manifest import Manifest, parse_manifest
@@ -37,27 +29,13 @@ from abacus.roster.oneroster.upload import (
     build_upload,
     no_cyclic_gc,
 )
+from abacus.roster.publishing import Publication, read_published
 from abacus.roster.records import RosterKind
-from abacus.roster.report import write_error_report
 from abacus.settings import AbacusSettings
 
 __all__ = ["import_oneroster"]
 
 log = logging.getLogger(__name__)
-
-
-def _state_docs(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, dict[str, Any]]:
-    """This district's state buckets (a tombstone is a bucket that was emptied)."""
-    prefix = f"{district_id}|".encode()
-    out = {}
-    for key, value in raw.items():
-        if not key.startswith(prefix) or value is None:
-            continue
-        try:
-            out[key.decode()] = rec.decode_value(value)
-        except (rec.BadRecordError, UnicodeDecodeError) as exc:
-            log.warning("ignoring a bad record on the OneRoster state topic: %s", exc)
-    return out
 
 
 def _summaries(upload: OneRosterUpload, diffs: Mapping[RosterKind, Any]) -> list[FileSummary]:
@@ -105,12 +83,9 @@ def _import(
     strict: bool,
     today: date | None,
 ) -> ImportResult:
-    topic = roster_topics(settings)
     state_topic = settings.topics.name(settings.topics.roster_oneroster)
-    ensure_topics(settings)
-    raw = read_latest(settings, [*topic.values(), state_topic])
-    current = {kind: district_docs(raw[name], district_id) for kind, name in topic.items()}
-    state_docs = _state_docs(raw[state_topic], district_id)
+    published = read_published(settings, district_id, [state_topic])
+    state_docs = published.extra[state_topic]  # buckets (a tombstone: a bucket emptied)
     old_state, bad = decode_state({k: rec.fields_of(d) for k, d in state_docs.items()})
     if bad:
         log.warning("%d OneRoster state record(s) of district %s ignored", len(bad), district_id)
@@ -123,49 +98,27 @@ def _import(
         old_state,
         today=today or datetime.now(UTC).date(),
     )
-    report = package.folder / REPORT_FILE
-    if upload.errors:
-        write_error_report(upload.errors, report)
-    else:
-        report.unlink(missing_ok=True)  # a stale report would describe an older upload
-    result = ImportResult(district_id, upload.errors, report if upload.errors else None)
-    result.notes = upload.notes
+    report = write_report(package.folder, upload.errors)
+    result = ImportResult(district_id, upload.errors, report, notes=upload.notes)
     if strict and upload.errors:
         result.summaries = _summaries(upload, {})
         return result
 
-    published_config = current[RosterKind.DISTRICT].get(district_id)
-    if config is None and published_config is None:
-        raise ConfigError(
-            f"no district config for {district_id!r}: pass --config FILE or put {CONFIG_FILE}"
-            f" in {package.folder} (required the first time a district is imported)"
-        )
-    imported_at = next_version([*current.values(), state_docs])
-    import_id = uuid.uuid4().hex[:16]
-    out: list[tuple[str, bytes, bytes | None]] = []
-    result.config_status, records = config_change(
-        config, published_config, topic[RosterKind.DISTRICT], import_id, imported_at
-    )
-    out += records
-    diffs = {}
-    for kind in KIND_LABELS:
-        diff = diff_records(
-            current[kind], upload.fields[kind], keep=upload.keep(kind, current[kind])
-        )
-        for change in diff.changes:
-            value = rec.encode_value(
-                district_id, import_id, imported_at, change.is_active, change.fields
-            )
-            out.append((topic[kind], change.key.encode(), value))
-        diffs[kind] = diff
+    require_config(config, published, package.folder)
+    out = Publication(published, state_docs)
+    result.config_status = out.config(config)
+    diffs = {
+        kind: out.changes(kind, upload.fields[kind], keep=upload.keep(kind, published.docs[kind]))
+        for kind in KIND_LABELS
+    }
     new_state = bucket_records(district_id, upload.state)
     for key, doc in new_state.items():
         before = state_docs.get(key)
         if before is None or rec.fields_of(before) != doc:
-            value = rec.encode_value(district_id, import_id, imported_at, True, doc)
-            out.append((state_topic, key.encode(), value))
-    out += [(state_topic, key.encode(), None) for key in state_docs if key not in new_state]
+            out.add(state_topic, key, doc)
+    for key in state_docs:
+        if key not in new_state:
+            out.add(state_topic, key, None)  # a bucket emptied: its tombstone
     result.summaries = _summaries(upload, diffs)
-    result.published = publish(settings, out)
-    log.info("OneRoster import %s: %d record(s) published", import_id, result.published)
+    result.published = out.send(settings)
     return result
