@@ -256,18 +256,7 @@ COLUMN_CHECKS: dict[str, dict[str, Check]] = {
     f.DEMOGRAPHICS: _common(
         birthDate=a_date,
         sex=enum(f.SEXES),
-        **{
-            c: boolean
-            for c in (
-                "americanIndianOrAlaskaNative",
-                "asian",
-                "blackOrAfricanAmerican",
-                "nativeHawaiianOrOtherPacificIslander",
-                "white",
-                "demographicRaceTwoOrMoreRaces",
-                "hispanicOrLatinoEthnicity",
-            )
-        },
+        **dict.fromkeys(f.DEMOGRAPHIC_FLAGS, boolean),
         countryOfBirthCode=text,
         stateOfBirthAbbreviation=text,
         cityOfBirth=text,

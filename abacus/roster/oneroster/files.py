@@ -11,6 +11,7 @@ __all__ = [
     "CLASS_TYPES",
     "COURSES",
     "DEMOGRAPHICS",
+    "DEMOGRAPHIC_FLAGS",
     "ENROLLMENTS",
     "ENROLLMENT_ROLES",
     "MANIFEST",
@@ -58,6 +59,16 @@ class FileSpec:
 
 
 _BASE = ("sourcedId", "status", "dateLastModified")
+# The true/false columns of demographics.csv, in spec order.
+DEMOGRAPHIC_FLAGS = (
+    "americanIndianOrAlaskaNative",
+    "asian",
+    "blackOrAfricanAmerican",
+    "nativeHawaiianOrOtherPacificIslander",
+    "white",
+    "demographicRaceTwoOrMoreRaces",
+    "hispanicOrLatinoEthnicity",
+)
 
 
 def _spec(name: str, columns: tuple[str, ...], *required: str) -> FileSpec:
@@ -164,13 +175,7 @@ SPECS: dict[str, FileSpec] = {
             (
                 "birthDate",
                 "sex",
-                "americanIndianOrAlaskaNative",
-                "asian",
-                "blackOrAfricanAmerican",
-                "nativeHawaiianOrOtherPacificIslander",
-                "white",
-                "demographicRaceTwoOrMoreRaces",
-                "hispanicOrLatinoEthnicity",
+                *DEMOGRAPHIC_FLAGS,
                 "countryOfBirthCode",
                 "stateOfBirthAbbreviation",
                 "cityOfBirth",

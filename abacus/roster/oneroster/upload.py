@@ -147,20 +147,6 @@ def _notes(manifest: Manifest, staged: Staged, old: State) -> list[str]:
     return notes
 
 
-def build_upload(
-    district_id: str,
-    manifest: Manifest,
-    files: Mapping[str, bytes],
-    present: frozenset[str],
-    old: State,
-    *,
-    today: date,
-) -> OneRosterUpload:
-    """Everything an import publishes, from the package and the district's stored state."""
-    with no_cyclic_gc():
-        return _build(district_id, manifest, files, present, old, today)
-
-
 @contextmanager
 def no_cyclic_gc() -> Iterator[None]:
     """Pause the cyclic collector while rows are built: it rescans the growing row dicts
@@ -174,14 +160,17 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _build(
+@no_cyclic_gc()
+def build_upload(
     district_id: str,
     manifest: Manifest,
     files: Mapping[str, bytes],
     present: frozenset[str],
     old: State,
+    *,
     today: date,
 ) -> OneRosterUpload:
+    """Everything an import publishes, from the package and the district's stored state."""
     checked, errors = _read(manifest, files, present, today)
     staged = stage(old, checked)
     mapped = map_state(staged.state, staged.lines.get(f.USERS, {}))

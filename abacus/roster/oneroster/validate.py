@@ -6,7 +6,7 @@ References between files are checked later, against what is stored plus this pac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -123,36 +123,33 @@ def _values(checked: Checked, row: Row, plan: list[tuple[str, bool, c.Check | No
     return ok
 
 
+def _check(
+    check: Callable[[str], object], column: str, raw: str, errors: list[tuple[str, str]]
+) -> None:
+    try:
+        check(raw)
+    except c.FieldError as exc:
+        errors.append((column, str(exc)))
+
+
 def _row_rules(checked: Checked, row: Row, today: date) -> bool:
     """Rules across the columns of one row (only once every value passed its own check)."""
     v = row.values
     rule_errors: list[tuple[str, str]] = []
     if checked.file == f.USERS:
         if v["role"] == "student":
-            if not v["identifier"]:
-                rule_errors.append(("identifier", "required for students (the student number)"))
-            else:
-                try:
-                    c.student_id(v["identifier"])
-                except c.FieldError as exc:
-                    rule_errors.append(("identifier", str(exc)))
-            if not v["grades"]:
-                rule_errors.append(("grades", "required for students"))
-            else:
-                try:
-                    c.student_grade(v["grades"])
-                except c.FieldError as exc:
-                    rule_errors.append(("grades", str(exc)))
+            for check, column, missing in (
+                (c.student_id, "identifier", "required for students (the student number)"),
+                (c.student_grade, "grades", "required for students"),
+            ):
+                if v[column]:
+                    _check(check, column, v[column], rule_errors)
+                else:
+                    rule_errors.append((column, missing))
         elif v["role"] in f.STAFF_ROLES:
             employee_id, column = staff_employee_id(v)
-            for check, col, raw in (
-                (c.staff_id, column, employee_id),
-                (c.staff_username, "username", v["username"]),
-            ):
-                try:
-                    check(raw)
-                except c.FieldError as exc:
-                    rule_errors.append((col, str(exc)))
+            _check(c.staff_id, column, employee_id, rule_errors)
+            _check(c.staff_username, "username", v["username"], rule_errors)
     elif checked.file in (f.ACADEMIC_SESSIONS, f.ENROLLMENTS):
         start, end = (
             ("startDate", "endDate")
