@@ -68,6 +68,7 @@ class TopicSettings(BaseModel):
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
+    roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"

@@ -3,8 +3,10 @@
 A value is one JSON object: the envelope (``v``, ``district_id``, ``import_id``,
 ``imported_at`` epoch ms, ``is_active``) plus the record's fields. Only what the product
 uses is published: no date of birth, gender, race, ethnicity and never a password — a
-staff record carries the importer's argon2id hash of it (``password_hash``, and
-``password_set_at`` epoch ms), added by the importer (abacus/accounts/credentials.py).
+staff record carries an argon2id hash of it (``password_hash``, and ``password_set_at``
+epoch ms), added before publishing (abacus/roster/publishing.py). Users and students from
+a OneRoster package also carry ``sourced_id`` (the SIS's key; absent for rows of the upload
+document's files).
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
             int(_get(doc, "is_ell", bool)),
             int(_get(doc, "is_iep", bool)),
             *(_get(doc, name, str) for name in _DATA),
+            _get(doc, "sourced_id", str, optional=True) or "",
         )
     elif kind is RosterKind.USERS:
         buildings = _get(doc, "buildings", list)
@@ -189,6 +192,7 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
             _get(doc, "last_name", str, optional=True) or "",
             _get(doc, "user_type", int),
             buildings,
+            _get(doc, "sourced_id", str, optional=True) or "",
             _get(doc, "password_hash", str, optional=True) or "",
             _get(doc, "password_set_at", int, optional=True) or 0,
         )
