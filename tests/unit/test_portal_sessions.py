@@ -25,8 +25,8 @@ def user_row(employee: str, *, active: bool = True, version: int = 1, **fields: 
     doc = {
         "district_id": "d", "employee_id": employee, "username": f"u{employee}",
         "email": f"u{employee}@d.example", "first_name": "F", "last_name": "L", "user_type": 1,
-        "buildings": ["B"], "password_hash": "h1", "password_set_at": 10, "is_active": active,
-        "import_id": "i", "version": version, "updated_at": None, **fields,
+        "buildings": ["B"], "sourced_id": "", "password_hash": "h1", "password_set_at": 10,
+        "is_active": active, "import_id": "i", "version": version, "updated_at": None, **fields,
     }  # fmt: skip
     return [doc[c] for c in ROSTER_USERS.columns]
 
