@@ -16,6 +16,7 @@ __all__ = [
     "DISTRICTS",
     "EVENTS",
     "EXPORT_AUDIT",
+    "EXPORT_REQUESTS",
     "LESSON_FACTS",
     "PENDING_FACTS",
     "ROSTER_LINKS",
@@ -143,6 +144,11 @@ EXPORT_AUDIT = Table(
     "who downloaded (or was refused) which export",
     columns=("at", "district_id", "request_id", "requester", "action", "detail", "remote"),
 )
+EXPORT_REQUESTS = Table(
+    "export_requests",
+    "every export request id used per district: its requester and a digest of the request",
+    columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
+)
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
     "applied migrations (created by the migration runner itself)",
@@ -162,6 +168,7 @@ TABLES: tuple[Table, ...] = (
     ROSTER_LINKS,
     DISTRICTS,
     EXPORT_AUDIT,
+    EXPORT_REQUESTS,
     SCHEMA_MIGRATIONS,
 )
 _BY_NAME = {t.name: t for t in TABLES}

@@ -125,7 +125,7 @@ def _demo(
             "range": "ytd",
         },
     )
-    status = wait_status(settings, request_id, 300)
+    status = wait_status(settings, request_id, 300, district_id=district, requester=DEMO_REQUESTER)
     if status["status"] != "completed":
         raise StackError(f"demo export failed: {status.get('reason')}")
     path = Path(status["path"])

@@ -34,8 +34,20 @@ def send_request(settings: AbacusSettings, request: dict[str, Any]) -> None:
         raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
 
 
-def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> dict[str, Any]:
-    """Read `export-status` from the start until this request's final status arrives."""
+def wait_status(
+    settings: AbacusSettings,
+    request_id: str,
+    timeout: float,
+    *,
+    district_id: str | None = None,
+    requester: str | None = None,
+) -> dict[str, Any]:
+    """Read `export-status` from the start until this request's final status arrives.
+
+    A request id belongs to its district and requester: given them, a status about the
+    same id from anyone else (e.g. the refusal of someone reusing it) is not ours.
+    """
+    want = {"district_id": district_id, "requester": requester}
     topic = settings.topics.name(settings.topics.export_status)
     try:
         consumer = KafkaConsumer(
@@ -54,6 +66,8 @@ def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> di
                     if record.key != request_id.encode():
                         continue
                     status = json.loads(record.value)
+                    if any(v is not None and status.get(k) != v for k, v in want.items()):
+                        continue
                     if status.get("status") in FINAL_STATUSES:
                         return dict(status)
         raise StackError(
