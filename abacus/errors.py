@@ -6,6 +6,7 @@ __all__ = [
     "AbacusError",
     "ExportRequestError",
     "InvalidEventError",
+    "SettingsError",
     "StackError",
     "StorageError",
 ]
@@ -13,6 +14,10 @@ __all__ = [
 
 class AbacusError(Exception):
     """Root of every error Abacus raises on purpose."""
+
+
+class SettingsError(AbacusError):
+    """The settings are invalid, or unsafe to start with (one-line message naming them)."""
 
 
 class StackError(AbacusError):

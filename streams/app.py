@@ -15,6 +15,7 @@ from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.metrics import Metrics
+from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
 
@@ -42,6 +43,13 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
         web_host=settings.web.host,
         web_port=settings.web.port,
         web_bind=settings.web.host,
+        # Faust's own pages (table contents, cluster routes, statistics) are off.
+        web=server.URL,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         broker_session_timeout=broker.session_timeout_s,
         broker_rebalance_timeout=broker.rebalance_timeout_s,
         broker_heartbeat_interval=broker.heartbeat_interval_s,
