@@ -9,7 +9,7 @@ import faust
 
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
-from streams import lag_monitor, web
+from streams import lag_monitor, retention, web
 from streams.agents import export, roster
 from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
@@ -74,4 +74,5 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     lag_monitor.register(app, settings, metrics)
+    retention.register(app, settings)
     return Worker(app, settings, store, metrics, readiness, districts, ingest)

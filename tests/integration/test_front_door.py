@@ -4,19 +4,22 @@ One worker for the module, with the default signing key (as a careless deploymen
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from abacus.embedded.broker import EmbeddedBroker, free_port
+from abacus.embedded.broker import EmbeddedBroker, free_port, port_is_open
 from abacus.export.links import sign_link
 from abacus.kafka.export_requests import new_request_id, send_request, wait_status
+from abacus.security import is_loopback
 from tests.support.stack import ABACUS, Stack, http_get, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "district"
@@ -184,6 +187,27 @@ def _outcomes(stack: Stack) -> dict[str, float]:
     }
 
 
+def test_expired_exports_are_deleted_by_the_worker(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    s = stack_factory(
+        ABACUS_EXPORTS__RETENTION_S="8",
+        ABACUS_EXPORTS__SWEEP_INTERVAL_S="0.5",
+        ABACUS_WEB__SIGNING_KEY="r" * 32,
+    )
+    s.start_worker()
+    s.run("roster", "import", str(EXAMPLES), "--district", DISTRICT)
+    wait_until(lambda: s.metric_sum("abacus_roster_records_total") >= 49, 60, "roster consumed")
+    status = export(s, new_request_id(), "0401")
+    assert status["status"] == "completed", status
+    files = [Path(status["path"]), Path(status["manifest"])]
+    assert http_get(status["link"])[0] == 200  # well within its 8 s
+    wait_until(lambda: not any(p.exists() for p in files), 60, "the expired export's files to go")
+    code, body = http_get(status["link"])
+    assert (code, json.loads(body)) == (403, {"error": "link expired"})
+    assert "deleted 1 expired export(s): 2 file(s)" in s.log_tail(200)
+
+
 @pytest.mark.parametrize("command", ["worker", "up"])
 def test_the_default_signing_key_is_refused_off_loopback(
     stack: Stack, tmp_path: Path, command: str
@@ -206,6 +230,25 @@ def test_the_default_signing_key_is_refused_off_loopback(
     assert "0.0.0.0" in line
     assert not (tmp_path / "chdb").exists()
     assert not (tmp_path / "logs" / "broker.log").exists()
+
+
+def machine_addresses() -> set[str]:
+    """This machine's non-loopback IPv4 addresses (those a neighbour could connect to)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        found |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, contextlib.suppress(OSError):
+        udp.connect(("192.0.2.123", 9))  # no packet is sent: this only picks a route
+        found.add(udp.getsockname()[0])
+    return {a for a in found if not is_loopback(a) and a != "0.0.0.0"}
+
+
+def test_the_embedded_broker_accepts_connections_on_loopback_only(broker: EmbeddedBroker) -> None:
+    args = broker.arguments()
+    assert args[args.index("--listener-url") + 1] == f"tcp://127.0.0.1:{broker.port}"
+    assert port_is_open("127.0.0.1", broker.port)
+    for address in machine_addresses():  # none on a machine without a network: args above
+        assert not port_is_open(address, broker.port), address
 
 
 def test_refusals_are_audited(stack: Stack, outside: Path) -> None:
