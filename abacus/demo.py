@@ -107,7 +107,7 @@ def _demo(
     def consumed() -> bool:
         lag = {
             r.partition: r.committed or 0
-            for r in read_lag(settings.broker.servers, settings.ingest_group, [topic])
+            for r in read_lag(settings.broker, settings.ingest_group, [topic])
             if r.topic == topic
         }
         return all(lag.get(p, 0) >= end for p, end in ends.items())

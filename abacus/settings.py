@@ -30,7 +30,7 @@ class BrokerSettings(BaseModel):
     """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port.
 
     An external Kafka may require TLS and/or SASL/SCRAM: every client the code creates
-    takes them from here (`abacus/kafka/clients.py`). The embedded broker speaks plaintext
+    takes them from here (`abacus/kafka_clients.py`). The embedded broker speaks plaintext
     without authentication and listens on loopback only.
     """
 

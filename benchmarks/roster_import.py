@@ -24,6 +24,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from abacus.embedded.broker import EmbeddedBroker, free_port
+from abacus.kafka_clients import kafka_python_config
 from abacus.roster.importer import import_roster
 from abacus.roster.validation import read_roster_dir, validate_roster
 from abacus.settings import AbacusSettings
@@ -79,7 +80,7 @@ def write_roster(folder: Path, students: int, seed: int = 7) -> tuple[int, int, 
 
 def baseline_produce(settings: AbacusSettings, n: int, size: int) -> float:
     producer = KafkaProducer(
-        bootstrap_servers=settings.broker.servers, acks="all", linger_ms=20, batch_size=512 * 1024
+        **kafka_python_config(settings.broker), acks="all", linger_ms=20, batch_size=512 * 1024
     )
     topic = settings.topics.name("baseline")
     value = b"x" * size

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import faust
 
+from abacus.kafka_clients import faust_credentials
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams import lag_monitor, retention, web
@@ -38,6 +39,7 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{broker.servers}",
+        broker_credentials=faust_credentials(broker),
         store="memory://",
         datadir=str(settings.home / "faust"),
         web_host=settings.web.host,

@@ -26,7 +26,7 @@ def register(app: faust.App, settings: AbacusSettings, metrics: Metrics) -> None
     def measure() -> list[PartitionLag]:
         # Blocking kafka-python calls: only ever run in a thread (asyncio.to_thread).
         if not readers:
-            readers.append(LagReader(settings.broker.servers, client_id=f"{group}-lag"))
+            readers.append(LagReader(settings.broker, client_id=f"{group}-lag"))
         try:
             return readers[0].snapshot(group, [events])
         except StackError:

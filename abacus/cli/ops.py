@@ -48,7 +48,7 @@ def lag(
     settings = AbacusSettings()
     events = settings.topics.name(settings.topics.events)
     try:
-        with LagReader(settings.broker.servers) as reader:
+        with LagReader(settings.broker) as reader:
             groups = list(group or [settings.ingest_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
@@ -120,7 +120,7 @@ def dlq_list(
     settings = AbacusSettings()
     topic = settings.topics.name(settings.topics.dead_letter)
     try:
-        records = read_dead_letters(settings.broker.servers, topic)
+        records = read_dead_letters(settings.broker, topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     shown = records[-limit:]
@@ -169,9 +169,9 @@ def dlq_replay(
     topics = settings.topics
     dlq_topic, events_topic = topics.name(topics.dead_letter), topics.name(topics.events)
     try:
-        records = read_dead_letters(settings.broker.servers, dlq_topic)
+        records = read_dead_letters(settings.broker, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
-        sent = chosen if dry_run else replay(settings.broker.servers, chosen, events_topic)
+        sent = chosen if dry_run else replay(settings.broker, chosen, events_topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     verb = "would replay" if dry_run else "replayed"

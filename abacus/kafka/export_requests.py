@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from abacus.errors import StackError
 from abacus.export.status import FINAL_STATUSES
+from abacus.kafka_clients import kafka_python_config
 from abacus.settings import AbacusSettings
 
 __all__ = ["new_request_id", "send_request", "wait_status"]
@@ -24,7 +25,7 @@ def new_request_id() -> str:
 def send_request(settings: AbacusSettings, request: dict[str, Any]) -> None:
     topic = settings.topics.name(settings.topics.export_requests)
     try:
-        producer = KafkaProducer(bootstrap_servers=settings.broker.servers, acks="all")
+        producer = KafkaProducer(**kafka_python_config(settings.broker), acks="all")
         producer.send(
             topic, key=str(request["request_id"]).encode(), value=json.dumps(request).encode()
         )
@@ -51,7 +52,7 @@ def wait_status(
     topic = settings.topics.name(settings.topics.export_status)
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.broker.servers,
+            **kafka_python_config(settings.broker),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
