@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: up demo test lint format bench-ingest bench-export clean
+.PHONY: up demo test test-tools lint format bench-ingest bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,14 @@ up: $(STAMP)  ## the main job: embedded broker + worker + web (Ctrl-C stops it)
 demo: $(STAMP)  ## sample district, simulated school year, a YTD export
 	$(BIN)/abacus demo
 
-test: $(STAMP)  ## lint and layer contracts, then the whole suite against the real embedded stack
+test: $(STAMP) test-tools  ## lint and layer contracts, then the whole suite against the real embedded stack
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadfile --durations=15
+
+test-tools:  ## Debian's prometheus (promtool) and chromium, installed when missing
+	.ci/install-test-tools
 
 bench-ingest: $(STAMP)  ## events/s against the raw-loader baseline (batch and single records)
 	$(BIN)/abacus bench ingest && $(BIN)/abacus bench ingest --no-batch

@@ -110,6 +110,7 @@ class TopicSettings(BaseModel):
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
+    roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -169,6 +170,8 @@ class AbacusSettings(BaseSettings):
     ingest_processes: int | None = Field(default=None, ge=0)
     batch_within_s: float = 0.5
     lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
+    # Burrow-style group status over this many seconds of the lag monitor's samples.
+    lag_window_s: float = Field(default=60.0, gt=0)
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()

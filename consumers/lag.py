@@ -104,20 +104,38 @@ class LagReader:
         self, group: str, topics: Iterable[str] = (), *, with_seconds: bool = True
     ) -> list[PartitionLag]:
         """Lag of ``group`` on ``topics`` plus every topic it has committed offsets for."""
+        return self.snapshot_groups({group: topics}, with_seconds=with_seconds)[group]
+
+    def snapshot_groups(
+        self, groups: Mapping[str, Iterable[str]], *, with_seconds: bool = True
+    ) -> dict[str, list[PartitionLag]]:
+        """``snapshot`` of several groups, reading each partition's log end only once."""
         try:
-            committed = self.committed(group)
-            parts = self.partitions({*topics, *(tp.topic for tp in committed)})
+            committed = {group: self.committed(group) for group in groups}
+            wanted = {
+                group: self.partitions({*topics, *(tp.topic for tp in committed[group])})
+                for group, topics in groups.items()
+            }
+            parts = sorted({tp for tps in wanted.values() for tp in tps})
             if not parts:
-                return []
+                return {group: [] for group in groups}
             starts = self.consumer.beginning_offsets(parts)
             ends = true_log_ends(self.consumer, self.consumer.end_offsets(parts))
-            rows = [
-                PartitionLag(group, tp.topic, tp.partition, committed.get(tp), ends[tp], starts[tp])
-                for tp in parts
-            ]
-            if with_seconds:
-                rows = self._with_seconds(rows)
-            return rows
+            out: dict[str, list[PartitionLag]] = {}
+            for group, tps in wanted.items():
+                rows = [
+                    PartitionLag(
+                        group,
+                        tp.topic,
+                        tp.partition,
+                        committed[group].get(tp),
+                        ends[tp],
+                        starts[tp],
+                    )
+                    for tp in tps
+                ]
+                out[group] = self._with_seconds(rows) if with_seconds else rows
+            return out
         except KafkaError as exc:
             raise StackError(f"cannot read lag from {self.bootstrap}: {exc}") from exc
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 
 __all__ = ["GroupStatus", "Offsets", "WindowSample", "evaluate", "partition_status"]
 
 
 class GroupStatus(StrEnum):
-    """Ordered by severity: a group is as bad as its worst partition."""
+    """Ordered by severity: a group is as bad as its worst partition. REWIND is a warning
+    (the store absorbs re-read events), not a failure: only STALLED and STOPPED fail."""
 
     OK = "ok"
     LAGGING = "lagging"
+    REWIND = "rewind"
     STALLED = "stalled"
     STOPPED = "stopped"
 
@@ -51,6 +54,9 @@ def partition_status(window: Sequence[Offsets], members: int) -> GroupStatus:
     """Status of one partition over its samples, oldest first; ``members`` = now.
 
     - lag > 0 now and nobody in the group: STOPPED
+    - the committed offset went backwards between two samples: REWIND (Burrow's name; an
+      offset reset or a consumer committing a stale position: records are read again).
+      Checked before the lag-0 rule, so a reset is reported even if the re-read is quick
     - lag 0 at any sample: OK (it keeps up; lag seen between commits is normal)
     - lag > 0 and the committed offset never moved in the window: STALLED
     - commits move but lag is higher at the end than at the start: LAGGING
@@ -61,6 +67,8 @@ def partition_status(window: Sequence[Offsets], members: int) -> GroupStatus:
     first, last = window[0], window[-1]
     if last.lag > 0 and members == 0:
         return GroupStatus.STOPPED
+    if any(later.committed < earlier.committed for earlier, later in pairwise(window)):
+        return GroupStatus.REWIND
     if any(s.lag == 0 for s in window):
         return GroupStatus.OK
     if len(window) > 1 and last.committed == first.committed:

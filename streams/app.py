@@ -15,6 +15,7 @@ from streams.agents import export, roster
 from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
+from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.web import server
 
@@ -32,6 +33,7 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    lag_monitor: LagMonitor
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -75,6 +77,6 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     export.register(app, settings, store, districts.configs, metrics)
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
-    lag_monitor.register(app, settings, metrics)
+    monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest)
+    return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from abacus.events.processing import REJECT_REASONS
+from consumers.lag_status import GroupStatus
+from schemas import EVENT_TYPES
+from streams.process_metrics import ChildProcessesCollector
 
 __all__ = ["FRESHNESS_BUCKETS", "Metrics"]
 
@@ -91,7 +96,7 @@ class Metrics:
         self.ready = Gauge(
             "abacus_ready", "1 once topics, tables and assignment are in place.", registry=r
         )
-        # Set by streams/lag_monitor.py for the worker's own consumer group.
+        # Set by streams/lag_monitor.py for the worker's own consumer groups.
         self.consumer_lag = Gauge(
             "abacus_consumer_lag_records",
             "Records behind the log end, per group/topic/partition.",
@@ -104,3 +109,30 @@ class Metrics:
             ["group", "topic", "partition"],
             registry=r,
         )
+        self.consumer_group_status = Gauge(
+            "abacus_consumer_group_status",
+            "1 for the group's current Burrow-style status ("
+            + "|".join(s.value for s in GroupStatus)
+            + "), 0 for the others.",
+            ["group", "status"],
+            registry=r,
+        )
+        self.consumer_group_members = Gauge(
+            "abacus_consumer_group_members", "Active members of the group.", ["group"], registry=r
+        )
+        self.lag_monitor_errors = Counter(
+            "abacus_lag_monitor_errors",
+            "Lag measurements that failed (logged and retried at the next interval).",
+            registry=r,
+        )
+        # Every known label value starts at 0: rate() and increase() ignore a series's first
+        # sample, so a counter born at 1 (the first failed export) would never alert.
+        for event_type in EVENT_TYPES:
+            self.events_accepted.labels(event_type)
+        for reason in REJECT_REASONS:
+            self.events_rejected.labels(reason)
+        for outcome in ("completed", "rejected", "failed"):
+            self.exports.labels(outcome)
+        # process_* (this process: memory, CPU, open files) and the ingest processes' memory.
+        ProcessCollector(registry=r)
+        r.register(ChildProcessesCollector())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from abacus.cli.common import fail
+from abacus.cli.lag_view import lag_tables, watch_live
 from abacus.errors import AbacusError
 from abacus.settings import AbacusSettings
 from consumers.dlq import read_dead_letters, replay
@@ -42,9 +44,20 @@ def lag(
     window: Annotated[float, typer.Option(min=0.0, help="Seconds to watch the groups")] = 6.0,
     samples: Annotated[int, typer.Option(min=2, help="Samples over the window")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for machines")] = False,
+    live: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh a live table until Ctrl-C")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="--watch: seconds between refreshes")
+    ] = 2.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="--watch: stop after N refreshes")
+    ] = None,
 ) -> None:
-    """Consumer lag per group/topic/partition and a status per group (ok, lagging,
-    stalled, stopped) judged over a window; exits 3 when a group is stalled or stopped."""
+    """Consumer lag per group/topic/partition and a status per group (ok, lagging, rewind,
+    stalled, stopped) judged over a window; exits 3 when a group is stalled or stopped.
+    With --watch, a live table refreshed every --interval seconds (status over the last
+    --window seconds) until Ctrl-C."""
     settings = AbacusSettings()
     events = settings.topics.name(settings.topics.events)
     try:
@@ -52,6 +65,9 @@ def lag(
             groups = list(group or [settings.ingest_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
+            if live:
+                _watch_live(reader, groups, events, settings.ingest_group, interval, window, count)
+                return
             # The ingest group always reports the events topic, even before a commit.
             reports = watch(
                 reader,
@@ -95,20 +111,24 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 def _print_reports(reports: list[Any]) -> None:
     console = Console()
-    for report in reports:
-        table = Table(
-            title=f"{report.group}: {report.status.value.upper()} ({report.members} member(s))"
-        )
-        for name in ("topic", "partition", "committed", "log end", "lag", "lag s", "status"):
-            table.add_column(name, justify="left" if name in ("topic", "status") else "right")
-        for r in report.rows:
-            seconds = "-" if r.lag_seconds is None else f"{r.lag_seconds:.1f}"
-            committed = "-" if r.committed is None else str(r.committed)
-            status = report.statuses[(r.topic, r.partition)].value
-            table.add_row(
-                r.topic, str(r.partition), committed, str(r.log_end), str(r.lag), seconds, status
-            )
+    for table in lag_tables(reports):
         console.print(table)
+
+
+def _watch_live(
+    reader: Any,
+    groups: list[str],
+    events: str,
+    ingest_group: str,
+    interval: float,
+    window: float,
+    count: int | None,
+) -> None:
+    """`abacus lag --watch`: Ctrl-C is the normal way out (exit 0)."""
+    # The ingest group always reports the events topic, even before a commit.
+    topics = {g: [events] if g == ingest_group else [] for g in groups}
+    with contextlib.suppress(KeyboardInterrupt):
+        watch_live(reader, topics, interval_s=interval, window_s=max(window, interval), count=count)
 
 
 @dlq_app.command("list")

@@ -18,6 +18,7 @@ from abacus.events.validate import validate_event
 __all__ = [
     "COMMON_FIELDS",
     "EVENT_COLUMNS",
+    "REJECT_REASONS",
     "DeadLetter",
     "IngestBatch",
     "SourceRecord",
@@ -125,18 +126,23 @@ def _epoch_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
+_REASON_NEEDLES = (
+    ("undecodable", "undecodable"),
+    ("unknown_fingerprint", "fingerprint"),
+    ("schema_mismatch", "schema"),
+    ("unknown_type", "unknown event type"),
+    ("missing_field", "missing field"),
+    ("invalid_json", "JSON"),
+    ("future_timestamp", "future"),
+    ("key_mismatch", "record key"),
+)
+# Every value of the `reason` label of abacus_events_rejected_total.
+REJECT_REASONS: tuple[str, ...] = (*(label for label, _ in _REASON_NEEDLES), "out_of_range")
+
+
 def _reason_class(reason: str) -> str:
     """A short, bounded label for metrics (reasons themselves carry values)."""
-    for label, needle in (
-        ("undecodable", "undecodable"),
-        ("unknown_fingerprint", "fingerprint"),
-        ("schema_mismatch", "schema"),
-        ("unknown_type", "unknown event type"),
-        ("missing_field", "missing field"),
-        ("invalid_json", "JSON"),
-        ("future_timestamp", "future"),
-        ("key_mismatch", "record key"),
-    ):
+    for label, needle in _REASON_NEEDLES:
         if needle in reason:
             return label
     return "out_of_range"

@@ -27,7 +27,8 @@ def topic_specs(settings: AbacusSettings) -> list[NewTopic]:
         NewTopic(t.name(t.export_requests), 1, 1),
         NewTopic(t.name(t.export_status), 1, 1),
     ]
-    for name in (t.roster_users, t.roster_students, t.roster_links, t.district_config):
+    roster = (t.roster_users, t.roster_students, t.roster_links, t.district_config)
+    for name in (*roster, t.roster_oneroster):
         specs.append(NewTopic(t.name(name), 1, 1, topic_configs=compact))
     return specs
 

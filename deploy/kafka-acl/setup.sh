@@ -54,7 +54,7 @@ user abacus-roster "$ABACUS_KAFKA_ROSTER_PASSWORD"
 user learning-app "$ABACUS_KAFKA_APP_PASSWORD"
 
 ALL_TOPICS=(events events-dlq export-requests export-status roster-users roster-students
-  roster-teacher-students district-config)
+  roster-teacher-students district-config roster-oneroster)
 ROSTER_TOPICS=(roster-users roster-students roster-teacher-students district-config)
 
 # The worker (ingest, roster and export agents, the portal, lag): creates its topics at start.
@@ -69,9 +69,10 @@ allow_topic abacus-ops Write export-requests events
 allow_topic abacus-ops Read export-status events-dlq events
 allow_groups abacus-ops Describe abacus
 
-# The roster importer reads the compacted topics back and publishes what changed.
-allow_topic abacus-roster Read "${ROSTER_TOPICS[@]}"
-allow_topic abacus-roster Write "${ROSTER_TOPICS[@]}"
+# The roster importer reads the compacted topics back and publishes what changed; the
+# OneRoster importer also keeps its sourcedId map on roster-oneroster.
+allow_topic abacus-roster Read "${ROSTER_TOPICS[@]}" roster-oneroster
+allow_topic abacus-roster Write "${ROSTER_TOPICS[@]}" roster-oneroster
 
 # The learning app sends events and nothing else.
 allow_topic learning-app Write events

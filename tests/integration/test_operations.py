@@ -14,7 +14,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from abacus.events.codec import encode_batch, encode_event, encode_json
+from abacus.events.processing import REJECT_REASONS
 from abacus.kafka.topics import ensure_topics
+from schemas import EVENT_TYPES as ALL_EVENT_TYPES
 from tests.support.events import sample_event
 from tests.support.produce import committed_offsets, produce_events, wait_consumed
 from tests.support.stack import Stack, http_get, wait_until
@@ -191,10 +193,14 @@ def test_readiness_flips_and_metrics_match_what_was_sent(stack: Stack) -> None:
         for k, v in metrics.items()
         if k.startswith("abacus_events_accepted_total{")
     }
-    assert accepted == {t: float(n) for t, n in expected.items()}
+    # Every event type and reject reason is exported from the start, at 0 until it happens.
+    assert set(accepted) == set(ALL_EVENT_TYPES)
+    assert {t: v for t, v in accepted.items() if v} == {t: float(n) for t, n in expected.items()}
     assert metrics["abacus_events_deduplicated_total"] == 1
     assert metrics["abacus_dead_letters_total"] == 3
-    assert {k: v for k, v in metrics.items() if k.startswith("abacus_events_rejected_total")} == {
+    rejected = {k: v for k, v in metrics.items() if k.startswith("abacus_events_rejected_total")}
+    assert len(rejected) == len(REJECT_REASONS)
+    assert {k: v for k, v in rejected.items() if v} == {
         "abacus_events_rejected_total{reason=undecodable}": 1,
         "abacus_events_rejected_total{reason=out_of_range}": 1,
         "abacus_events_rejected_total{reason=key_mismatch}": 1,

@@ -6,9 +6,10 @@ import pytest
 
 from consumers.lag_status import GroupStatus, Offsets, WindowSample, evaluate, partition_status
 
-OK, LAGGING, STALLED, STOPPED = (
+OK, LAGGING, REWIND, STALLED, STOPPED = (
     GroupStatus.OK,
     GroupStatus.LAGGING,
+    GroupStatus.REWIND,
     GroupStatus.STALLED,
     GroupStatus.STOPPED,
 )
@@ -42,6 +43,16 @@ def window(*pairs: tuple[int, int]) -> list[Offsets]:
         (window((7, 7), (7, 7)), 0, OK),
         # a single sample cannot show a stall
         (window((5, 20)), 1, OK),
+        # the committed offset went backwards (an offset reset): rewind, even while the
+        # re-read already caught up again, and whatever the lag did
+        (window((100, 100), (0, 100), (100, 100)), 1, REWIND),
+        (window((50, 80), (40, 90), (60, 95)), 1, REWIND),
+        (window((50, 80), (40, 80), (40, 80)), 1, REWIND),
+        # ... but lag with nobody in the group is still stopped
+        (window((50, 80), (40, 80)), 0, STOPPED),
+        # equal commits are not a rewind; a later commit below an earlier peak is
+        (window((10, 10), (10, 10)), 1, OK),
+        (window((10, 30), (30, 30), (20, 30)), 1, REWIND),
         ([], 1, OK),
     ],
 )
@@ -86,4 +97,20 @@ def test_a_partition_that_appears_mid_window_is_judged_on_its_own_samples() -> N
 
 def test_no_samples_is_ok_and_only_stalled_or_stopped_fail() -> None:
     assert evaluate([]) == (OK, {})
-    assert [s.failing for s in GroupStatus] == [False, False, True, True]
+    assert [s.failing for s in GroupStatus] == [False, False, False, True, True]
+
+
+def test_rewind_ranks_between_lagging_and_stalled() -> None:
+    assert [s.value for s in sorted(GroupStatus, key=lambda s: s.severity)] == [
+        "ok",
+        "lagging",
+        "rewind",
+        "stalled",
+        "stopped",
+    ]
+    a, b = ("events", 0), ("events", 1)
+    samples = [
+        WindowSample(1, {a: Offsets(10, 20), b: Offsets(0, 50)}),
+        WindowSample(1, {a: Offsets(5, 25), b: Offsets(10, 80)}),
+    ]
+    assert evaluate(samples) == (REWIND, {a: REWIND, b: LAGGING})
