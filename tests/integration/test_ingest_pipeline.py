@@ -128,7 +128,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_s
     bad = {
         "undecodable": b"\x00\x01garbage\xff",
         "fingerprint": unknown_fp,
-        "missing field 'score_percent'": json.dumps(missing).encode(),
+        "missing_field: field score_percent": json.dumps(missing).encode(),
         "score_percent outside 0-100": encode_event(out_of_range),
     }
     records: list[tuple[bytes | None, bytes]] = []
