@@ -47,15 +47,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def up() -> None:
-    """The main job: embedded broker (unless configured), the worker with all agents, web."""
+    """The main job: embedded broker (unless configured), the worker with all agents, web;
+    the worker is restarted if it dies, and drains before the broker stops."""
     settings = _settings()
     _setup_logging(settings)
     from abacus.stack import run_stack
 
     try:
-        run_stack(settings)
+        code = run_stack(settings)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -67,8 +67,11 @@ class ExportConsumer:
         client: Client,
         districts: Mapping[str, DistrictConfig],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        broker_epoch: str = "",
     ) -> None:
         self.settings = settings
+        self.broker_epoch = broker_epoch
         self.client = client
         self.db = settings.clickhouse.database
         self.districts = districts
@@ -160,7 +163,8 @@ class ExportConsumer:
         ).result_rows[0][0]
         offsets = self.client.query(
             f"SELECT src_partition, max(src_offset) FROM {db}.events "  # noqa: S608
-            "GROUP BY src_partition ORDER BY src_partition"
+            "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
+            parameters={"epoch": self.broker_epoch},
         ).result_rows
         return {
             "request": job.request.model_dump(mode="json"),
@@ -177,7 +181,9 @@ class ExportConsumer:
             "roster_version": int(roster_version or 0),
             "generated_at": self.now().isoformat(),
             "seconds": round(seconds, 3),
-            # The ingest position the aggregates reflect: next offset per events partition.
+            # The ingest position the aggregates reflect: next offset per events partition,
+            # in this broker epoch (a new embedded broker starts its offsets at 0 again).
+            "broker_epoch": self.broker_epoch,
             "events_offsets": {str(p): int(o) + 1 for p, o in offsets},
         }
 

@@ -38,9 +38,14 @@ class Runtime:
     )
     readiness: Readiness = field(default_factory=Readiness)
     ingest: Any = None  # the IngestService, once registered
+    # The broker epoch (abacus.broker_epoch) the worker reads in; set before it starts.
+    broker_epoch: str = ""
+    # Set when the worker stops for good (e.g. records it cannot decompress): its exit
+    # status, which `abacus up` does not restart.
+    exit_code: int | None = None
 
 
-def create_app(settings: AbacusSettings) -> faust.App:
+def create_app(settings: AbacusSettings, *, broker_epoch: str = "") -> faust.App:
     """Build the app and register every agent and view; nothing connects until it runs."""
     broker = settings.broker
     app = faust.App(
@@ -64,6 +69,7 @@ def create_app(settings: AbacusSettings) -> faust.App:
         settings=settings,
         writer=BlockWriter(connect(settings), settings.clickhouse.database),
         metrics=Metrics(),
+        broker_epoch=broker_epoch,
     )
     app.abacus_runtime = runtime  # type: ignore[attr-defined]
 

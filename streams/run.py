@@ -7,6 +7,7 @@ import logging
 import faust
 
 from abacus.aggregation.pending import resolve_pending
+from abacus.broker_epoch import ensure_epoch
 from abacus.settings import AbacusSettings
 from abacus.store.migrations import apply_migrations
 from abacus.topics import ensure_topics
@@ -14,6 +15,7 @@ from streams.agents.ingest import timezone_resolver
 from streams.agents.roster import load_districts
 from streams.app import create_app
 from streams.health import refresh
+from streams.restore import restore_topics
 
 __all__ = ["prepare", "run_worker"]
 
@@ -21,14 +23,18 @@ log = logging.getLogger(__name__)
 
 
 def prepare(settings: AbacusSettings) -> faust.App:
-    """Create topics and tables (idempotent), then build the app."""
+    """Create topics and tables (idempotent), restore what a new broker epoch lacks from
+    ClickHouse, then build the app."""
     ensure_topics(settings)
-    app = create_app(settings)
+    epoch = ensure_epoch(settings)
+    app = create_app(settings, broker_epoch=epoch)
     runtime = app.abacus_runtime  # type: ignore[attr-defined]
     runtime.readiness.topics = True  # ensure_topics raises unless every topic exists
     applied = apply_migrations(runtime.writer.client, settings.clickhouse.database)
     runtime.readiness.migrations = True
-    log.info("store ready (%d migration(s) applied)", len(applied))
+    log.info("store ready (%d migration(s) applied), broker epoch %s", len(applied), epoch)
+    # Before any agent or importer reads the compacted topics (DESIGN.md §2).
+    restore_topics(settings, runtime.writer.client, epoch)
     runtime.districts.update(load_districts(runtime.writer.client, settings.clickhouse.database))
     log.info("%d district config(s) loaded", len(runtime.districts))
     # A crash during a pending-facts resolution leaves marks behind: finish them now.
@@ -54,10 +60,13 @@ def run_worker(settings: AbacusSettings) -> None:
         redirect_stdouts=False,
         logging_config=None,
     )
+    runtime = app.abacus_runtime  # type: ignore[attr-defined]
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
+        if runtime.exit_code is not None:
+            raise SystemExit(runtime.exit_code) from exc
         if exc.code not in (0, None):
             raise
     finally:
-        app.abacus_runtime.writer.close()  # type: ignore[attr-defined]
+        runtime.writer.close()

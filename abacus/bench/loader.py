@@ -22,6 +22,9 @@ from abacus.store.migrations import apply_migrations
 
 __all__ = ["load"]
 
+# The baseline leaves the broker epoch at its default.
+_COLUMNS = [c for c in EVENT_COLUMNS if c != "src_epoch"]
+
 
 async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> dict[str, float]:
     client = connect(settings)
@@ -62,7 +65,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
                     )
                 done[tp.partition] = rec.offset + 1
         if rows:
-            client.insert(table, rows, column_names=list(EVENT_COLUMNS))
+            client.insert(table, rows, column_names=_COLUMNS)
             events += len(rows)
     seconds = time.perf_counter() - started
     await consumer.stop()

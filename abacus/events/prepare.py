@@ -70,6 +70,7 @@ def prepare_batch(
     zones: Mapping[str, str],
     now: datetime,
     encoder: NativeEncoder,
+    epoch: str = "",
 ) -> PreparedBatch:
     """Decode, validate, derive and encode a batch.
 
@@ -81,7 +82,8 @@ def prepare_batch(
     whose rows do not fit the tables' column types, is dropped from every table and its
     record dead-lettered (``internal_error``); the rest of the batch is stored.
     """
-    batch = process_records((SourceRecord("", p, o, k, v) for p, o, k, v in records), now=now)
+    sources = (SourceRecord("", p, o, k, v) for p, o, k, v in records)
+    batch = process_records(sources, now=now, epoch=epoch)
     dead: dict[tuple[int, int], str] = {
         (d.source.partition, d.source.offset): d.reason for d in batch.dead_letters
     }
@@ -193,11 +195,11 @@ def start_process(types: TableTypes) -> None:
 
 
 def prepare_in_process(
-    records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime
+    records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime, epoch: str = ""
 ) -> PreparedBatch:
     if _encoder is None:
         raise RuntimeError("ingest process not started (start_process was not run)")
-    return prepare_batch(records, zones, now, _encoder)
+    return prepare_batch(records, zones, now, _encoder, epoch)
 
 
 def tune_gc() -> None:

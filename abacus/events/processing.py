@@ -36,6 +36,7 @@ EVENT_COLUMNS = (
     "payload",
     "src_partition",
     "src_offset",
+    "src_epoch",
 )
 
 
@@ -75,7 +76,9 @@ class IngestBatch:
     duplicates_in_batch: int = 0
 
 
-def process_records(records: Iterable[SourceRecord], *, now: datetime) -> IngestBatch:
+def process_records(
+    records: Iterable[SourceRecord], *, now: datetime, epoch: str = ""
+) -> IngestBatch:
     """Decode and validate every record; good events become rows, bad records dead letters.
 
     This is the per-record boundary: whatever a record's bytes do to the decoder, the
@@ -83,7 +86,8 @@ def process_records(records: Iterable[SourceRecord], *, now: datetime) -> Ingest
     exception as ``internal_error``, named by class); nothing raised for one record
     escapes to stop the batch. A batch record with some bad events keeps its good events
     and is also dead-lettered whole (with the index of the first bad event): replaying it
-    later is harmless because every event counts once by event_id.
+    later is harmless because every event counts once by event_id. ``epoch`` is the
+    broker epoch the records were read in (stored with each event's partition and offset).
     """
     batch = IngestBatch()
     seen: set[str] = set()
@@ -109,7 +113,7 @@ def process_records(records: Iterable[SourceRecord], *, now: datetime) -> Ingest
                 if event["event_id"] in seen:
                     batch.duplicates_in_batch += 1
                     continue
-                row = _row(event, record)
+                row = _row(event, record, epoch)
             except InvalidEventError as exc:
                 problems.append((index, exc.reason))
                 batch.rejected[exc.label] += 1
@@ -138,7 +142,7 @@ def batch_reason(problems: list[tuple[int, str]], events: int) -> str:
     return cap(f"{reason[: 180 - len(where)]}{where}")
 
 
-def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
+def _row(event: Event, record: SourceRecord, epoch: str) -> tuple[Any, ...]:
     payload = {
         k: _epoch_ms(v) if isinstance(v, datetime) else v
         for k, v in event.items()
@@ -154,6 +158,7 @@ def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
         orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
         record.partition,
         record.offset,
+        epoch,
     )
 
 

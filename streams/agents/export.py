@@ -40,7 +40,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
     statuses = app.topic(
         topics.name(topics.export_status), key_serializer="raw", value_serializer="raw"
     )
-    consumer = ExportConsumer(settings, runtime.writer.client, runtime.districts)
+    consumer = ExportConsumer(
+        settings, runtime.writer.client, runtime.districts, broker_epoch=runtime.broker_epoch
+    )
     metrics = runtime.metrics
 
     async def publish(request_id: str, status: str, **fields: Any) -> None:

@@ -147,7 +147,7 @@ def test_processing_splits_good_rows_from_dead_letters_and_dedups_in_batch() -> 
     ]
     batch = process_records(records, now=NOW)
     assert [row[2] for row in batch.rows] == [good["event_id"]]
-    assert batch.rows[0][7:] == (2, 10)  # source partition and offset stored with the row
+    assert batch.rows[0][7:] == (2, 10, "")  # source partition, offset and epoch with the row
     assert [(d.source.offset, d.reason) for d in batch.dead_letters] == [
         (11, "undecodable: neither Avro single-object encoding nor JSON"),
         (13, "key_mismatch: record key does not match field student_id"),

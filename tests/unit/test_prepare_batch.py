@@ -39,6 +39,11 @@ def _migrated_types() -> dict[str, dict[str, str]]:
                     continue
                 column, type_name = line.split(None, 1)
                 columns[column] = re.split(r" (?:CODEC|DEFAULT)\b", type_name)[0].strip()
+        added = re.compile(
+            r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+) (.+?) DEFAULT"
+        )
+        for name, column, type_name in added.findall(sql.read_text()):
+            tables[name][column] = type_name.strip()
     return tables
 
 

@@ -1,0 +1,158 @@
+"""At worker start: put back on Kafka what only ClickHouse still holds (embedded restarts).
+
+The embedded broker forgets its topics when it stops; ClickHouse is the durable record.
+Once per broker epoch, before any agent or importer reads them, the worker republishes
+- every roster and district-config record whose key is missing from its compacted topic
+  (the rows as stored: same key, fields and version), so the next import can deactivate
+  a student removed from the upload;
+- every dead letter, when the dead-letter topic is empty, so `abacus dlq` still lists and
+  replays them.
+Against an external Kafka whose topics are intact, nothing is missing and nothing is
+sent. Then ``restored:<epoch>`` goes on the meta topic (the importer waits for it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from abacus.broker_epoch import mark_restored, read_meta
+from abacus.errors import StackError
+from abacus.events.dead_letters import dead_letter_record
+from abacus.roster.records import RosterKind
+from abacus.roster.restore import RESTORE_SOURCES, restored_record
+from abacus.roster.topics_io import publish, read_latest
+from abacus.settings import AbacusSettings
+from abacus.store.client import Client, query_rows
+from streams.dead_letters import DEAD_LETTER_COLUMNS, producer_max_request_bytes
+
+__all__ = ["restore_topics"]
+
+log = logging.getLogger(__name__)
+
+
+def restore_topics(settings: AbacusSettings, client: Client, epoch: str) -> dict[str, int]:
+    """Republish what the topics lack for this epoch; returns records sent per topic."""
+    if read_meta(settings).restored(epoch):
+        return {}
+    sent = _restore_roster(settings, client)
+    sent.update(_restore_dead_letters(settings, client, epoch))
+    mark_restored(settings, epoch)
+    if any(sent.values()):
+        log.info("restored from ClickHouse for broker epoch %s: %s", epoch, sent)
+    return sent
+
+
+def _topic_of(settings: AbacusSettings, kind: RosterKind) -> str:
+    t = settings.topics
+    names = {
+        RosterKind.USERS: t.roster_users,
+        RosterKind.STUDENTS: t.roster_students,
+        RosterKind.LINKS: t.roster_links,
+        RosterKind.DISTRICT: t.district_config,
+    }
+    return t.name(names[kind])
+
+
+def _count(client: Client, table: str) -> int:
+    return int(query_rows(client, f"SELECT count() FROM {table}")[0][0])  # noqa: S608
+
+
+def _restore_roster(settings: AbacusSettings, client: Client) -> dict[str, int]:
+    db = settings.clickhouse.database
+    kinds = [k for k, (table, _) in RESTORE_SOURCES.items() if _count(client, f"{db}.{table}")]
+    if not kinds:
+        return {}
+    topics = {kind: _topic_of(settings, kind) for kind in kinds}
+    present = read_latest(settings, list(topics.values()))
+    out: list[tuple[str, bytes, bytes]] = []
+    sent: dict[str, int] = {}
+    for kind in kinds:
+        table, columns = RESTORE_SOURCES[kind]
+        sql = f"SELECT {', '.join(columns)} FROM {db}.{table} FINAL"  # noqa: S608
+        topic = topics[kind]
+        for row in query_rows(client, sql):
+            key, value = restored_record(kind, dict(zip(columns, row, strict=True)))
+            if key not in present[topic]:
+                out.append((topic, key, value))
+                sent[topic] = sent.get(topic, 0) + 1
+    publish(settings, out)
+    return sent
+
+
+def _restore_dead_letters(settings: AbacusSettings, client: Client, epoch: str) -> dict[str, int]:
+    db = settings.clickhouse.database
+    topic = settings.topics.name(settings.topics.dead_letter)
+    if not _count(client, f"{db}.dead_letters") or not _topic_is_empty(settings, topic):
+        return {}
+    servers = settings.broker.servers
+    limit = settings.dead_letter_max_bytes
+    sql = (
+        f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM {db}.dead_letters FINAL "  # noqa: S608
+        "ORDER BY failed_at, epoch, src_partition, src_offset"
+    )
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=servers,
+            acks="all",
+            max_request_size=producer_max_request_bytes(limit),
+            client_id=f"{settings.app_id}-restore",
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {servers} unreachable: {exc}") from exc
+    sent = 0
+    try:
+        binary = {"key": "bytes", "value": "bytes"}
+        with client.query_row_block_stream(sql, column_formats=binary) as blocks:
+            for block in blocks:
+                futures = [producer.send(topic, **_letter(row, limit)) for row in block]
+                producer.flush()
+                for future in futures:
+                    future.get(timeout=60)
+                sent += len(futures)
+    except KafkaError as exc:
+        raise StackError(f"cannot restore dead letters to {topic}: {exc}") from exc
+    finally:
+        producer.close()
+    return {topic: sent}
+
+
+def _letter(row: Any, limit: int) -> dict[str, Any]:
+    doc = dict(zip(DEAD_LETTER_COLUMNS, row, strict=True))
+    key, value = doc["key"], doc["value"]
+    letter = dead_letter_record(
+        key=_bytes(key) or None,
+        value=_bytes(value),
+        reason=doc["reason"],
+        topic=doc["src_topic"],
+        partition=int(doc["src_partition"]),
+        offset=int(doc["src_offset"]),
+        epoch=doc["epoch"],
+        failed_at=doc["failed_at"].isoformat(),
+        max_bytes=limit,
+    )
+    headers = [*letter.headers, ("abacus.restored_from", b"clickhouse")]
+    return {"key": letter.key, "value": letter.value, "headers": headers}
+
+
+def _bytes(value: str | bytes) -> bytes:
+    # Read with column_formats "bytes"; a str would mean the driver decoded it anyway.
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def _topic_is_empty(settings: AbacusSettings, topic: str) -> bool:
+    servers = settings.broker.servers
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    except KafkaError as exc:
+        raise StackError(f"broker {servers} unreachable: {exc}") from exc
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return all(end == 0 for end in consumer.end_offsets(parts).values())
+    except KafkaError as exc:
+        raise StackError(f"cannot read {topic} on {servers}: {exc}") from exc
+    finally:
+        consumer.close()
