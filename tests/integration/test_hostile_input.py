@@ -55,6 +55,22 @@ def _dead_letters(stack: Stack, expected: int, timeout: float = 60) -> list[dict
     return out
 
 
+def _replayed_values(stack: Stack) -> list[bytes]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, fetch_max_bytes=16 << 20, consumer_timeout_ms=3000
+    )
+    tp = TopicPartition(stack.topic("events"), 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    out = [
+        rec.value
+        for rec in consumer
+        if any(key == "abacus.replayed_from" for key, _ in rec.headers or [])
+    ]
+    consumer.close()
+    return out
+
+
 def _stored_counts(stack: Stack) -> dict[str, int]:
     rows = stack.query("SELECT toString(event_id), count() FROM abacus.events GROUP BY event_id")
     return {event_id: n for event_id, n in rows}
@@ -100,6 +116,11 @@ def test_hostile_records_never_stop_a_running_worker(stack: Stack) -> None:
         else:
             assert letter["value"] == hostile[name], name
     assert _stored_counts(stack) == {str(e["event_id"]): 1 for e in good}
+    # A pointer replays the original bytes, read back from its source offset.
+    summary = stack.run("dlq", "replay", "--reason-contains", "oversized: ").stdout
+    assert f"replayed {len(oversized)} of {len(hostile)} dead-lettered record(s)" in summary
+    replayed = _replayed_values(stack)
+    assert sorted(replayed) == sorted(hostile[name] for name in oversized)
     # ClickHouse keeps every dead letter whole, the oversized ones too.
     kept = stack.query(
         "SELECT src_offset, length(value) FROM abacus.dead_letters ORDER BY src_offset"
