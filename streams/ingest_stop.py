@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from abacus.events.processing import SourceRecord
 from abacus.supervisor import EXIT_FINAL
@@ -56,7 +57,7 @@ class Drain:
         if self.deadline is None:
             self.deadline = now + self.timeout_s
             log.info("draining: reading until the lag is 0 (at most %.0fs)", self.timeout_s)
-        if idle and await _caught_up(consumer):
+        if idle and await _caught_up_or_unknown(consumer):
             log.info("drained: lag 0")
             self.done = True
         elif now >= self.deadline:
@@ -66,6 +67,14 @@ class Drain:
                 self.timeout_s,
             )
             self.done = True
+
+
+async def _caught_up_or_unknown(consumer: AIOKafkaConsumer) -> bool:
+    try:
+        return await _caught_up(consumer)
+    except KafkaError as exc:  # the broker is going away: what was read is stored
+        log.warning("drain: log ends unknown (%s); stopping with what was read", exc)
+        return True
 
 
 async def _caught_up(consumer: AIOKafkaConsumer) -> bool:

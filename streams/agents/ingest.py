@@ -248,7 +248,11 @@ class IngestService(Service):
             if position > self._committed[tp]:
                 moved[tp] = position
         if moved:
-            await self.consumer.commit(moved)
+            try:
+                await self.consumer.commit(moved)
+            except KafkaError as exc:  # e.g. mid-rebalance: harmless, tried again when idle
+                log.debug("position not committed past skipped records: %s", exc)
+                return
             self._committed.update(moved)
 
     async def _stop_for_good(self, message: str) -> None:
