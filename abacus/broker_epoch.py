@@ -102,16 +102,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def ensure_epoch(settings: AbacusSettings) -> str:
-    """This log's epoch; a new one is written when the meta topic has none yet."""
-    epoch = read_meta(settings).epoch
-    if epoch is not None:
-        return epoch
+def ensure_epoch(settings: AbacusSettings) -> tuple[str, MetaRecords]:
+    """This log's epoch (a new one is written when the meta topic has none yet), and the
+    meta records as read."""
+    meta = read_meta(settings)
+    if meta.epoch is not None:
+        return meta.epoch, meta
     new = uuid.uuid4().hex[:12]
     _send(settings, _EPOCH + new.encode(), {"epoch": new, "created_at": _now()})
-    epoch = read_meta(settings).epoch
-    assert epoch is not None  # ours, or one written first by a racing worker
-    return epoch
+    meta = read_meta(settings)
+    assert meta.epoch is not None  # ours, or one written first by a racing worker
+    return meta.epoch, meta
 
 
 def mark_restored(settings: AbacusSettings, epoch: str) -> None:

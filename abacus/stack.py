@@ -37,7 +37,7 @@ def run_stack(settings: AbacusSettings) -> int:
             # A new broker is a new log: its epoch exists before any importer can look,
             # and the importer then waits until the worker has restored the roster topics.
             ensure_topics(settings)
-            log.info("broker epoch %s", ensure_epoch(settings))
+            log.info("broker epoch %s", ensure_epoch(settings)[0])
         supervisor = WorkerSupervisor(
             settings, broker_alive=broker.alive if broker is not None else lambda: True
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -16,6 +17,8 @@ from abacus.supervisor import EXIT_FINAL
 __all__ = ["EXIT_UNREADABLE", "Drain", "codec_error_message", "maybe_inject_fault"]
 
 log = logging.getLogger(__name__)
+
+_END_CHECK_S = 5.0  # a broker that does not answer within this is gone (e.g. killed with us)
 
 # The worker's exit status when it stops for good (EX_CONFIG): `abacus up` does not
 # restart it, because a restart would fail again on the same records.
@@ -71,9 +74,9 @@ class Drain:
 
 async def _caught_up_or_unknown(consumer: AIOKafkaConsumer) -> bool:
     try:
-        return await _caught_up(consumer)
-    except KafkaError as exc:  # the broker is going away: what was read is stored
-        log.warning("drain: log ends unknown (%s); stopping with what was read", exc)
+        return await asyncio.wait_for(_caught_up(consumer), timeout=_END_CHECK_S)
+    except (KafkaError, TimeoutError) as exc:  # the broker is going away: what was read is stored
+        log.warning("drain: log ends unknown (%r); stopping with what was read", exc)
         return True
 
 

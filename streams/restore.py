@@ -19,7 +19,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from abacus.broker_epoch import mark_restored, read_meta
+from abacus.broker_epoch import mark_restored
 from abacus.errors import StackError
 from abacus.events.dead_letters import dead_letter_record
 from abacus.roster.records import RosterKind
@@ -35,9 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def restore_topics(settings: AbacusSettings, client: Client, epoch: str) -> dict[str, int]:
-    """Republish what the topics lack for this epoch; returns records sent per topic."""
-    if read_meta(settings).restored(epoch):
-        return {}
+    """Republish what the topics lack for this epoch; returns records sent per topic.
+    (Run once per epoch: the caller checks the meta topic's ``restored:<epoch>``.)"""
     sent = _restore_roster(settings, client)
     sent.update(_restore_dead_letters(settings, client, epoch))
     mark_restored(settings, epoch)

@@ -26,7 +26,7 @@ def prepare(settings: AbacusSettings) -> faust.App:
     """Create topics and tables (idempotent), restore what a new broker epoch lacks from
     ClickHouse, then build the app."""
     ensure_topics(settings)
-    epoch = ensure_epoch(settings)
+    epoch, meta = ensure_epoch(settings)
     app = create_app(settings, broker_epoch=epoch)
     runtime = app.abacus_runtime  # type: ignore[attr-defined]
     runtime.readiness.topics = True  # ensure_topics raises unless every topic exists
@@ -34,7 +34,8 @@ def prepare(settings: AbacusSettings) -> faust.App:
     runtime.readiness.migrations = True
     log.info("store ready (%d migration(s) applied), broker epoch %s", len(applied), epoch)
     # Before any agent or importer reads the compacted topics (DESIGN.md §2).
-    restore_topics(settings, runtime.writer.client, epoch)
+    if not meta.restored(epoch):
+        restore_topics(settings, runtime.writer.client, epoch)
     runtime.districts.update(load_districts(runtime.writer.client, settings.clickhouse.database))
     log.info("%d district config(s) loaded", len(runtime.districts))
     # A crash during a pending-facts resolution leaves marks behind: finish them now.

@@ -71,7 +71,27 @@ def _send(
     return ends
 
 
+def test_the_agents_and_the_dead_letter_tools_read_every_codec(stack: Stack) -> None:
+    from abacus.district import load_district_config
+
+    config = load_district_config(EXAMPLES / "district.toml", district_id="codec-district")
+    for codec in CODECS:
+        producer = _producer(stack, codec, transactional=False)
+        # The roster agent (Faust on aiokafka) reads the compacted district-config topic.
+        value = config_value(config, f"import-{codec}", 1_700_000_000_000 + len(codec))
+        _send(producer, stack.topic("district-config"), [(b"codec-district", value)], False)
+        # kafka-python reads the dead-letter topic (`abacus dlq list`).
+        _send(producer, stack.topic("events-dlq"), [(codec.encode(), codec.encode() * 50)], False)
+    key = "abacus_roster_records_total{kind=district_config,outcome=stored}"
+    wait_until(lambda: stack.metrics().get(key, 0) >= len(CODECS), 60, "configs stored")
+    listed = stack.run("dlq", "list", "--json").stdout.splitlines()
+    assert sorted(json.loads(line)["size"] for line in listed) == sorted(
+        len(c) * 50 for c in CODECS
+    )
+
+
 def test_every_codec_idempotent_and_transactional_is_stored_exactly_once(stack: Stack) -> None:
+    # Last in this module: it stops the shared worker to read the store.
     sent: list[dict[str, Any]] = []
     ends: dict[int, int] = {}
     for number, codec in enumerate(CODECS):
@@ -98,23 +118,3 @@ def test_every_codec_idempotent_and_transactional_is_stored_exactly_once(stack: 
     assert stack.stop_worker() == 0
     rows = stack.query("SELECT toString(event_id), count() FROM abacus.events GROUP BY event_id")
     assert dict(rows) == {str(e["event_id"]): 1 for e in sent}
-    stack.start_worker()
-
-
-def test_the_agents_and_the_dead_letter_tools_read_every_codec(stack: Stack) -> None:
-    from abacus.district import load_district_config
-
-    config = load_district_config(EXAMPLES / "district.toml", district_id="codec-district")
-    for codec in CODECS:
-        producer = _producer(stack, codec, transactional=False)
-        # The roster agent (Faust on aiokafka) reads the compacted district-config topic.
-        value = config_value(config, f"import-{codec}", 1_700_000_000_000 + len(codec))
-        _send(producer, stack.topic("district-config"), [(b"codec-district", value)], False)
-        # kafka-python reads the dead-letter topic (`abacus dlq list`).
-        _send(producer, stack.topic("events-dlq"), [(codec.encode(), codec.encode() * 50)], False)
-    key = "abacus_roster_records_total{kind=district_config,outcome=stored}"
-    wait_until(lambda: stack.metrics().get(key, 0) >= len(CODECS), 60, "configs stored")
-    listed = stack.run("dlq", "list", "--json").stdout.splitlines()
-    assert sorted(json.loads(line)["size"] for line in listed) == sorted(
-        len(c) * 50 for c in CODECS
-    )

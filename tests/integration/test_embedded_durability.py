@@ -45,6 +45,11 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Small batches: a backlog then takes many fetches, so a worker that stopped reading
     # at SIGTERM (instead of draining) would leave most of it unread.
     stack.extra_env["ABACUS_INGEST_BATCH_RECORDS"] = "500"
+    stack.extra_env.update(
+        ABACUS_INGEST_PROCESSES="1",
+        ABACUS_BROKER__SESSION_TIMEOUT_S="3",  # the restarted worker's join waits for the
+        ABACUS_BROKER__REBALANCE_TIMEOUT_S="3",  # SIGKILLed member (Tansu never evicts it)
+    )
     yield stack
     stack.close()
 

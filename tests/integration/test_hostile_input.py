@@ -142,6 +142,10 @@ def test_a_batch_that_keeps_crashing_the_worker_is_dead_lettered_after_n_attempt
         ABACUS_POISON_ATTEMPTS="2",
         ABACUS_INGEST_PROCESSES="0",
         ABACUS_SUPERVISOR__BACKOFF_INITIAL_S="0.2",
+        # Short group timeouts: each restarted worker's join waits for the dead member.
+        ABACUS_BROKER__SESSION_TIMEOUT_S="2",
+        ABACUS_BROKER__REBALANCE_TIMEOUT_S="2",
+        ABACUS_BROKER__HEARTBEAT_INTERVAL_S="0.5",
     )
     before = [sample_event("points_earned", student_id="S1", points=i) for i in range(5)]
     poison = sample_event("points_earned", student_id="poison", points=99)
