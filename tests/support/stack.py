@@ -119,11 +119,19 @@ class Stack:
     def supervised_worker_pid(self) -> int | None:
         """The pid of the worker `abacus up` runs now (its child running `abacus worker`)."""
         assert self.worker is not None
-        for task in Path(f"/proc/{self.worker.pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-                if b"worker" in cmdline:
-                    return int(child)
+        try:
+            tasks = list(Path(f"/proc/{self.worker.pid}/task").iterdir())
+        except OSError:
+            return None
+        for task in tasks:
+            try:
+                children = (task / "children").read_text().split()
+                for child in children:
+                    cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                    if b"worker" in cmdline:
+                        return int(child)
+            except OSError:  # a process that exited while we looked
+                continue
         return None
 
     def _ready(self) -> bool:
