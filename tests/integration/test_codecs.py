@@ -8,7 +8,8 @@ tools and the lag reader (kafka-python).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,6 +72,17 @@ def _send(
     return ends
 
 
+def _records_for(student: str) -> tuple[list[dict[str, Any]], list[tuple[bytes, bytes]]]:
+    """12 events in 9 records (Avro, JSON, one batch record) under one key: librdkafka
+    sends them as one compressed message set (it leaves a batch uncompressed when that is
+    no smaller, which a single small record may be)."""
+    events = [sample_event("points_earned", student_id=student, points=i) for i in range(12)]
+    records = [(student.encode(), encode_event(e)) for e in events[:4]]
+    records += [(student.encode(), encode_json(e)) for e in events[4:8]]
+    records.append((student.encode(), encode_batch(events[8:])))
+    return events, records
+
+
 def test_the_agents_and_the_dead_letter_tools_read_every_codec(stack: Stack) -> None:
     from abacus.district import load_district_config
 
@@ -96,13 +108,7 @@ def test_every_codec_idempotent_and_transactional_is_stored_exactly_once(stack: 
     ends: dict[int, int] = {}
     for number, codec in enumerate(CODECS):
         for transactional in (False, True):
-            student = f"S{number}{int(transactional)}"
-            events = [
-                sample_event("points_earned", student_id=student, points=i) for i in range(12)
-            ]
-            records = [(student.encode(), encode_event(e)) for e in events[:4]]
-            records += [(student.encode(), encode_json(e)) for e in events[4:8]]
-            records.append((student.encode(), encode_batch(events[8:])))
+            events, records = _records_for(f"S{number}{int(transactional)}")
             producer = _producer(stack, codec, transactional)
             for p, end in _send(producer, stack.topic("events"), records, transactional).items():
                 ends[p] = max(ends.get(p, 0), end)
@@ -118,3 +124,27 @@ def test_every_codec_idempotent_and_transactional_is_stored_exactly_once(stack: 
     assert stack.stop_worker() == 0
     rows = stack.query("SELECT toString(event_id), count() FROM abacus.events GROUP BY event_id")
     assert dict(rows) == {str(e["event_id"]): 1 for e in sent}
+
+
+def test_a_codec_that_cannot_be_read_stops_abacus_up_once_with_the_fix(
+    stack_factory: Callable[..., Stack], tmp_path: Path
+) -> None:
+    # As on a machine without the codec libraries: cramjam (aiokafka's snappy, lz4, zstd)
+    # cannot be imported by the worker.
+    fake = tmp_path / "no-cramjam"
+    (fake / "cramjam").mkdir(parents=True)
+    (fake / "cramjam" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    s = stack_factory(PYTHONPATH=str(fake), ABACUS_INGEST_PROCESSES="0")
+    s.start_up()  # against the session broker: `abacus up` supervises the worker only
+    # The same records the test above stores: this proves they really are compressed.
+    _, records = _records_for("S1")
+    _send(_producer(s, "snappy", transactional=False), s.topic("events"), records, False)
+    assert s.worker is not None
+    assert s.worker.wait(timeout=120) == 78, "stopped for good, not restarted"
+    s.worker = None
+    log = s.log_tail(400)
+    assert log.count("worker started") == 1, "never a crash loop"
+    line = next(ln for ln in log.splitlines() if "cannot read the events topic" in ln)
+    assert "snappy" in line
+    assert "cramjam" in line
+    assert "not restarting" in log
