@@ -239,21 +239,21 @@ class IngestService(Service):
         so every record before the position is stored or dead-lettered."""
         assert self.consumer is not None
         moved = {}
-        for tp in self.consumer.assignment():
-            if self._inflight[tp.partition]:
-                continue
-            position = await self.consumer.position(tp)
-            if tp not in self._committed:
-                self._committed[tp] = await self.consumer.committed(tp) or 0
-            if position > self._committed[tp]:
-                moved[tp] = position
-        if moved:
-            try:
+        try:
+            for tp in self.consumer.assignment():
+                if self._inflight[tp.partition]:
+                    continue
+                position = await self.consumer.position(tp)
+                if tp not in self._committed:
+                    self._committed[tp] = await self.consumer.committed(tp) or 0
+                if position > self._committed[tp]:
+                    moved[tp] = position
+            if moved:
                 await self.consumer.commit(moved)
-            except KafkaError as exc:  # e.g. mid-rebalance: harmless, tried again when idle
-                log.debug("position not committed past skipped records: %s", exc)
-                return
-            self._committed.update(moved)
+        except KafkaError as exc:  # e.g. mid-rebalance: harmless, tried again when idle
+            log.debug("position not committed past skipped records: %s", exc)
+            return
+        self._committed.update(moved)
 
     async def _stop_for_good(self, message: str) -> None:
         """Log one clear line and stop the worker with EXIT_UNREADABLE (not restarted)."""
