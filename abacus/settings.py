@@ -13,6 +13,7 @@ __all__ = [
     "BrokerSettings",
     "ClickHouseSettings",
     "SmtpSettings",
+    "SupervisorSettings",
     "TopicSettings",
     "WebSettings",
 ]
@@ -67,6 +68,11 @@ class TopicSettings(BaseModel):
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
+    # The broker epoch and restore markers (abacus.kafka.broker_epoch); compacted, tiny.
+    meta: str = "abacus-meta"
+    # Retention set when a topic is created (Kafka enforces it; the embedded Tansu keeps
+    # everything in memory until it stops). Dead letters are kept until replayed: forever.
+    events_retention_ms: int = 7 * 24 * 3600 * 1000
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -99,6 +105,15 @@ class SmtpSettings(BaseModel):
     password: SecretStr | None = None
 
 
+class SupervisorSettings(BaseModel):
+    """`abacus up` restarts a worker that exits on its own, waiting longer each time."""
+
+    model_config = _FROZEN
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    stable_after_s: float = 60.0  # a worker up this long resets the backoff
+
+
 class AbacusSettings(BaseSettings):
     """Everything configurable, read once from the environment and passed down."""
 
@@ -117,11 +132,23 @@ class AbacusSettings(BaseSettings):
     ingest_processes: int | None = Field(default=None, ge=0)
     batch_within_s: float = 0.5
     lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
+    # On SIGTERM/Ctrl-C the worker reads until its ingest lag is 0, or this long (logged).
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    # A batch handed over this many times by workers that then died without committing it
+    # is dead-lettered whole (reason poison_batch) on the next attempt.
+    poison_attempts: int = Field(default=3, ge=1)
+    # A dead letter larger than this is replaced by a small pointer record (reason
+    # oversized); Kafka's default message.max.bytes is 1 MiB.
+    dead_letter_max_bytes: int = Field(default=1_000_000, ge=4096)
+    # TEST ONLY, inert when unset: the worker process exits at once (as if it segfaulted)
+    # when a batch holds a record with this key. Drives the poison-batch test.
+    test_crash_on_key: str | None = None
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     smtp: SmtpSettings = SmtpSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
 
     @property
     def ingest_group(self) -> str:
@@ -139,3 +166,8 @@ class AbacusSettings(BaseSettings):
     @cached_property
     def export_dir(self) -> Path:
         return self.home / "exports"
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Small local state of this host's worker (ingest attempt records)."""
+        return self.home / "state"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -14,7 +14,7 @@ from abacus.errors import StackError
 from abacus.events.dead_letter import REPLAYED_FROM, DeadLetterInfo, read_headers
 from abacus.kafka.log_end import true_log_ends
 
-__all__ = ["DeadLetterRecord", "read_dead_letters", "replay"]
+__all__ = ["DeadLetterRecord", "read_dead_letters", "replay", "resolve_pointers"]
 
 _READ_LIMIT_S = 60.0
 
@@ -49,6 +49,15 @@ class DeadLetterRecord:
     @property
     def source_offset(self) -> int | None:
         return self.info.source_offset
+
+    @property
+    def source_epoch(self) -> str:
+        return self.info.source_epoch
+
+    @property
+    def is_pointer(self) -> bool:
+        """An oversized dead letter: no bytes of its own, only where the record was."""
+        return self.info.is_pointer
 
     @property
     def ref(self) -> str:
@@ -98,13 +107,79 @@ def _record(rec: Any) -> DeadLetterRecord:
     )
 
 
+def resolve_pointers(
+    bootstrap: str, records: list[DeadLetterRecord], events_topic: str, epoch: str | None
+) -> tuple[list[DeadLetterRecord], list[DeadLetterRecord]]:
+    """Fill in the bytes of oversized pointers from their source offset on the events topic.
+
+    Returns (ready to replay, pointers whose source is gone: an older broker epoch or past
+    the topic's retention; ClickHouse's ``dead_letters`` table still has their bytes).
+    """
+    wanted = [
+        r
+        for r in records
+        if r.is_pointer and r.source_epoch == epoch and r.source_offset is not None
+    ]
+    found = _read_offsets(bootstrap, events_topic, wanted) if wanted else {}
+    ready, gone = [], []
+    for record in records:
+        if not record.is_pointer:
+            ready.append(record)
+            continue
+        source = found.get((record.source_partition, record.source_offset))
+        if source is None:
+            gone.append(record)
+        else:
+            ready.append(replace(record, key=source[0], value=source[1]))
+    return ready, gone
+
+
+def _read_offsets(
+    bootstrap: str, topic: str, records: list[DeadLetterRecord]
+) -> dict[tuple[int | None, int | None], tuple[bytes | None, bytes]]:
+    """(key, value) of the source records the pointers name, read one by one."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=64 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
+    out: dict[tuple[int | None, int | None], tuple[bytes | None, bytes]] = {}
+    try:
+        for record in records:
+            if record.source_partition is None or record.source_offset is None:
+                continue
+            tp = TopicPartition(topic, record.source_partition)
+            consumer.assign([tp])
+            consumer.seek(tp, record.source_offset)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                batch = consumer.poll(timeout_ms=500, max_records=1).get(tp, [])
+                if batch:
+                    if batch[0].offset == record.source_offset:
+                        key = (record.source_partition, record.source_offset)
+                        out[key] = (batch[0].key, batch[0].value or b"")
+                    break
+        return out
+    except KafkaError as exc:
+        raise StackError(f"cannot read {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
 def replay(
     bootstrap: str, records: Iterable[DeadLetterRecord], events_topic: str
 ) -> list[DeadLetterRecord]:
     """Resubmit each record's original key and bytes to ``events_topic`` (to the partition
     it came from when that still exists), tagged with REPLAYED_FROM. Returns those sent."""
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=64 << 20
+        )
     except KafkaError as exc:
         raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
     try:

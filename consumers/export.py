@@ -62,7 +62,7 @@ class ExportStore(Protocol):
 
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
 
-    async def afigures(self, district_id: str) -> StoreFigures: ...
+    async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,11 @@ class ExportConsumer:
         *,
         mail: Callable[[LinkMail], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        broker_epoch: str = "",
     ) -> None:
         self.settings = settings
         self.store = store
+        self.broker_epoch = broker_epoch
         self.districts = districts
         self.publish = publish
         self.mail = mail
@@ -205,7 +207,7 @@ class ExportConsumer:
 
         written = await self.store.astream_export(job.query, write)
         link = self._link(request, csv_path)
-        figures = await self.store.afigures(request.district_id)
+        figures = await self.store.afigures(request.district_id, self.broker_epoch)
         seconds = time.perf_counter() - started
         doc = manifest(
             request,

@@ -50,6 +50,16 @@ class Metrics:
         self.dead_letters = Counter(
             "abacus_dead_letters", "Records written to the dead-letter topic.", registry=r
         )
+        self.dead_letters_oversized = Counter(
+            "abacus_dead_letters_oversized",
+            "Dead letters too large to deliver, sent as a pointer to their source offset.",
+            registry=r,
+        )
+        self.poison_batches = Counter(
+            "abacus_poison_batches",
+            "Batches (per partition) dead-lettered whole after crashing the worker repeatedly.",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "abacus_ingest_batch_records",
             "Records per ingest batch.",

@@ -57,6 +57,9 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self) -> EmbeddedBroker:
         if port_is_open(self.host, self.port):
             raise StackError(f"port {self.bootstrap} is already in use; is a stack already up?")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
+from abacus.kafka.broker_epoch import wait_restored
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka.topics import ensure_topics
 from abacus.roster import records as rec
@@ -200,6 +201,9 @@ def import_roster(
         RosterKind.DISTRICT: t.name(t.district_config),
     }
     ensure_topics(settings)
+    # After an embedded broker restart the worker first puts the roster back on these
+    # topics from ClickHouse; reading them before that would deactivate nothing.
+    wait_restored(settings)
     state = read_latest(settings, list(topic.values()))
     current = {kind: _current(state[name], district_id) for kind, name in topic.items()}
     published_config = current[RosterKind.DISTRICT].get(district_id)

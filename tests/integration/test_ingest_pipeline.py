@@ -130,7 +130,7 @@ del _MISSING["score_percent"]
 BAD = {
     "undecodable": b"\x00\x01garbage\xff",
     "fingerprint": AVRO_MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00\x02",
-    "missing field 'score_percent'": json.dumps(_MISSING).encode(),
+    "missing_field: field score_percent": json.dumps(_MISSING).encode(),
     "score_percent outside 0-100": encode_event(
         sample_event("quiz_submitted", student_id="S2001", score_percent=150.0)
     ),

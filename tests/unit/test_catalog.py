@@ -13,6 +13,7 @@ from abacus.store.migrations import migration_files
 _CREATE = re.compile(
     r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*(AS \{db\}\.(\w+)|\((.*?)\)\s*ENGINE)", re.S
 )
+_ADD_COLUMN = re.compile(r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+)")
 
 
 def migrated_tables() -> dict[str, set[str]]:
@@ -26,6 +27,8 @@ def migrated_tables() -> dict[str, set[str]]:
                 out[name] = set(out[copied])
             else:
                 out[name] = {ln.split()[0] for ln in body.splitlines() if ln.strip()}
+        for name, column in _ADD_COLUMN.findall(text):
+            out[name].add(column)
     return out
 
 
@@ -45,9 +48,13 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     names = {t.name for t in student_tables()}
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
-        "roster_students", "roster_students_history", "roster_links",
+        "roster_students", "roster_students_history", "roster_links", "dead_letters",
     }  # fmt: skip
     assert table("pending_facts").student_link == "event_id"
+    # Raw record bytes: no reliable district, the record key is the student (contract).
+    dead = table("dead_letters")
+    assert (dead.district_column, dead.student_column) == (None, "key")
+    assert "value" in dead.reach
     with pytest.raises(KeyError):
         table("nope")
 
