@@ -33,6 +33,27 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def child_processes(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of each child of ``pid`` (of every one of its threads); processes
+    that exit while we look are left out."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    out = []
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            try:
+                out.append((child, Path(f"/proc/{child}/cmdline").read_bytes()))
+            except OSError:
+                continue
+    return out
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -124,19 +145,9 @@ class Stack:
     def supervised_worker_pid(self) -> int | None:
         """The pid of the worker `abacus up` runs now (its child running `abacus worker`)."""
         assert self.worker is not None
-        try:
-            tasks = list(Path(f"/proc/{self.worker.pid}/task").iterdir())
-        except OSError:
-            return None
-        for task in tasks:
-            try:
-                children = (task / "children").read_text().split()
-                for child in children:
-                    cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-                    if b"worker" in cmdline:
-                        return int(child)
-            except OSError:  # a process that exited while we looked
-                continue
+        for child, cmdline in child_processes(self.worker.pid):
+            if b"worker" in cmdline.split(b"\0"):
+                return child
         return None
 
     def _ready(self) -> bool:
