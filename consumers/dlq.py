@@ -51,15 +51,6 @@ class DeadLetterRecord:
         return self.info.source_offset
 
     @property
-    def source_epoch(self) -> str:
-        return self.info.source_epoch
-
-    @property
-    def is_pointer(self) -> bool:
-        """An oversized dead letter: no bytes of its own, only where the record was."""
-        return self.info.is_pointer
-
-    @property
     def ref(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
@@ -118,12 +109,12 @@ def resolve_pointers(
     wanted = [
         r
         for r in records
-        if r.is_pointer and r.source_epoch == epoch and r.source_offset is not None
+        if r.info.is_pointer and r.info.source_epoch == epoch and r.source_offset is not None
     ]
     found = _read_offsets(bootstrap, events_topic, wanted) if wanted else {}
     ready, gone = [], []
     for record in records:
-        if not record.is_pointer:
+        if not record.info.is_pointer:  # a pointer (oversized) has no bytes of its own
             ready.append(record)
             continue
         source = found.get((record.source_partition, record.source_offset))

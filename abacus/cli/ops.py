@@ -174,7 +174,7 @@ def dlq_replay(
         records = read_dead_letters(servers, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
         # Oversized dead letters are pointers: their bytes come from the source offset.
-        epoch = read_meta(settings).epoch if any(r.is_pointer for r in chosen) else None
+        epoch = read_meta(settings).epoch if any(r.info.is_pointer for r in chosen) else None
         chosen, gone = resolve_pointers(servers, chosen, events_topic, epoch)
         sent = chosen if dry_run else replay(servers, chosen, events_topic)
     except AbacusError as exc:

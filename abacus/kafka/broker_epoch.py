@@ -19,10 +19,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-
 from abacus.errors import StackError
+from abacus.kafka.compacted import publish, read_latest
 from abacus.settings import AbacusSettings
 
 __all__ = ["MetaRecords", "ensure_epoch", "mark_restored", "read_meta", "wait_restored"]
@@ -32,7 +30,7 @@ _RESTORED = b"restored:"
 
 
 class MetaRecords:
-    """The meta topic's records, oldest first."""
+    """The meta topic's records, oldest key first (keys are never rewritten)."""
 
     def __init__(self, records: list[tuple[bytes, bytes]]) -> None:
         self.records = records
@@ -50,52 +48,15 @@ class MetaRecords:
 
 
 def read_meta(settings: AbacusSettings, *, timeout_s: float = 30.0) -> MetaRecords:
-    """Every record of the meta topic (created by `ensure_topics`), oldest first."""
-    servers = settings.broker.servers
+    """Every key of the meta topic (created by `ensure_topics`) in the order first written."""
     topic = settings.topics.name(settings.topics.meta)
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=servers,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            client_id=f"{settings.app_id}-meta",
-        )
-    except KafkaError as exc:
-        raise StackError(f"broker {servers} unreachable: {exc}") from exc
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        # Meta records are sent one by one, so the reported end is exact even on Tansu
-        # (whose ListOffsets returns the last batch's base offset + 1).
-        end = consumer.end_offsets([tp])[tp]
-        out: list[tuple[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise StackError(f"reading {topic} from {servers} timed out")
-            for records in consumer.poll(timeout_ms=200).values():
-                out += [(r.key or b"", r.value or b"") for r in records]
-        return MetaRecords(out)
-    except KafkaError as exc:
-        raise StackError(f"cannot read {topic} from {servers}: {exc}") from exc
-    finally:
-        consumer.close()
+    latest = read_latest(settings, [topic], timeout_s=timeout_s)[topic]
+    return MetaRecords([(key, value or b"") for key, value in latest.items()])
 
 
 def _send(settings: AbacusSettings, key: bytes, doc: dict[str, str]) -> None:
-    servers = settings.broker.servers
     topic = settings.topics.name(settings.topics.meta)
-    try:
-        producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
-    except KafkaError as exc:
-        raise StackError(f"broker {servers} unreachable: {exc}") from exc
-    try:
-        producer.send(topic, key=key, value=json.dumps(doc).encode()).get(timeout=30)
-    except KafkaError as exc:
-        raise StackError(f"cannot write {topic} on {servers}: {exc}") from exc
-    finally:
-        producer.close()
+    publish(settings, [(topic, key, json.dumps(doc).encode())], timeout_s=30)
 
 
 def _now() -> str:
