@@ -34,6 +34,9 @@ class Worker:
     districts: DistrictRegistry
     ingest: IngestService
     lag_monitor: LagMonitor
+    # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
+    # event's offset and in export manifests.
+    broker_epoch: str
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -65,18 +68,20 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     )
 
 
-def create_worker(settings: AbacusSettings, store: Store) -> Worker:
+def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> Worker:
     """Build the app and register every agent, service and view; nothing connects until the
-    worker runs."""
+    worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
     app = _faust_app(settings)
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)
-    ingest = IngestService(settings, store, districts, metrics)
+    ingest = IngestService(settings, store, districts, metrics, broker_epoch)
     app.service(ingest)
     roster.register(app, settings, store, districts, metrics)
-    export.register(app, settings, store, districts.configs, metrics)
+    export.register(app, settings, store, districts.configs, metrics, broker_epoch)
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor)
+    return Worker(
+        app, settings, store, metrics, readiness, districts, ingest, monitor, broker_epoch
+    )

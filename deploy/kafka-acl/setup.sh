@@ -54,24 +54,27 @@ user abacus-roster "$ABACUS_KAFKA_ROSTER_PASSWORD"
 user learning-app "$ABACUS_KAFKA_APP_PASSWORD"
 
 ALL_TOPICS=(events events-dlq export-requests export-status roster-users roster-students
-  roster-teacher-students district-config roster-oneroster)
+  roster-teacher-students district-config roster-oneroster abacus-meta)
 ROSTER_TOPICS=(roster-users roster-students roster-teacher-students district-config)
 
-# The worker (ingest, roster and export agents, the portal, lag): creates its topics at start.
+# The worker (ingest, roster and export agents, the portal, lag): creates its topics at start;
+# keeps the broker epoch on abacus-meta and, after an embedded broker restart, puts the
+# roster topics and dead letters back from ClickHouse.
 allow_topic abacus-worker Create "${ALL_TOPICS[@]}"
-allow_topic abacus-worker Read events export-requests "${ROSTER_TOPICS[@]}"
-allow_topic abacus-worker Write events-dlq export-status export-requests
+allow_topic abacus-worker Read events export-requests "${ROSTER_TOPICS[@]}" abacus-meta
+allow_topic abacus-worker Write events-dlq export-status export-requests abacus-meta
+allow_topic abacus-worker Write "${ROSTER_TOPICS[@]}"
 allow_groups abacus-worker Read abacus
 allow_groups abacus-worker Describe abacus
 
 # Operators' CLI: export requests and their status, lag, dead letters (replay writes events).
 allow_topic abacus-ops Write export-requests events
-allow_topic abacus-ops Read export-status events-dlq events
+allow_topic abacus-ops Read export-status events-dlq events abacus-meta
 allow_groups abacus-ops Describe abacus
 
 # The roster importer reads the compacted topics back and publishes what changed; the
 # OneRoster importer also keeps its sourcedId map on roster-oneroster.
-allow_topic abacus-roster Read "${ROSTER_TOPICS[@]}" roster-oneroster
+allow_topic abacus-roster Read "${ROSTER_TOPICS[@]}" roster-oneroster abacus-meta
 allow_topic abacus-roster Write "${ROSTER_TOPICS[@]}" roster-oneroster
 
 # The learning app sends events and nothing else.

@@ -24,6 +24,7 @@ def register(
     store: Store,
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
+    broker_epoch: str,
 ) -> None:
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -35,7 +36,9 @@ def register(
         await statuses.send(key=key, value=value)
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
-    consumer = ExportConsumer(settings, store, districts, publish, mail=mail)
+    consumer = ExportConsumer(
+        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch
+    )
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:
