@@ -15,9 +15,11 @@ __all__ = [
     "AUDIT_LOG",
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
+    "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
     "EXPORT_JOBS",
+    "EXPORT_REQUESTS",
     "LESSON_FACTS",
     "PENDING_FACTS",
     "PORTAL_CREDENTIALS",
@@ -40,7 +42,8 @@ class Table:
     writes it). ``student_column`` names the student in a per-student table; a per-student
     table without one reaches the student through ``student_link`` (an ``events`` key).
     ``staff_column`` names a staff member (an Employee_ID) in tables about staff: not student
-    data, but a district's deletion, or a staff member's, reaches them through it."""
+    data, but a district's deletion, or a staff member's, reaches them through it.
+    ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
     what: str
@@ -50,6 +53,7 @@ class Table:
     student_column: str | None = None
     student_link: str | None = None
     staff_column: str | None = None
+    reach: str = ""
 
     def __post_init__(self) -> None:
         if self.holds_students and not (self.student_column or self.student_link):
@@ -64,7 +68,7 @@ EVENTS = Table(
     "every accepted app event, with its source partition and offset",
     columns=(
         "district_id", "student_id", "event_id", "event_type", "product", "occurred_at",
-        "payload", "src_partition", "src_offset",
+        "payload", "src_partition", "src_offset", "src_epoch",
     ),
     holds_students=True,
     student_column="student_id",
@@ -164,10 +168,48 @@ EXPORT_JOBS = Table(
     "export_jobs",
     "every export request and its latest status (the portal's lists)",
     columns=(
-        "district_id", "request_id", "requester", "product", "range_kind", "start", "end",
-        "status", "reason", "rows", "bytes", "requested_at", "updated_at", "version",
+        "district_id",
+        "request_id",
+        "requester",
+        "product",
+        "range_kind",
+        "start",
+        "end",
+        "status",
+        "reason",
+        "rows",
+        "bytes",
+        "requested_at",
+        "updated_at",
+        "version",
     ),
     staff_column="requester",
+)
+EXPORT_REQUESTS = Table(
+    "export_requests",
+    "every export request id used per district: its requester and a digest of the request",
+    columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
+    staff_column="requester",
+)
+DEAD_LETTERS = Table(
+    "dead_letters",
+    "every dead letter with the original record bytes (the durable copy of the DLQ topic)",
+    columns=(
+        "epoch", "src_topic", "src_partition", "src_offset", "key", "value", "reason",
+        "failed_at",
+    ),
+    district_column=None,
+    holds_students=True,
+    student_column="key",
+    reach=(
+        "A dead letter is a record that failed decoding or validation, so no district or"
+        " student column can be filled from it reliably: `value` holds the raw bytes"
+        " (student data when they decode at all). The event contract keys every record by"
+        " student_id, so `key` is the student for a well-behaved producer; a mis-keyed"
+        " record (reason key_mismatch) or one without a key names its student only inside"
+        " `value`. To delete a student: rows WHERE key = the student id, and rows whose"
+        " `value` contains the id (position(value, id) > 0), in every district."
+    ),
 )  # fmt: skip
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
@@ -190,6 +232,8 @@ TABLES: tuple[Table, ...] = (
     AUDIT_LOG,
     PORTAL_CREDENTIALS,
     EXPORT_JOBS,
+    EXPORT_REQUESTS,
+    DEAD_LETTERS,
     SCHEMA_MIGRATIONS,
 )
 _BY_NAME = {t.name: t for t in TABLES}

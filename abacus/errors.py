@@ -6,6 +6,7 @@ __all__ = [
     "AbacusError",
     "ExportRequestError",
     "InvalidEventError",
+    "SettingsError",
     "StackError",
     "StorageError",
 ]
@@ -15,23 +16,32 @@ class AbacusError(Exception):
     """Root of every error Abacus raises on purpose."""
 
 
+class SettingsError(AbacusError):
+    """The settings are invalid, or unsafe to start with (one-line message naming them)."""
+
+
 class StackError(AbacusError):
     """A part of the running stack (broker, store, worker) cannot be started or reached."""
 
 
 class InvalidEventError(AbacusError):
-    """A poison record: it goes to the dead-letter topic with this reason; the stream goes on."""
+    """A poison record: it goes to the dead-letter topic with this reason; the stream goes on.
+
+    ``label`` is the reason's bounded class (`abacus.events.reasons.REASON_CLASSES`).
+    """
 
     def __init__(
         self,
         reason: str,
         *,
+        label: str = "out_of_range",
         topic: str | None = None,
         partition: int | None = None,
         offset: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.label = label
         self.topic = topic
         self.partition = partition
         self.offset = offset

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from abacus.errors import AbacusError
@@ -22,6 +23,7 @@ class LinkMail:
     request_id: str
     link: str
     rows: int
+    expires_at: datetime
     product: str = "Student Data"  # e.g. "Grade 3+", for "Download Grade 3+ Export File"
 
 
@@ -43,6 +45,7 @@ def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
         f"Your Student Data Export {mail.request_id} is ready: {mail.rows} student row(s).\n\n"
         f"Download {mail.product} Export File:\n{mail.link}\n\n"
         "The link opens the district portal; sign in with your own account to download.\n"
+        f"The file is deleted on {_when(mail.expires_at)}.\n"
     )
     _send(smtp, mail.to, msg, "export")
 
@@ -75,3 +78,7 @@ def _send(smtp: SmtpSettings, to: str, msg: EmailMessage, what: str) -> None:
             server.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
         raise AbacusError(f"could not send the {what} mail: {exc}") from exc
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

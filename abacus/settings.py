@@ -4,25 +4,37 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "DEFAULT_SIGNING_KEY",
     "AbacusSettings",
     "BrokerSettings",
     "ClickHouseSettings",
+    "ExportSettings",
     "PortalSettings",
     "SmtpSettings",
+    "SupervisorSettings",
     "TopicSettings",
     "WebSettings",
 ]
 
 _FROZEN = ConfigDict(frozen=True)
+# The development key: `abacus up`/`abacus worker` refuse it unless the web server binds
+# to a loopback address (abacus/security.py).
+DEFAULT_SIGNING_KEY = "change-me-in-production"
 
 
 class BrokerSettings(BaseModel):
-    """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port."""
+    """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port.
+
+    An external Kafka may require TLS and/or SASL/SCRAM: every client the code creates
+    takes them from here (`abacus/kafka_clients.py`). The embedded broker speaks plaintext
+    without authentication and listens on loopback only.
+    """
 
     model_config = _FROZEN
     bootstrap: str | None = None
@@ -32,6 +44,38 @@ class BrokerSettings(BaseModel):
     session_timeout_s: float = 6.0
     rebalance_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None  # CA bundle that signed the brokers' certificates
+    ssl_certfile: Path | None = None  # client certificate (mutual TLS), PEM
+    ssl_keyfile: Path | None = None  # its private key, PEM
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security(self) -> Self:
+        if self.security_protocol != "PLAINTEXT" and self.bootstrap is None:
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs an external Kafka "
+                "(ABACUS_BROKER__BOOTSTRAP); the embedded broker is plaintext on loopback"
+            )
+        if self.sasl and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and "
+                "sasl_password (ABACUS_BROKER__SASL_USERNAME, ABACUS_BROKER__SASL_PASSWORD)"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        return self
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def embedded(self) -> bool:
@@ -69,6 +113,11 @@ class TopicSettings(BaseModel):
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
     roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
+    # The broker epoch and restore markers (abacus.kafka.broker_epoch); compacted, tiny.
+    meta: str = "abacus-meta"
+    # Retention set when a topic is created (Kafka enforces it; the embedded Tansu keeps
+    # everything in memory until it stops). Dead letters are kept until replayed: forever.
+    events_retention_ms: int = 7 * 24 * 3600 * 1000
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -80,9 +129,8 @@ class WebSettings(BaseModel):
     model_config = _FROZEN
     host: str = "127.0.0.1"
     port: int = 6066
-    signing_key: SecretStr = SecretStr("change-me-in-production")
+    signing_key: SecretStr = SecretStr(DEFAULT_SIGNING_KEY)
     public_url: str | None = None  # base of download links; default http://host:port
-    link_ttl_s: int = 7 * 24 * 3600
 
     @property
     def base_url(self) -> str:
@@ -109,6 +157,16 @@ class PortalSettings(BaseModel):
     max_upload_bytes: int = Field(default=64 << 20, ge=1 << 20)  # a roster upload, 3 files
 
 
+class ExportSettings(BaseModel):
+    """Export files: how long they and their download links live."""
+
+    model_config = _FROZEN
+    # The retention: a link expires this long after its export completed, and the worker
+    # then deletes the CSV and its manifest (checked every sweep_interval_s).
+    retention_s: int = Field(default=7 * 24 * 3600, ge=1)
+    sweep_interval_s: float = Field(default=300.0, gt=0)
+
+
 class SmtpSettings(BaseModel):
     """Mail for export links and password resets; disabled while ``host`` is unset."""
 
@@ -119,6 +177,15 @@ class SmtpSettings(BaseModel):
     starttls: bool = False
     username: str | None = None
     password: SecretStr | None = None
+
+
+class SupervisorSettings(BaseModel):
+    """`abacus up` restarts a worker that exits on its own, waiting longer each time."""
+
+    model_config = _FROZEN
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    stable_after_s: float = 60.0  # a worker up this long resets the backoff
 
 
 class AbacusSettings(BaseSettings):
@@ -141,12 +208,25 @@ class AbacusSettings(BaseSettings):
     lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
     # Burrow-style group status over this many seconds of the lag monitor's samples.
     lag_window_s: float = Field(default=60.0, gt=0)
+    # On SIGTERM/Ctrl-C the worker reads until its ingest lag is 0, or this long (logged).
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    # A batch handed over this many times by workers that then died without committing it
+    # is dead-lettered whole (reason poison_batch) on the next attempt.
+    poison_attempts: int = Field(default=3, ge=1)
+    # A dead letter larger than this is replaced by a small pointer record (reason
+    # oversized); Kafka's default message.max.bytes is 1 MiB.
+    dead_letter_max_bytes: int = Field(default=1_000_000, ge=4096)
+    # TEST ONLY, inert when unset: the worker process exits at once (as if it segfaulted)
+    # when a batch holds a record with this key. Drives the poison-batch test.
+    test_crash_on_key: str | None = None
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     portal: PortalSettings = PortalSettings()
+    exports: ExportSettings = ExportSettings()
     smtp: SmtpSettings = SmtpSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
 
     @property
     def ingest_group(self) -> str:
@@ -164,3 +244,8 @@ class AbacusSettings(BaseSettings):
     @cached_property
     def export_dir(self) -> Path:
         return self.home / "exports"
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Small local state of this host's worker (ingest attempt records)."""
+        return self.home / "state"

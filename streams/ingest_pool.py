@@ -63,14 +63,14 @@ class BatchPreparer:
         )
 
     async def prepare(
-        self, records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime
+        self, records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime, epoch: str
     ) -> PreparedBatch:
         if self._pool is None:
             assert self._encoder is not None
-            return prepare_batch(records, zones, now, self._encoder)
+            return prepare_batch(records, zones, now, self._encoder, epoch)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, prepare_in_process, list(records), dict(zones), now
+            self._pool, prepare_in_process, list(records), dict(zones), now, epoch
         )
 
     def close(self) -> None:

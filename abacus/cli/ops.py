@@ -13,8 +13,9 @@ from rich.table import Table
 from abacus.cli.common import fail
 from abacus.cli.lag_view import lag_tables, watch_live
 from abacus.errors import AbacusError
+from abacus.kafka.broker_epoch import read_meta
 from abacus.settings import AbacusSettings
-from consumers.dlq import read_dead_letters, replay
+from consumers.dlq import read_dead_letters, replay, resolve_pointers
 from consumers.lag import LagReader, watch
 
 __all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
@@ -61,7 +62,7 @@ def lag(
     settings = AbacusSettings()
     events = settings.topics.name(settings.topics.events)
     try:
-        with LagReader(settings.broker.servers) as reader:
+        with LagReader(settings.broker) as reader:
             groups = list(group or [settings.ingest_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
@@ -140,7 +141,7 @@ def dlq_list(
     settings = AbacusSettings()
     topic = settings.topics.name(settings.topics.dead_letter)
     try:
-        records = read_dead_letters(settings.broker.servers, topic)
+        records = read_dead_letters(settings.broker, topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     shown = records[-limit:]
@@ -189,11 +190,20 @@ def dlq_replay(
     topics = settings.topics
     dlq_topic, events_topic = topics.name(topics.dead_letter), topics.name(topics.events)
     try:
-        records = read_dead_letters(settings.broker.servers, dlq_topic)
+        records = read_dead_letters(settings.broker, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
-        sent = chosen if dry_run else replay(settings.broker.servers, chosen, events_topic)
+        # Oversized dead letters are pointers: their bytes come from the source offset.
+        epoch = read_meta(settings).epoch if any(r.info.is_pointer for r in chosen) else None
+        chosen, gone = resolve_pointers(settings.broker, chosen, events_topic, epoch)
+        sent = chosen if dry_run else replay(settings.broker, chosen, events_topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
+    if gone:
+        typer.echo(
+            f"skipped {len(gone)} oversized dead letter(s) whose source record is no longer on"
+            f" {events_topic} (an older broker epoch, or past retention); their bytes are in"
+            " the ClickHouse table dead_letters"
+        )
     verb = "would replay" if dry_run else "replayed"
     by_partition: dict[int, list[int]] = {}
     for r in sent:

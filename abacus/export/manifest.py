@@ -24,10 +24,12 @@ class FileFigures:
 @dataclass(frozen=True)
 class StoreFigures:
     """What the aggregates reflect: the roster version and the next offset per events
-    partition that ingest had stored."""
+    partition that ingest had stored, in the broker epoch named (a new embedded broker
+    starts its offsets at 0 again)."""
 
     roster_version: int
     events_offsets: dict[int, int]
+    broker_epoch: str = ""
 
 
 def manifest(
@@ -38,9 +40,10 @@ def manifest(
     store: StoreFigures,
     *,
     generated_at: datetime,
+    expires_at: datetime,
     seconds: float,
 ) -> dict[str, Any]:
-    """The manifest document (JSON-ready)."""
+    """The manifest document (JSON-ready); the files are deleted after ``expires_at``."""
     return {
         "request": request.model_dump(mode="json"),
         "requester": request.requester,
@@ -55,6 +58,8 @@ def manifest(
         "sha256": written.sha256,
         "roster_version": store.roster_version,
         "generated_at": generated_at.isoformat(),
+        "expires_at": expires_at.isoformat(),
         "seconds": round(seconds, 3),
+        "broker_epoch": store.broker_epoch,
         "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
     }

@@ -30,9 +30,11 @@ from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pendi
 from abacus.audit import AuditEntry
 from abacus.catalog import (
     AUDIT_LOG,
+    DEAD_LETTERS,
     DISTRICTS,
     EVENTS,
     EXPORT_JOBS,
+    EXPORT_REQUESTS,
     PENDING_FACTS,
     PORTAL_CREDENTIALS,
     ROSTER_STUDENTS,
@@ -41,6 +43,7 @@ from abacus.catalog import (
 from abacus.catalog import Table as CatalogTable
 from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
+from abacus.export.claims import ExportClaim
 from abacus.export.jobs import ExportJobView
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import ExportQuery, export_sql
@@ -232,6 +235,34 @@ class Store:
                 out[district_id] = config
         return out
 
+    # --- restoring the topics of a new broker epoch ------------------------------------------
+
+    def has_rows(self, table: CatalogTable) -> bool:
+        """Whether ``table`` holds any row."""
+        sql = f"SELECT 1 FROM {self._name(table)} LIMIT 1"  # noqa: S608
+        return bool(self.read(sql))
+
+    def latest_rows(self, table: CatalogTable) -> list[dict[str, Any]]:
+        """Every row of a ReplacingMergeTree as merged (FINAL), by the catalog's columns."""
+        columns = table.columns
+        sql = f"SELECT {', '.join(columns)} FROM {self._name(table)} FINAL"  # noqa: S608
+        return [dict(zip(columns, row, strict=True)) for row in self.read(sql)]
+
+    def _dead_letters(self, sink: Callable[[Iterator[dict[str, Any]]], T]) -> T:
+        columns = DEAD_LETTERS.columns
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {self._name(DEAD_LETTERS)} FINAL "  # noqa: S608
+            "ORDER BY failed_at, epoch, src_partition, src_offset"
+        )
+        binary = {"key": "bytes", "value": "bytes"}  # the record's bytes as they came
+        with self._client.query_row_block_stream(sql, column_formats=binary) as blocks:
+            return sink(dict(zip(columns, row, strict=True)) for block in blocks for row in block)
+
+    def stream_dead_letters(self, sink: Callable[[Iterator[dict[str, Any]]], T]) -> T:
+        """Hand every stored dead letter, oldest first, to ``sink`` (called on the store's
+        thread, as the rows stream in); returns what ``sink`` returns."""
+        return self._call("reading dead letters failed", self._dead_letters, sink)
+
     # --- exports ---------------------------------------------------------------------------
 
     def _requester(self, district_id: str, employee_id: str) -> Requester | None:
@@ -264,7 +295,7 @@ class Store:
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
         return await self._acall("export query failed", self._stream, query, sink)
 
-    def _figures(self, district_id: str) -> StoreFigures:
+    def _figures(self, district_id: str, epoch: str) -> StoreFigures:
         version = self._rows(
             f"SELECT max(version) FROM {self._name(ROSTER_STUDENTS)} "  # noqa: S608
             "WHERE district_id = {d:String}",
@@ -272,13 +303,39 @@ class Store:
         )[0][0]
         offsets = self._rows(
             f"SELECT src_partition, max(src_offset) FROM {self._name(EVENTS)} "  # noqa: S608
-            "GROUP BY src_partition ORDER BY src_partition"
+            "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
+            {"epoch": epoch},
         )
-        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets})
+        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets}, epoch)
 
-    async def afigures(self, district_id: str) -> StoreFigures:
-        """The roster version and the events offsets the aggregates reflect (manifest)."""
-        return await self._acall("reading manifest figures failed", self._figures, district_id)
+    async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
+        """The roster version and the events offsets (of that broker epoch) the aggregates
+        reflect (manifest)."""
+        return await self._acall(
+            "reading manifest figures failed", self._figures, district_id, broker_epoch
+        )
+
+    def _claim(self, district_id: str, request_id: str) -> ExportClaim | None:
+        rows = self._rows(
+            f"SELECT requester, payload_sha256 FROM {self._name(EXPORT_REQUESTS)} "  # noqa: S608
+            "WHERE district_id = {d:String} AND request_id = {r:String} "
+            "ORDER BY requested_at LIMIT 1",
+            {"d": district_id, "r": request_id},
+        )
+        if not rows:
+            return None
+        requester, digest = rows[0]
+        return ExportClaim(district_id, request_id, requester, digest)
+
+    async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
+        """Who first used ``request_id`` in the district (and for what), or None: a request
+        id, its status and its files belong to that requester."""
+        return await self._acall("export claim lookup failed", self._claim, district_id, request_id)
+
+    async def aclaim_export(self, claim: ExportClaim, at: datetime) -> None:
+        """Record that ``claim.requester`` used the id (before any file is written)."""
+        row = [claim.district_id, claim.request_id, claim.requester, claim.digest, at]
+        await self._acall("claiming the export id failed", self._insert, EXPORT_REQUESTS, [row])
 
     # --- the portal: accounts, export jobs, the audit trail --------------------------------
 

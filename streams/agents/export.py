@@ -24,6 +24,7 @@ def register(
     store: Store,
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
+    broker_epoch: str,
     on_status: StatusHook | None = None,
 ) -> None:
     topics = settings.topics
@@ -36,7 +37,10 @@ def register(
         await statuses.send(key=key, value=value)
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
-    consumer = ExportConsumer(settings, store, districts, publish, mail=mail, on_status=on_status)
+    consumer = ExportConsumer(
+        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch,
+        on_status=on_status,
+    )  # fmt: skip
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:

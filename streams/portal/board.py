@@ -52,7 +52,12 @@ class ExportBoard:
             return
         key = (request.district_id, request.request_id)
         now = self.clock()
-        before = self._jobs.get(key) or ExportJobView.queued(request, now)
+        before = self._jobs.get(key)
+        if before is not None and (before.requester != request.requester or before.final):
+            # A request id is its requester's for good, and a finished job stays finished:
+            # a refused reuse of the id (another requester, another payload) changes nothing.
+            return
+        before = before or ExportJobView.queued(request, now)
         job = before.with_status(doc, now)
         if job is before:
             return

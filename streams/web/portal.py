@@ -298,6 +298,10 @@ def register_core(web_app: web.Application, portal: Portal) -> None:
     async def patterns(request: web.Request) -> web.StreamResponse:
         return portal.render(request, "patterns.html", {}, user=await portal.user(request))
 
+    async def site_root(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther(f"{PREFIX}/")
+
+    web_app.router.add_get("/", site_root)  # the server's own root leads people here
     web_app.router.add_get(PREFIX, root)
     web_app.router.add_get(f"{PREFIX}/", root)
     web_app.router.add_get(f"{PREFIX}/patterns", patterns)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from abacus.export.files import ExportPathError, export_file
 from abacus.export.form import PRODUCTS, RANGES, ExportForm, check_form
 from abacus.export.jobs import ExportJobView
 from abacus.export.request import ExportRequest
@@ -42,7 +43,7 @@ def rows_context(
 
 def register(web_app: web.Application, portal: Portal, send: Send) -> None:
     settings = portal.settings
-    retention_days = round(settings.web.link_ttl_s / 86400)
+    retention_days = round(settings.exports.retention_s / 86400)
 
     def form_page(
         request: web.Request, user: User, form: ExportForm, status: int = 200
@@ -133,11 +134,12 @@ def register(web_app: web.Application, portal: Portal, send: Send) -> None:
         return job
 
     def file_of(job: ExportJobView) -> Path | None:
-        root = settings.export_dir.resolve()
-        path = (root / job.district_id / f"{job.request_id}.csv").resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        """The job's CSV, if the export wrote it and the retention has not deleted it."""
+        try:
+            path = export_file(settings.export_dir, job.district_id, f"{job.request_id}.csv")
+        except ExportPathError:
             return None
-        return path
+        return path if path.is_file() else None
 
     async def export_page(request: web.Request) -> web.StreamResponse:
         user = await portal.require_user(request)

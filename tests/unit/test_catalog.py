@@ -58,9 +58,13 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     names = {t.name for t in student_tables()}
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
-        "roster_students", "roster_students_history", "roster_links",
+        "roster_students", "roster_students_history", "roster_links", "dead_letters",
     }  # fmt: skip
     assert table("pending_facts").student_link == "event_id"
+    # Raw record bytes: no reliable district, the record key is the student (contract).
+    dead = table("dead_letters")
+    assert (dead.district_column, dead.student_column) == (None, "key")
+    assert "value" in dead.reach
     with pytest.raises(KeyError):
         table("nope")
 
@@ -70,6 +74,7 @@ def test_staff_tables_name_their_staff_member() -> None:
     assert names == {
         "roster_users": "employee_id", "roster_links": "employee_id", "audit_log": "actor",
         "portal_credentials": "employee_id", "export_jobs": "requester",
+        "export_requests": "requester",
     }  # fmt: skip
     assert all(t.district_column == "district_id" for t in staff_tables())
 
