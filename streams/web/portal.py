@@ -121,6 +121,13 @@ class Portal:
         """The signed-in user, else a redirect to sign in (and back here afterwards)."""
         user = await self.user(request)
         if user is None:
+            if request.headers.get("HX-Request") == "true":
+                # A list refreshing itself (htmx): the whole page goes to sign-in, rather
+                # than the sign-in page landing inside the table.
+                page = request.headers.get("HX-Current-URL", "")
+                target = page[page.find(PREFIX) :] if PREFIX in page else f"{PREFIX}/my-exports"
+                url = f"{PREFIX}/sign-in?{_query(next=safe_next(target))}"
+                raise web.HTTPOk(headers={"HX-Redirect": url})
             target = request.path_qs if request.method == "GET" else f"{PREFIX}/export"
             raise web.HTTPSeeOther(f"{PREFIX}/sign-in?{_query(next=target)}")
         if admin and not user.account.is_admin:

@@ -186,13 +186,26 @@ def test_the_whole_journey_from_roster_to_download(
 
 
 def test_admin_pages_forgot_and_error_pages_pass_axe(
-    stack: Stack, browser: Any, roster: Path, tmp_path: Path
+    stack: Stack, browser: Any, roster: Path, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     portal = f"{stack.url}/portal"
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(f"{portal}/forgot")
     assert_accessible(page, "forgot-password")
+    page.fill("#username", "rbirch")
+    page.get_by_role("button", name="Send the link").click()
+    assert "Check your e-mail" in page.locator("main").inner_text()
+    assert_accessible(page, "forgot-password-sent")
+    page.goto(first_link(mailbox.wait_for("rbirch@maplevalley.example", "Set your password")))
+    assert_accessible(page, "set-password")
+    # a form whose CSRF token went missing gets its own page
+    page.evaluate("document.querySelector('input[name=csrf]').remove()")
+    page.fill("#password", "Birch-New-Pass-1")
+    page.fill("#confirm", "Birch-New-Pass-1")
+    page.get_by_role("button", name="Set password").click()
+    assert "This form has expired" in page.locator("main").inner_text()
+    assert_accessible(page, "csrf-error")
     page.goto(f"{portal}/reset/not-a-token")
     assert "not valid" in page.locator("main").inner_text()
     assert_accessible(page, "reset-link-not-valid")

@@ -137,6 +137,17 @@ def test_an_idle_session_ends(stack: Stack) -> None:
     teacher = signed_in(stack, "0101", "pwillow", PASSWORDS["0101"])
     assert teacher.get("/portal/my-exports").status == 200
     time.sleep(IDLE_S + 0.5)
+    # the exports list refreshing itself (htmx) is sent to sign-in as a whole page
+    polled = teacher.get(
+        "/portal/my-exports/rows",
+        {"HX-Request": "true", "HX-Current-URL": f"{stack.url}/portal/my-exports"},
+    )
+    assert polled.status == 200
+    assert polled.headers["HX-Redirect"] == "/portal/sign-in?next=%2Fportal%2Fmy-exports"
+    assert "<tbody" not in polled.text
+    teacher = signed_in(stack, "0101", "pwillow", PASSWORDS["0101"])
+    assert teacher.get("/portal/my-exports").status == 200
+    time.sleep(IDLE_S + 0.5)
     ended = teacher.get("/portal/my-exports")
     assert ended.status == 303
     assert ended.location.startswith("/portal/sign-in?next=")

@@ -24,6 +24,7 @@ class Answer:
     location: str
     text: str
     set_cookies: list[str]
+    headers: dict[str, str]
 
     @property
     def csrf(self) -> str:
@@ -47,14 +48,16 @@ class PortalClient:
             with self.opener.open(request, timeout=30) as resp:
                 cookies = resp.headers.get_all("Set-Cookie") or []
                 body = resp.read().decode(errors="replace")
-                return Answer(resp.status, resp.headers.get("Location", ""), body, cookies)
+                location = resp.headers.get("Location", "")
+                return Answer(resp.status, location, body, cookies, dict(resp.headers))
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")
             cookies = exc.headers.get_all("Set-Cookie") or []
-            return Answer(exc.code, exc.headers.get("Location", ""), body, cookies)
+            location = exc.headers.get("Location", "")
+            return Answer(exc.code, location, body, cookies, dict(exc.headers))
 
-    def get(self, path: str) -> Answer:
-        return self._open(urllib.request.Request(self.base + path))
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
+        return self._open(urllib.request.Request(self.base + path, headers=headers or {}))
 
     def post(self, path: str, fields: dict[str, str]) -> Answer:
         data = urllib.parse.urlencode(fields).encode()
