@@ -9,6 +9,7 @@ the unit tests; the Faust agent (`streams/agents/export.py`) only loops over the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -136,10 +137,16 @@ class ExportConsumer:
         self.publish = publish
         self.mail = mail
         self.now = now
+        # Waits between tries of a final status the broker refuses (then it escapes).
+        self.publish_retry_s: tuple[float, ...] = (1.0, 4.0, 15.0)
 
     async def handle(self, payload: bytes | None) -> ExportOutcome:
-        """The whole flow for one record; a bad request or a store failure becomes a
-        `failed` status, never an exception."""
+        """The whole flow for one record. It always ends in a published `completed` or
+        `failed` status: a bad request, a store failure, a file that cannot be written or
+        a bug of ours becomes `failed` with a reason, never an exception. The one thing
+        that raises (StackError) is a final status the broker would not take after
+        `publish_retry_s`: the caller must then not ack the record, so it is delivered
+        again (it matches its claim and runs again)."""
         ref = status.ref_of(payload)
         try:
             job = await self.prepare(payload or b"")
@@ -148,28 +155,28 @@ class ExportConsumer:
                 # record that matches its claim, and it runs again.
                 await self.store.aclaim_export(claim_of(job.request), self.now())
         except ExportRequestError as exc:
-            await self.publish(status.failed(ref, str(exc), self.now()))
+            await self._final(status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
-        except StorageError as exc:
-            log.error("export %s could not be checked: %s", ref.request_id, exc)
-            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
+            _log_failure(ref, "could not be checked", exc)
+            await self._final(status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
         ref = job.ref
-        await self.publish(status.accepted(ref, job.range, job.scope, self.now()))
-        await self.publish(status.progress(ref, 0, self.now()))
+        await self._inform(status.accepted(ref, job.range, job.scope, self.now()))
+        await self._inform(status.progress(ref, 0, self.now()))
         loop = asyncio.get_running_loop()
 
         def progress(rows: int) -> None:  # called on the store's thread
             doc = status.progress(ref, rows, self.now())
-            asyncio.run_coroutine_threadsafe(self.publish(doc), loop)
+            asyncio.run_coroutine_threadsafe(self._inform(doc), loop)
 
         try:
             result = await self.run(job, progress)
-        except StorageError as exc:
-            log.error("export %s failed: %s", ref.request_id, exc)
-            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
+            _log_failure(ref, "failed", exc)
+            await self._final(status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
-        await self.publish(
+        await self._final(
             status.completed(
                 ref,
                 result.written,
@@ -183,6 +190,54 @@ class ExportConsumer:
         )
         await self._send_mail(job, result)
         return ExportOutcome("completed", result.seconds)
+
+    async def give_up(self, payload: bytes | None, crashes: int) -> ExportOutcome:
+        """A request whose every run stopped the worker (it died mid-export ``crashes``
+        times, e.g. out of memory): `failed`, without running it again."""
+        ref = status.ref_of(payload)
+        log.error(
+            "export %s stopped the worker %d time(s); not running it again", ref.request_id, crashes
+        )
+        await self._final(status.failed(ref, status.crashed_reason(crashes), self.now()))
+        return ExportOutcome("failed")
+
+    async def _inform(self, doc: dict[str, Any]) -> None:
+        """Publish an intermediate status (accepted, progress): one that cannot be sent is
+        logged, and the export goes on; the final status says how it ended."""
+        try:
+            await self.publish(doc)
+        except Exception as exc:  # noqa: BLE001 - a lost progress note must not stop the export
+            log.warning(
+                "export %s: %s status not published (%s)",
+                doc["request_id"],
+                doc["status"],
+                type(exc).__name__,
+            )
+
+    async def _final(self, doc: dict[str, Any]) -> None:
+        """Publish a final status (completed, failed), trying again after each wait of
+        `publish_retry_s`; then the last error escapes (see `handle`)."""
+        for wait in (*self.publish_retry_s, None):
+            try:
+                await self.publish(doc)
+                return
+            except Exception as exc:
+                if wait is None:
+                    log.error(
+                        "export %s: %s status not published: %s",
+                        doc["request_id"],
+                        doc["status"],
+                        exc,
+                    )
+                    raise
+                log.warning(
+                    "export %s: %s status not published (%s), trying again in %gs",
+                    doc["request_id"],
+                    doc["status"],
+                    type(exc).__name__,
+                    wait,
+                )
+                await asyncio.sleep(wait)
 
     async def prepare(self, payload: bytes) -> ExportJob:
         """Parse and validate a request record; raise ExportRequestError with the reason."""
@@ -206,14 +261,15 @@ class ExportConsumer:
     async def run(
         self, job: ExportJob, progress: Callable[[int], None] = lambda rows: None
     ) -> ExportResult:
-        """Stream the export query into a CSV next to its manifest; atomic renames."""
+        """Stream the export query into a CSV next to its manifest; atomic renames, the
+        CSV last, so its final name exists only once the export is whole."""
         started = time.perf_counter()
         request = job.request
         paths = job.paths
         # Export files hold student data: only the worker's user may read them.
         self.settings.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         paths.folder.mkdir(mode=0o700, exist_ok=True)
-        csv_path, partial = paths.csv, paths.partial
+        partial = paths.partial
         formatter = RowFormatter(job.config)
         header = export_header(corrected=request.corrected_headers)
 
@@ -229,10 +285,21 @@ class ExportConsumer:
             with _open_private(partial) as fh:
                 count = write_rows(cells(rows), fh, header=header)
             digest, size = _sha256(partial)
-            os.replace(partial, csv_path)
             return FileFigures(count, size, digest)
 
-        written = await self.store.astream_export(job.query, write)
+        try:
+            written = await self.store.astream_export(job.query, write)
+            result = await self._finish(job, written, started)
+        except Exception:
+            # Nothing half-written stays behind (nor a CSV without its manifest).
+            await asyncio.to_thread(_remove_partials, paths)
+            raise
+        return result
+
+    async def _finish(self, job: ExportJob, written: FileFigures, started: float) -> ExportResult:
+        """The manifest beside the written CSV, then the CSV under its final name."""
+        request, paths = job.request, job.paths
+        csv_path = paths.csv
         # The retention: the link expires, and the sweep deletes the files, after it.
         expires_at = self.now().replace(microsecond=0) + timedelta(
             seconds=self.settings.exports.retention_s
@@ -252,6 +319,7 @@ class ExportConsumer:
         )
         text = json.dumps(doc, indent=2, default=str) + "\n"
         await asyncio.to_thread(_write_private, paths.manifest, text)
+        os.replace(paths.partial, csv_path)  # the export exists from here on
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
 
     def _link(self, request: ExportRequest, csv_path: Path, expires_at: datetime) -> str:
@@ -276,6 +344,26 @@ class ExportConsumer:
             await asyncio.to_thread(self.mail, mail)
         except AbacusError as exc:
             log.warning("export %s: %s", request.request_id, exc)
+        except Exception as exc:  # noqa: BLE001 - the export is done; a mail bug must not undo it
+            log.error(
+                "export %s: the mail was not sent (%s)", request.request_id, type(exc).__name__
+            )
+
+
+def _log_failure(ref: status.RequestRef, what: str, exc: BaseException) -> None:
+    """One line for ops: the request id and the error (StorageError and OSError carry
+    their own message; anything else is a bug, logged with its traceback)."""
+    if isinstance(exc, StorageError | OSError):
+        log.error("export %s %s: %s", ref.request_id, what, exc)
+    else:
+        log.exception("export %s %s: %s", ref.request_id, what, type(exc).__name__)
+
+
+def _remove_partials(paths: ExportPaths) -> None:
+    partial_manifest = paths.manifest.with_name(paths.manifest.name + ".partial")
+    for path in (paths.partial, partial_manifest):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
 
 
 def _open_private(path: Path) -> Any:
