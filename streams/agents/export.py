@@ -51,10 +51,15 @@ class ExportRequests:
         """Run (or give up on) one request; raises only when its final status could not
         be published (StackError): the record must then stay unacked."""
         tries = self.attempts.attempt(partition, offset)
-        if tries > self.limit:
-            outcome = await self.consumer.give_up(payload, tries - 1)
-        else:
-            outcome = await self.consumer.handle(payload)
+        try:
+            if tries > self.limit:
+                outcome = await self.consumer.give_up(payload, tries - 1)
+            else:
+                outcome = await self.consumer.handle(payload)
+        except StackError:
+            # The broker, not the request: this run does not count towards giving up on it.
+            self.attempts.release(partition)
+            raise
         self.attempts.done(partition)
         self.metrics.exports.labels(outcome.name).inc()
         if outcome.seconds is not None:

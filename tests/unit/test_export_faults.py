@@ -249,3 +249,17 @@ async def test_a_request_redelivered_after_one_crash_runs_again_and_completes(
         handler.metrics.registry.get_sample_value("abacus_exports_total", {"outcome": "completed"})
         == 1
     )
+
+
+async def test_a_broker_outage_at_the_final_status_does_not_count_as_a_crash(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    state = tmp_path / "state"
+    h = Harness(tmp_path, FakeStore(rows))
+    handler = agent(h, state, limit=1)
+    flaky(h, {"completed"}, failures=100)
+    with pytest.raises(StackError):
+        await handler.process(request_record(), 0, 4)
+    # After the restart the request runs again (attempt 1 of 1, not 2 > 1: not given up).
+    h2 = Harness(tmp_path / "again", FakeStore(rows))
+    assert (await agent(h2, state, limit=1).process(request_record(), 0, 4)).name == "completed"
