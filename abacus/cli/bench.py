@@ -62,5 +62,5 @@ def freshness(
     from abacus.bench.freshness import run_freshness_bench  # deferred: only `bench` needs it
 
     if quick:
-        students, days, rate, calm_seconds = 3_000, 20, 200.0, 4.0
+        students, days, rate, calm_seconds = 2_000, 10, 200.0, 3.0
     run_freshness_bench(students=students, days=days, rate=rate, calm_s=calm_seconds, out_dir=out)

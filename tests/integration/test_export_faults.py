@@ -1,10 +1,13 @@
-"""Every export request ends `completed` or `failed` on a real worker: a folder that cannot
-be written, and a worker that dies in the middle of an export. One worker home for the
-module (the crash test restarts it)."""
+"""The agents' faults on a real worker: every export request ends `completed` or `failed`
+(a folder that cannot be written, a worker that dies in the middle of an export), and a
+roster batch the store refuses waits and is stored once the store is back. One worker
+home for the module (the crash test, last, restarts it)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from abacus.embedded.broker import EmbeddedBroker
 from abacus.export import status
 from abacus.kafka.export_requests import new_request_id, send_request, wait_status
 from consumers.lag import LagReader
-from tests.support.stack import Stack, wait_until
+from tests.support.stack import Stack, http_get, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "district"
 DISTRICT = "maple-valley"
@@ -82,6 +85,51 @@ def test_an_export_folder_that_cannot_be_written_ends_failed_and_is_counted(
     assert wait_status(stack.settings, rid, 60)["status"] == "completed"
 
 
+def table_dir(stack: Stack, table: str) -> Path:
+    """Where chDB keeps a table's parts (an Atomic database names it by the table's UUID)."""
+    chdb = stack.settings.chdb_path
+    attach = (chdb / "metadata" / "abacus" / f"{table}.sql").read_text()
+    match = re.search(r"UUID '([0-9a-f-]{36})'", attach)
+    assert match is not None, attach
+    uuid = match.group(1)
+    return chdb / "store" / uuid[:3] / uuid
+
+
+def test_a_roster_batch_the_store_refuses_waits_until_it_is_stored(
+    stack: Stack, tmp_path: Path
+) -> None:
+    roster = tmp_path / "district"
+    shutil.copytree(EXAMPLES, roster)
+    with (roster / "2_students.csv").open("a") as fh:
+        fh.write("29999,03/04/2015,Newcomb,Ada,5,Oak Elementary,F,N,Not Hispanic/Latino,"
+                 "White,N,anewcomb,MV29999,,,,\n")  # fmt: skip
+    stored = "abacus_roster_records_total{kind=students,outcome=stored}"
+    before = stack.metrics()[stored]
+    # A disk fault: the table's data directory is not a directory any more.
+    parts = table_dir(stack, "roster_students")
+    parts.rename(parts.with_name(parts.name + ".away"))
+    parts.write_text("not a directory")
+    try:
+        stack.run("roster", "import", str(roster), "--district", DISTRICT)
+        wait_until(
+            lambda: stack.metrics()["abacus_roster_store_failures_total{retriable=false}"] >= 2,
+            60,
+            "the refused batch to be tried again",
+        )
+        status, body = http_get(f"{stack.url}/readyz")
+        assert status == 503
+        assert json.loads(body)["checks"]["roster_store"] is False
+        assert stack.metrics()[stored] == before  # nothing counted as stored, nothing acked
+    finally:
+        parts.unlink()
+        parts.with_name(parts.name + ".away").rename(parts)
+    wait_until(
+        lambda: stack.metrics()[stored] > before, 90, "the batch stored once the store is back"
+    )
+    wait_until(lambda: http_get(f"{stack.url}/readyz")[0] == 200, 30, "/readyz 200 again")
+    assert "NOT STORED" in (stack.home / "worker.log").read_text()
+
+
 def test_a_worker_that_dies_mid_export_runs_the_request_again_after_its_restart(
     stack: Stack,
 ) -> None:
@@ -106,6 +154,10 @@ def test_a_worker_that_dies_mid_export_runs_the_request_again_after_its_restart(
     # Acked once its final status was out: the agents' group commits every request (a
     # clean restart would otherwise run finished exports again).
     assert stack.stop_worker() == 0
+    # The roster batch the store refused (test above) is stored: the new student is there.
+    assert stack.query(
+        "SELECT first_name FROM abacus.roster_students FINAL WHERE student_id = '29999'"
+    ) == [["Ada"]]
     topic = stack.topic("export-requests")
     with LagReader(stack.settings.broker) as reader:
         rows = reader.snapshot(stack.settings.app_id, [topic], with_seconds=False)
