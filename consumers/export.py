@@ -28,7 +28,8 @@ from abacus.errors import AbacusError, ExportRequestError, StorageError
 from abacus.export import status
 from abacus.export.claims import ExportClaim, check_claim, claim_of
 from abacus.export.files import ExportPathError, ExportPaths, export_paths
-from abacus.export.links import sign_link
+from abacus.export.jobs import PRODUCT_LABELS
+from abacus.export.links import portal_link, sign_link
 from abacus.export.manifest import FileFigures, StoreFigures, manifest
 from abacus.export.query import ExportQuery, ExportScope
 from abacus.export.request import (
@@ -50,11 +51,15 @@ __all__ = [
     "ExportResult",
     "ExportStore",
     "Publish",
+    "StatusHook",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
+# Told each status document with the request it is about (None when the record did not
+# parse): the worker's portal keeps its list of exports current with it.
+StatusHook = Callable[[ExportRequest | None, dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
 
 
@@ -129,6 +134,7 @@ class ExportConsumer:
         mail: Callable[[LinkMail], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         broker_epoch: str = "",
+        on_status: StatusHook | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -137,6 +143,7 @@ class ExportConsumer:
         self.publish = publish
         self.mail = mail
         self.now = now
+        self.on_status = on_status
         # Waits between tries of a final status the broker refuses (then it escapes).
         self.publish_retry_s: tuple[float, ...] = (1.0, 4.0, 15.0)
 
@@ -148,6 +155,7 @@ class ExportConsumer:
         `publish_retry_s`: the caller must then not ack the record, so it is delivered
         again (it matches its claim and runs again)."""
         ref = status.ref_of(payload)
+        parsed = _parsed(payload)
         try:
             job = await self.prepare(payload or b"")
             if not job.redelivered:
@@ -155,28 +163,29 @@ class ExportConsumer:
                 # record that matches its claim, and it runs again.
                 await self.store.aclaim_export(claim_of(job.request), self.now())
         except ExportRequestError as exc:
-            await self._final(status.failed(ref, str(exc), self.now()))
+            await self._final(parsed, status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
         except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
             _log_failure(ref, "could not be checked", exc)
-            await self._final(status.failed(ref, status.failure_reason(exc), self.now()))
+            await self._final(parsed, status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
         ref = job.ref
-        await self._inform(status.accepted(ref, job.range, job.scope, self.now()))
-        await self._inform(status.progress(ref, 0, self.now()))
+        await self._inform(parsed, status.accepted(ref, job.range, job.scope, self.now()))
+        await self._inform(parsed, status.progress(ref, 0, self.now()))
         loop = asyncio.get_running_loop()
 
         def progress(rows: int) -> None:  # called on the store's thread
             doc = status.progress(ref, rows, self.now())
-            asyncio.run_coroutine_threadsafe(self._inform(doc), loop)
+            asyncio.run_coroutine_threadsafe(self._inform(parsed, doc), loop)
 
         try:
             result = await self.run(job, progress)
         except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
             _log_failure(ref, "failed", exc)
-            await self._final(status.failed(ref, status.failure_reason(exc), self.now()))
+            await self._final(parsed, status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
         await self._final(
+            parsed,
             status.completed(
                 ref,
                 result.written,
@@ -194,14 +203,14 @@ class ExportConsumer:
     async def give_up(self, payload: bytes | None, crashes: int) -> ExportOutcome:
         """A request whose every run stopped the worker (it died mid-export ``crashes``
         times, e.g. out of memory): `failed`, without running it again."""
-        ref = status.ref_of(payload)
+        ref, parsed = status.ref_of(payload), _parsed(payload)
         log.error(
             "export %s stopped the worker %d time(s); not running it again", ref.request_id, crashes
         )
-        await self._final(status.failed(ref, status.crashed_reason(crashes), self.now()))
+        await self._final(parsed, status.failed(ref, status.crashed_reason(crashes), self.now()))
         return ExportOutcome("failed")
 
-    async def _inform(self, doc: dict[str, Any]) -> None:
+    async def _inform(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
         """Publish an intermediate status (accepted, progress): one that cannot be sent is
         logged, and the export goes on; the final status says how it ended."""
         try:
@@ -213,14 +222,28 @@ class ExportConsumer:
                 doc["status"],
                 type(exc).__name__,
             )
+            return
+        await self._notify(request, doc)
 
-    async def _final(self, doc: dict[str, Any]) -> None:
+    async def _notify(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
+        """Tell the status hook (the portal's board) about a published status; a failure
+        there is logged and changes nothing about the export."""
+        if self.on_status is None:
+            return
+        try:
+            await self.on_status(request, doc)
+        except Exception as exc:  # noqa: BLE001 - the board is a view; the export stands
+            log.error(
+                "export %s: status hook failed (%s)", doc["request_id"], type(exc).__name__
+            )
+
+    async def _final(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
         """Publish a final status (completed, failed), trying again after each wait of
         `publish_retry_s`; then the last error escapes (see `handle`)."""
         for wait in (*self.publish_retry_s, None):
             try:
                 await self.publish(doc)
-                return
+                break
             except Exception as exc:
                 if wait is None:
                     log.error(
@@ -238,6 +261,7 @@ class ExportConsumer:
                     wait,
                 )
                 await asyncio.sleep(wait)
+        await self._notify(request, doc)
 
     async def prepare(self, payload: bytes) -> ExportJob:
         """Parse and validate a request record; raise ExportRequestError with the reason."""
@@ -336,9 +360,13 @@ class ExportConsumer:
         if self.mail is None or not job.requester_email:
             return
         request = job.request
+        # The mail links to the portal page (sign-in required), never to the signed link:
+        # a forwarded mail must not hand the file to whoever holds it.
+        link = portal_link(self.settings.web.base_url, request.request_id)
         mail = LinkMail(
-            job.requester_email, request.district_id, request.request_id, result.link,
+            job.requester_email, request.district_id, request.request_id, link,
             result.written.rows, result.expires_at,
+            PRODUCT_LABELS.get(request.product, request.product),
         )  # fmt: skip
         try:
             await asyncio.to_thread(self.mail, mail)
@@ -348,6 +376,14 @@ class ExportConsumer:
             log.error(
                 "export %s: the mail was not sent (%s)", request.request_id, type(exc).__name__
             )
+
+
+def _parsed(payload: bytes | None) -> ExportRequest | None:
+    """The request a record holds, for the status hook (None when it does not parse)."""
+    try:
+        return parse_request(payload or b"")
+    except ExportRequestError:
+        return None
 
 
 def _log_failure(ref: status.RequestRef, what: str, exc: BaseException) -> None:

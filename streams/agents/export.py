@@ -27,7 +27,7 @@ from abacus.export import status
 from abacus.mail import send_link_mail
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
-from consumers.export import ExportConsumer, ExportOutcome
+from consumers.export import ExportConsumer, ExportOutcome, StatusHook
 from streams.attempts import AttemptLog
 from streams.metrics import Metrics
 
@@ -74,6 +74,7 @@ def register(
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
     broker_epoch: str,
+    on_status: StatusHook | None = None,
 ) -> None:
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -96,8 +97,9 @@ def register(
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
     consumer = ExportConsumer(
-        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch
-    )
+        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch,
+        on_status=on_status,
+    )  # fmt: skip
     name = f"export-attempts-{settings.app_id}-{settings.web.port}.json"
     attempts = AttemptLog(settings.state_dir / name, group=settings.app_id, epoch=broker_epoch)
     handler = ExportRequests(consumer, metrics, attempts, settings.poison_attempts)

@@ -31,6 +31,7 @@ from abacus.store.store import Store
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
 from streams.store_retry import StoreRetry
 
 __all__ = ["register", "store_batch"]
@@ -52,6 +53,7 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    accounts: AccountDirectory,
     readiness: Readiness,
 ) -> None:
     t = settings.topics
@@ -104,6 +106,10 @@ def register(
             await retry.run(partial(store_batch, store, districts, rows, configs))
             for kind, batch in rows.items():
                 metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
+                if kind is RosterKind.USERS:
+                    # Stored first, then in force: a deactivated user's sessions end at
+                    # their next request.
+                    accounts.apply_rows(batch)
 
 
 async def store_batch(
