@@ -195,7 +195,7 @@ class ExportConsumer:
                 manifest_path=result.manifest_path,
                 seconds=result.seconds,
                 at=self.now(),
-            )
+            ),
         )
         await self._send_mail(job, result)
         return ExportOutcome("completed", result.seconds)
@@ -233,9 +233,7 @@ class ExportConsumer:
         try:
             await self.on_status(request, doc)
         except Exception as exc:  # noqa: BLE001 - the board is a view; the export stands
-            log.error(
-                "export %s: status hook failed (%s)", doc["request_id"], type(exc).__name__
-            )
+            log.error("export %s: status hook failed (%s)", doc["request_id"], type(exc).__name__)
 
     async def _final(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
         """Publish a final status (completed, failed), trying again after each wait of

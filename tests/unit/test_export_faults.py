@@ -263,3 +263,29 @@ async def test_a_broker_outage_at_the_final_status_does_not_count_as_a_crash(
     # After the restart the request runs again (attempt 1 of 1, not 2 > 1: not given up).
     h2 = Harness(tmp_path / "again", FakeStore(rows))
     assert (await agent(h2, state, limit=1).process(request_record(), 0, 4)).name == "completed"
+
+
+async def test_the_status_hook_hears_only_statuses_the_broker_took(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    # The portal's board follows the published statuses: a lost progress note is not on
+    # it, and a final status retried until the broker takes it is on it once.
+    h = Harness(tmp_path, FakeStore(rows))
+    publisher = flaky(h, {"progress", "completed"}, failures=2)
+    assert await h.request() == "completed"
+    assert publisher.tries == {"accepted": 1, "progress": 1, "completed": 3}
+    assert [s for _, s in h.tracked] == ["accepted", "completed"]
+
+
+async def test_a_status_hook_that_fails_changes_nothing_about_the_export(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+
+    async def broken_hook(request: Any, doc: dict[str, Any]) -> None:
+        raise RuntimeError("board bug")
+
+    h.consumer.on_status = broken_hook
+    assert await h.request() == "completed"
+    assert [s["status"] for s in h.statuses] == ["accepted", "progress", "completed"]
+    assert leftovers(h) == ["r1.csv", "r1.manifest.json"]

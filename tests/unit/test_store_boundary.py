@@ -210,7 +210,7 @@ async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) 
     release.set()
     await asyncio.gather(export, insert)
     await store.ainsert_rows(DEAD_LETTERS, [["letter"]])
-    await store.ainsert_rows(EXPORT_AUDIT, [["audit"]])
+    await store.ainsert_rows(AUDIT_LOG, [["audit"]])
     store.close()
     if not lanes:  # one client and thread for everything: the insert waited (before lanes)
         assert not inserted_while_streaming
@@ -220,7 +220,7 @@ async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) 
     # A client per lane, each used on its own thread only.
     service, ingest, export_client = clients
     assert [t for t, _, _ in ingest.inserts] == ["db.events", "db.dead_letters"]
-    assert [t for t, _, _ in service.inserts] == ["db.export_audit"]
+    assert [t for t, _, _ in service.inserts] == ["db.audit_log"]
     assert export_client.inserts == []
     threads = [c.threads for c in clients]
     assert all(len(t) == 1 for t in threads)
