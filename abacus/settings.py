@@ -92,6 +92,10 @@ class ClickHouseSettings(BaseModel):
     model_config = _FROZEN
     url: SecretStr | None = None  # http://user:password@host:8123
     database: str = Field(default="abacus", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # "separate": a client and thread per lane (ingest, export, the rest), so ingest never
+    # waits behind an export's query; "shared": one for everything (the earlier behaviour,
+    # kept for the freshness benchmark's baseline).
+    lanes: Literal["separate", "shared"] = "separate"
 
     @property
     def embedded(self) -> bool:

@@ -82,9 +82,9 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     app.service(ingest)
     accounts = AccountDirectory(store)
     board = ExportBoard(store)
-    roster.register(app, settings, store, districts, metrics, accounts)
-    export.register(app, settings, store, districts.configs, metrics, broker_epoch, board.on_status)
     readiness = Readiness()
+    roster.register(app, settings, store, districts, metrics, accounts, readiness)
+    export.register(app, settings, store, districts.configs, metrics, broker_epoch, board.on_status)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
     )

@@ -103,6 +103,13 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.roster_store_failures = Counter(
+            "abacus_roster_store_failures",
+            "Roster batches the store refused; tried again until stored (retriable=false: "
+            "retrying alone will not help, fix the store).",
+            ["retriable"],
+            registry=r,
+        )
         self.ready = Gauge(
             "abacus_ready", "1 once topics, tables and assignment are in place.", registry=r
         )
@@ -143,6 +150,8 @@ class Metrics:
             self.events_rejected.labels(reason)
         for outcome in ("completed", "rejected", "failed"):
             self.exports.labels(outcome)
+        for retriable in ("true", "false"):
+            self.roster_store_failures.labels(retriable)
         # process_* (this process: memory, CPU, open files) and the ingest processes' memory.
         ProcessCollector(registry=r)
         r.register(ChildProcessesCollector())

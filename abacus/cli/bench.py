@@ -46,6 +46,26 @@ def export(
     run_export_bench(students=5_000 if quick else students, days=30 if quick else days, out_dir=out)
 
 
+@bench_app.command("freshness")
+def freshness(
+    students: Annotated[int, typer.Option(help="Students in the district")] = 100_000,
+    days: Annotated[int, typer.Option(help="School days of aggregates per student")] = 180,
+    rate: Annotated[float, typer.Option(help="Single-event records/s sent meanwhile")] = 1000.0,
+    calm_seconds: Annotated[
+        float, typer.Option(min=1.0, help="How long freshness is measured with no export")
+    ] = 20.0,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 2 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Ingest freshness p50/p99 with and without a concurrent export, per ClickHouse lane
+    mode (shared = one client for everything, separate = ingest on its own lane)."""
+    from abacus.bench.freshness import run_freshness_bench  # deferred: only `bench` needs it
+
+    if quick:
+        students, days, rate, calm_seconds = 2_000, 10, 200.0, 3.0
+    run_freshness_bench(students=students, days=days, rate=rate, calm_s=calm_seconds, out_dir=out)
+
+
 @bench_app.command("portal")
 def portal(
     users: Annotated[int, typer.Option(help="Signed-in users browsing and polling")] = 100,

@@ -7,12 +7,18 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError, UnsupportedCodecError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    UnsupportedCodecError,
+)
 from mode import Service
 
 from abacus.errors import StackError, StorageError
@@ -26,6 +32,7 @@ from streams.attempts import AttemptLog
 from streams.dead_letters import DeadLetterWriter, producer_max_request_bytes
 from streams.districts import DistrictRegistry
 from streams.ingest_pool import BatchPreparer, default_processes
+from streams.ingest_rebalance import IngestRebalance
 from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, maybe_inject_fault
 from streams.metrics import Metrics
 
@@ -50,6 +57,7 @@ class _Fetched:
     prepared: asyncio.Future[PreparedBatch]
     starts: dict[int, int] = field(default_factory=dict)  # partition -> first offset
     quarantined: list[SourceRecord] = field(default_factory=list)
+    generation: int = 0  # the assignment it was read in (see `abandon`)
 
 
 class IngestService(Service):
@@ -99,6 +107,11 @@ class IngestService(Service):
         # First offsets of the batches in flight, per partition, oldest first.
         self._inflight: dict[int, deque[int]] = defaultdict(deque)
         self._committed: dict[Any, int] = {}  # last offset committed per partition
+        # Bumped when partitions are revoked (streams/ingest_rebalance.py): batches read
+        # before that are not committed, and records held by the fetcher are dropped.
+        self._generation = 0
+        self._holding = False  # a revoke is waiting for the batches in flight
+        self.batch_done = asyncio.Event()  # set each time a batch is finished with
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -108,7 +121,6 @@ class IngestService(Service):
         await self.preparer.start()
         tune_gc()
         self.consumer = AIOKafkaConsumer(
-            self.topic,
             **aiokafka_config(broker),
             group_id=settings.ingest_group,
             enable_auto_commit=False,
@@ -124,6 +136,10 @@ class IngestService(Service):
             # delivers them anyway, measured: it does not filter aborted records).
             isolation_level="read_committed",
         )
+        # Finish or abandon in-flight batches when partitions are revoked; the wait stays
+        # well inside the rebalance timeout, or the group would drop this member.
+        wait_s = min(10.0, broker.rebalance_timeout_s / 2)
+        self.consumer.subscribe([self.topic], listener=IngestRebalance(self, wait_s))
         self.producer = AIOKafkaProducer(
             **aiokafka_config(broker),
             acks="all",
@@ -161,6 +177,31 @@ class IngestService(Service):
         """Partitions held now; none until the consumer has started."""
         return set(self.consumer.assignment()) if self._consuming else set()
 
+    # --- rebalance (streams/ingest_rebalance.py) -------------------------------------------
+
+    def in_flight(self, partitions: Iterable[int]) -> set[int]:
+        """Those of ``partitions`` with a batch handed over and not yet committed."""
+        return {p for p in partitions if self._inflight.get(p)}
+
+    def hold(self, holding: bool) -> None:
+        """Stop (or resume) handing fetched records over, while a revoke waits."""
+        self._holding = holding
+
+    def abandon(self, partitions: Iterable[int]) -> int:
+        """Give up the batches of revoked partitions still in flight: they are not
+        committed (the next owner reads them again) and their attempts do not count.
+        Returns how many batches were abandoned."""
+        assert self.attempts is not None
+        self._generation += 1
+        abandoned = 0
+        for partition in set(partitions):
+            waiting = self._inflight.pop(partition, None)
+            if waiting:
+                abandoned += len(waiting)
+                self.attempts.release(partition)
+        self._committed.clear()  # read again from the broker for the new assignment
+        return abandoned
+
     @Service.task
     async def _fetch(self) -> None:
         """Fetch while earlier batches are prepared and stored; hand a batch over when the
@@ -177,6 +218,7 @@ class IngestService(Service):
         records: list[SourceRecord] = []
         offsets: dict[Any, int] = {}
         size = 0  # bytes of record values in `records`
+        generation = self._generation  # the assignment `records` were read in
         drain = Drain(settings.drain_timeout_s)
         try:
             while not (self.crashed or (self.should_stop and drain.done)):
@@ -188,6 +230,11 @@ class IngestService(Service):
                 except UnsupportedCodecError as exc:
                     await self._stop_for_good(codec_error_message(exc))
                     break
+                if generation != self._generation:
+                    # Partitions were revoked meanwhile: what was held is read again by
+                    # whoever owns it now (positions restart at the committed offsets).
+                    records, offsets, size = [], {}, 0
+                    generation = self._generation
                 for tp, recs in fetched.items():
                     records += (
                         SourceRecord(
@@ -199,7 +246,8 @@ class IngestService(Service):
                         offsets[tp] = recs[-1].offset + 1
                         size += sum(len(rec.value or b"") for rec in recs)
                 full = len(records) >= batch_max or size >= _BATCH_BYTES
-                if records and (full or self._queue.empty() or self.should_stop):
+                ready = full or self._queue.empty() or self.should_stop
+                if records and ready and not self._holding:
                     await self._hand_over(records, offsets)
                     records, offsets, size = [], {}, 0
                 idle = not any(fetched.values())
@@ -207,7 +255,7 @@ class IngestService(Service):
                     await self._commit_skipped()
                 if self.should_stop:
                     await drain.check(self.consumer, idle=idle)
-            if records and not self.crashed:
+            if records and not self.crashed and generation == self._generation:
                 await self._hand_over(records, offsets)
         finally:
             await self._queue.put(None)
@@ -264,7 +312,8 @@ class IngestService(Service):
         prepared = asyncio.ensure_future(
             self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC), self.broker_epoch)
         )
-        await self._queue.put(_Fetched(records, offsets, prepared, starts, quarantined))
+        item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation)
+        await self._queue.put(item)
 
     @Service.task
     async def _store(self) -> None:
@@ -273,6 +322,7 @@ class IngestService(Service):
             while (item := await self._queue.get()) is not None:
                 try:
                     await self._finish(item, await item.prepared)
+                    self.batch_done.set()
                 except (StorageError, KafkaError, OSError) as exc:
                     # The store or the broker failed, not this batch: a restart retries it,
                     # and the attempt does not count towards quarantining it.
@@ -290,6 +340,11 @@ class IngestService(Service):
         assert self.dead_letters is not None
         assert self.attempts is not None
         records, metrics = item.records, self.metrics
+        if item.generation != self._generation:
+            # Read before its partitions were revoked and abandoned: the new owner stores
+            # it (and delivers its dead letters, which would otherwise go out twice).
+            log.debug("batch of %d records abandoned after a revoke", len(records))
+            return
         maybe_inject_fault(self.settings.test_crash_on_key, item.records, item.quarantined)
         started = time.perf_counter()
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
@@ -307,8 +362,11 @@ class IngestService(Service):
             pointers = await self.dead_letters.deliver(letters, self.broker_epoch)
             metrics.dead_letters_oversized.inc(pointers)
             log.warning("dead-lettered %d record(s) of %d", len(letters), len(records))
-        await self.consumer.commit(item.offsets)
-        self._committed.update(item.offsets)
+        if item.generation != self._generation:
+            log.info("stored a batch of %d records, not committed: revoked", len(records))
+            return
+        if await self._commit(item):
+            self._committed.update(item.offsets)
         for partition in item.starts:
             waiting = self._inflight[partition]
             waiting.popleft()
@@ -332,6 +390,27 @@ class IngestService(Service):
             batch.events,
             time.perf_counter() - started,
         )
+
+    async def _commit(self, item: _Fetched) -> bool:
+        """Commit a stored batch's offsets. A group that re-formed before the listener ran
+        (this member was too slow, or was dropped) refuses the commit: the batch is then
+        read again by the partitions' new owner, harmlessly, and its attempt does not
+        count. Whether it was committed."""
+        assert self.consumer is not None
+        assert self.attempts is not None
+        try:
+            await self.consumer.commit(item.offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "batch of %d records stored but not committed (%s): its partitions moved;"
+                " the new owner reads it again",
+                len(item.records),
+                type(exc).__name__,
+            )
+            for partition in item.starts:
+                self.attempts.release(partition)
+            return False
+        return True
 
     def _quarantine(self, item: _Fetched) -> list[tuple[SourceRecord, str]]:
         """Dead letters for the records of a poison batch, with one loud line per partition."""

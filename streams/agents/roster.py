@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -27,10 +29,12 @@ from abacus.roster.records import (
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
+from streams.health import Readiness
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
+from streams.store_retry import StoreRetry
 
-__all__ = ["register"]
+__all__ = ["register", "store_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ def register(
     districts: DistrictRegistry,
     metrics: Metrics,
     accounts: AccountDirectory,
+    readiness: Readiness,
 ) -> None:
     t = settings.topics
     kinds = {
@@ -59,6 +64,11 @@ def register(
         t.name(t.district_config): RosterKind.DISTRICT,
     }
     source = app.topic(*kinds, key_serializer="raw", value_serializer="raw")
+
+    def failing(now: bool) -> None:
+        readiness.roster_store = not now
+
+    retry = StoreRetry("roster batch", metrics.roster_store_failures, failing)
 
     @app.agent(source, name="roster")
     async def roster(stream: faust.StreamT[bytes]) -> None:
@@ -80,26 +90,47 @@ def register(
                         configs[key] = config
                     else:
                         row = roster_row(kind, key, doc)
-                except (BadRecordError, UnicodeDecodeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - one record's problem stays its own
                     log.warning(
                         "skipping %s record at %s[%d]@%d: %s",
                         kind.value,
                         msg.topic,
                         msg.partition,
                         msg.offset,
-                        exc if isinstance(exc, BadRecordError) else "key is not UTF-8",
+                        _why(exc),
                     )
                     metrics.roster_records.labels(kind.value, "skipped").inc()
                     continue
                 rows[kind].append(row)
-            # Storage errors escape on purpose: the worker stops before committing offsets.
+            # Until the store takes the batch: the agent must not move past it (acks).
+            await retry.run(partial(store_batch, store, districts, rows, configs))
             for kind, batch in rows.items():
-                for table in _TABLES[kind]:
-                    await store.ainsert_rows(table, batch)
                 metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
                 if kind is RosterKind.USERS:
                     # Stored first, then in force: a deactivated user's sessions end at
                     # their next request.
                     accounts.apply_rows(batch)
-            for config in configs.values():
-                await districts.update(config)
+
+
+async def store_batch(
+    store: Store,
+    districts: DistrictRegistry,
+    rows: Mapping[RosterKind, Sequence[tuple[Any, ...]]],
+    configs: Mapping[str, DistrictConfig],
+) -> None:
+    """Write one batch's rows, then apply its district configs. Every row is keyed
+    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing."""
+    for kind, batch in rows.items():
+        for table in _TABLES[kind]:
+            await store.ainsert_rows(table, batch)
+    for config in configs.values():
+        await districts.update(config)
+
+
+def _why(exc: Exception) -> str:
+    """A skipped record's reason, without its values (they may be personal)."""
+    if isinstance(exc, BadRecordError):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "key is not UTF-8"
+    return f"internal error ({type(exc).__name__})"
