@@ -1,5 +1,5 @@
 """Every ClickHouse table Abacus has: its name, the columns the code writes, and whose data it
-holds (the privacy work deletes a student by walking this list).
+holds (a privacy deletion walks this list: `abacus/privacy/plan.py`).
 
 One entry per table created by a migration (`abacus/store/migrations/NNNN_*.sql`); a unit
 test checks both directions. To add a table: write the migration, add a `Table` here and to
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AUDIT_LOG",
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
     "DISTRICTS",
@@ -18,6 +19,8 @@ __all__ = [
     "EXPORT_AUDIT",
     "LESSON_FACTS",
     "PENDING_FACTS",
+    "PRIVACY_DENY",
+    "PRIVACY_REQUESTS",
     "ROSTER_LINKS",
     "ROSTER_STUDENTS",
     "ROSTER_STUDENTS_HISTORY",
@@ -34,7 +37,11 @@ __all__ = [
 class Table:
     """One table. ``columns``: what the code inserts, in that order (empty when only SQL
     writes it). ``student_column`` names the student in a per-student table; a per-student
-    table without one reaches the student through ``student_link`` (an ``events`` key)."""
+    table without one reaches the student through ``student_link`` (an ``events`` key).
+    A deletion removes a student's rows, except where ``pseudonymise`` says to keep the rows
+    and replace the student column by a keyed pseudonym (audit rows keep their count).
+    ``privacy_record`` says why a table that names students is the deletion's own record
+    and is kept (the request, the deny-list), so the deletion does not walk it."""
 
     name: str
     what: str
@@ -43,10 +50,16 @@ class Table:
     holds_students: bool = False
     student_column: str | None = None
     student_link: str | None = None
+    pseudonymise: bool = False
+    privacy_record: str = ""
 
     def __post_init__(self) -> None:
         if self.holds_students and not (self.student_column or self.student_link):
             raise ValueError(f"{self.name}: a per-student table needs a student column or link")
+        if self.pseudonymise and not self.student_column:
+            raise ValueError(f"{self.name}: pseudonymising needs the student column")
+        if self.privacy_record and self.holds_students:
+            raise ValueError(f"{self.name}: a privacy record is kept, not deleted")
 
 
 _ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
@@ -143,6 +156,32 @@ EXPORT_AUDIT = Table(
     "who downloaded (or was refused) which export",
     columns=("at", "district_id", "request_id", "requester", "action", "detail", "remote"),
 )
+AUDIT_LOG = Table(
+    "audit_log",
+    "the audit trail: exports requested, downloads, deletions, re-enables (abacus/audit.py)",
+    columns=("at", "district_id", "actor", "action", "target", "detail", "remote"),
+    holds_students=True,
+    student_column="target",
+    pseudonymise=True,
+)
+PRIVACY_REQUESTS = Table(
+    "privacy_requests",
+    "every deletion request, its status and its signed receipt",
+    columns=(
+        "district_id", "request_id", "kind", "requester", "reason", "student_ids",
+        "student_pseudonyms", "status", "requested_at", "completed_at", "receipt", "version",
+    ),
+    privacy_record="the request and its receipt prove the deletion; mutations name their"
+    " students through it, never in their own text",
+)  # fmt: skip
+PRIVACY_DENY = Table(
+    "privacy_deny",
+    "the deny-list: deleted students (or districts) whose late data ingest drops",
+    columns=(
+        "district_id", "student_id", "request_id", "deleted_at", "reenabled_at", "version",
+    ),
+    privacy_record="without it a late or replayed event would bring a deleted student back",
+)  # fmt: skip
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
     "applied migrations (created by the migration runner itself)",
@@ -162,6 +201,9 @@ TABLES: tuple[Table, ...] = (
     ROSTER_LINKS,
     DISTRICTS,
     EXPORT_AUDIT,
+    AUDIT_LOG,
+    PRIVACY_REQUESTS,
+    PRIVACY_DENY,
     SCHEMA_MIGRATIONS,
 )
 _BY_NAME = {t.name: t for t in TABLES}
