@@ -12,6 +12,7 @@ __all__ = [
     "AbacusSettings",
     "BrokerSettings",
     "ClickHouseSettings",
+    "RetentionSettings",
     "SmtpSettings",
     "TopicSettings",
     "WebSettings",
@@ -67,6 +68,14 @@ class TopicSettings(BaseModel):
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
+    privacy_requests: str = "privacy-requests"
+    privacy_status: str = "privacy-status"
+    privacy_deny: str = "privacy-deny"  # compacted: the deny-list, for readers off the worker
+    # Kafka's max.compaction.lag.ms on the compacted topics: how long a record superseded by
+    # a newer one or by a tombstone (a deleted student's roster record) may stay in the log.
+    compaction_lag_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
+    # retention.ms of privacy-requests and privacy-status (a request names its students).
+    privacy_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -85,6 +94,18 @@ class WebSettings(BaseModel):
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class RetentionSettings(BaseModel):
+    """How long data is kept; a daily job in the worker deletes what is older (0 = forever)."""
+
+    model_config = _FROZEN
+    # Raw events of this many school years, the current one included (2 = the current and
+    # the previous), in each district's own school year. The aggregates are not affected.
+    events_school_years: int = Field(default=2, ge=0)
+    audit_days: int = Field(default=3 * 365, ge=0)  # audit_log rows
+    interval_s: float = Field(default=24 * 3600, gt=0)  # how often the job runs
+    first_run_s: float = Field(default=300, ge=0)  # after the worker starts
 
 
 class SmtpSettings(BaseModel):
@@ -124,6 +145,7 @@ class AbacusSettings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     smtp: SmtpSettings = SmtpSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def ingest_group(self) -> str:
@@ -141,3 +163,8 @@ class AbacusSettings(BaseSettings):
     @cached_property
     def export_dir(self) -> Path:
         return self.home / "exports"
+
+    @cached_property
+    def receipts_dir(self) -> Path:
+        """Signed deletion receipts, one JSON file per request (also kept in ClickHouse)."""
+        return self.home / "privacy" / "receipts"

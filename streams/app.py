@@ -3,14 +3,16 @@ and the services they share, each passed explicitly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import faust
 
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams import lag_monitor, web
-from streams.agents import export, roster
+from streams.agents import export, privacy, roster
 from streams.agents.ingest import IngestService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
@@ -32,6 +34,7 @@ class Worker:
     districts: DistrictRegistry
     ingest: IngestService
     lag_monitor: LagMonitor
+    deny: DenyList = field(default_factory=DenyList)
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -61,11 +64,17 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     app = _faust_app(settings)
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)
-    ingest = IngestService(settings, store, districts, metrics)
+    deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
+    ingest = IngestService(settings, store, districts, metrics, deny)
     app.service(ingest)
-    roster.register(app, settings, store, districts, metrics)
-    export.register(app, settings, store, districts.configs, metrics)
+    roster.register(app, settings, store, districts, metrics, deny)
+    exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
+    export.register(app, settings, store, districts.configs, metrics, exports_lock)
+    privacy.register(
+        app, settings, store, deny, metrics, barrier=ingest.barrier,
+        forget_district=districts.forget, exports_lock=exports_lock,
+    )  # fmt: skip
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor)
+    return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor, deny)

@@ -26,6 +26,7 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     worker.readiness.migrations = True
     log.info("store ready (%d migration(s) applied)", len(applied))
     worker.districts.load()
+    worker.deny.update(store.load_deny())
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(

@@ -69,11 +69,12 @@ def read_latest(
 
 def publish(
     settings: AbacusSettings,
-    records: Iterable[tuple[str, bytes, bytes]],
+    records: Iterable[tuple[str, bytes, bytes | None]],
     *,
     timeout_s: float = 120.0,
 ) -> int:
-    """Send (topic, key, value) records in order, wait for every ack; return how many."""
+    """Send (topic, key, value) records in order, wait for every ack; return how many. A
+    None value is a tombstone: compaction then drops the key's earlier records."""
     servers = settings.broker.servers
     try:
         producer = KafkaProducer(

@@ -19,14 +19,20 @@ log = logging.getLogger(__name__)
 def topic_specs(settings: AbacusSettings) -> list[NewTopic]:
     """Every topic the stack uses, with partitions and configs."""
     t = settings.topics
-    compact = {"cleanup.policy": "compact"}
+    # A superseded record (a deleted student's, under its tombstone) is compacted away
+    # within compaction_lag_ms on Kafka.
+    compact = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(t.compaction_lag_ms)}
+    privacy = {"cleanup.policy": "delete", "retention.ms": str(t.privacy_retention_ms)}
     specs = [
         NewTopic(t.name(t.events), t.partitions, 1),
         NewTopic(t.name(t.dead_letter), 1, 1),
         NewTopic(t.name(t.export_requests), 1, 1),
         NewTopic(t.name(t.export_status), 1, 1),
+        NewTopic(t.name(t.privacy_requests), 1, 1, topic_configs=privacy),
+        NewTopic(t.name(t.privacy_status), 1, 1, topic_configs=privacy),
     ]
-    for name in (t.roster_users, t.roster_students, t.roster_links, t.district_config):
+    compacted = (t.roster_users, t.roster_students, t.roster_links, t.district_config)
+    for name in (*compacted, t.privacy_deny):
         specs.append(NewTopic(t.name(name), 1, 1, topic_configs=compact))
     return specs
 

@@ -50,6 +50,7 @@ class TableResult:
     query: str
     params: dict[str, str]
     result: int
+    outdated_parts: int = 0  # parts the mutation replaced, still on disk until ClickHouse cleans up
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from functools import partial
 
@@ -24,6 +25,7 @@ def register(
     store: Store,
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
+    exports_lock: asyncio.Lock,
 ) -> None:
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -40,9 +42,10 @@ def register(
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:
         # One request at a time; a failure of one request becomes its failed status and
-        # never kills the agent.
+        # never kills the agent. A deletion never runs while an export is being written.
         async for payload in stream:
-            outcome = await consumer.handle(payload)
+            async with exports_lock:
+                outcome = await consumer.handle(payload)
             metrics.exports.labels(outcome.name).inc()
             if outcome.seconds is not None:
                 metrics.export_seconds.observe(outcome.seconds)

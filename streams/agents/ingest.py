@@ -16,6 +16,7 @@ from mode import Service
 from abacus.events.dead_letter import dead_letter_headers
 from abacus.events.processing import SourceRecord
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
@@ -59,12 +60,14 @@ class IngestService(Service):
         store: Store,
         districts: DistrictRegistry,
         metrics: Metrics,
+        deny: DenyList,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.store = store
         self.districts = districts
         self.metrics = metrics
+        self.deny = deny
         self.topic = settings.topics.name(settings.topics.events)
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
         self.consumer: AIOKafkaConsumer | None = None
@@ -76,6 +79,9 @@ class IngestService(Service):
         self._queue: asyncio.Queue[_Fetched | None] = asyncio.Queue(maxsize=self.processes + 1)
         self._drained = asyncio.Event()
         self._consuming = False
+        self._handed = 0  # batches handed to the ingest processes, and stored since start
+        self._stored = 0
+        self._progress = asyncio.Condition()
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -167,6 +173,16 @@ class IngestService(Service):
             self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC))
         )
         await self._queue.put(_Fetched(records, offsets, prepared))
+        self._handed += 1
+
+    async def barrier(self, timeout_s: float = 120.0) -> None:
+        """Wait until every batch handed over before now is stored (those prepared before a
+        deny-list change); later batches see the change."""
+        target = self._handed
+        with contextlib.suppress(TimeoutError):
+            async with self._progress:
+                done = self._progress.wait_for(lambda: self._stored >= target or self.should_stop)
+                await asyncio.wait_for(done, timeout_s)
 
     @Service.task
     async def _store(self) -> None:
@@ -174,6 +190,9 @@ class IngestService(Service):
         try:
             while (item := await self._queue.get()) is not None:
                 await self._finish(item.records, await item.prepared, item.offsets)
+                async with self._progress:
+                    self._stored += 1
+                    self._progress.notify_all()
         finally:
             self._drained.set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -17,6 +18,7 @@ from abacus.catalog import (
     Table,
 )
 from abacus.district import DistrictConfig
+from abacus.privacy.deny import DenyList
 from abacus.roster.records import (
     BadRecordError,
     RosterKind,
@@ -40,6 +42,17 @@ _TABLES: dict[RosterKind, tuple[Table, ...]] = {
     RosterKind.LINKS: (ROSTER_LINKS,),
     RosterKind.DISTRICT: (DISTRICTS,),
 }
+# Where a kind's row names its student (the deny-list applies to these kinds only: a deleted
+# district's staff and config may come back with a new contract, its students may not).
+_STUDENT_AT = {RosterKind.STUDENTS: 1, RosterKind.LINKS: 2}
+
+
+def _denied(deny: DenyList, kind: RosterKind, row: tuple[Any, ...]) -> bool:
+    at = _STUDENT_AT.get(kind)
+    if at is None or not len(deny):
+        return False
+    imported_at = datetime.fromtimestamp(row[-2] / 1000, UTC)  # the record's version (ms)
+    return deny.denies(row[0], row[at], imported_at)
 
 
 def register(
@@ -48,6 +61,7 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    deny: DenyList,
 ) -> None:
     t = settings.topics
     kinds = {
@@ -57,6 +71,7 @@ def register(
         t.name(t.district_config): RosterKind.DISTRICT,
     }
     source = app.topic(*kinds, key_serializer="raw", value_serializer="raw")
+    sinks = {name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in kinds}
 
     @app.agent(source, name="roster")
     async def roster(stream: faust.StreamT[bytes]) -> None:
@@ -67,6 +82,9 @@ def register(
                 msg = event.message
                 kind = kinds.get(msg.topic)
                 if kind is None:  # cannot happen: the agent reads only these topics
+                    continue
+                if msg.value is None:  # a tombstone: a deletion already removed the rows
+                    metrics.roster_records.labels(kind.value, "tombstone").inc()
                     continue
                 # A bad record is logged (no values: they may be personal) and skipped; an
                 # exception escaping here would kill the actor.
@@ -88,6 +106,12 @@ def register(
                         exc if isinstance(exc, BadRecordError) else "key is not UTF-8",
                     )
                     metrics.roster_records.labels(kind.value, "skipped").inc()
+                    continue
+                if _denied(deny, kind, row):
+                    # A deleted student rostered again: dropped, and its key tombstoned
+                    # again, until an admin re-enables them (abacus privacy reenable).
+                    await sinks[msg.topic].send(key=msg.key, value=None)
+                    metrics.roster_records.labels(kind.value, "denied").inc()
                     continue
                 rows[kind].append(row)
             # Storage errors escape on purpose: the worker stops before committing offsets.

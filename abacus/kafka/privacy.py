@@ -1,0 +1,146 @@
+"""Kafka side of deletions: requests and statuses, the deny-list topic, roster tombstones."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from abacus.errors import StackError
+from abacus.kafka.compacted import publish, read_latest
+from abacus.kafka.log_end import true_log_ends
+from abacus.privacy.deny import DenyEntry, DenyList, decode_entry, encode_entry
+from abacus.privacy.receipt import TopicResult
+from abacus.privacy.status import FINAL_STATUSES
+from abacus.settings import AbacusSettings
+
+__all__ = [
+    "clear_roster_keys",
+    "publish_deny",
+    "read_deny",
+    "read_final_status",
+    "send_request",
+    "wait_status",
+]
+
+
+def send_request(settings: AbacusSettings, doc: dict[str, Any]) -> None:
+    """Put a deletion (or re-enable) request on `privacy-requests`."""
+    topic = settings.topics.name(settings.topics.privacy_requests)
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.broker.servers, acks="all")
+        producer.send(topic, key=str(doc["request_id"]).encode(), value=json.dumps(doc).encode())
+        producer.flush(timeout=30)
+        producer.close()
+    except KafkaError as exc:
+        raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
+
+
+def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> dict[str, Any]:
+    """Read `privacy-status` from the start until this request's final status arrives."""
+    status = _read_status(settings, request_id, timeout, until_end=False)
+    if status is None:
+        raise StackError(
+            f"no final status for {request_id} within {timeout:.0f}s; is the worker running?"
+        )
+    return status
+
+
+def read_final_status(settings: AbacusSettings, request_id: str) -> dict[str, Any] | None:
+    """The request's last final status already on `privacy-status`, or None."""
+    return _read_status(settings, request_id, 30.0, until_end=True)
+
+
+def _read_status(
+    settings: AbacusSettings, request_id: str, timeout: float, *, until_end: bool
+) -> dict[str, Any] | None:
+    topic = settings.topics.name(settings.topics.privacy_status)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.broker.servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
+    try:
+        tp = TopicPartition(topic, 0)
+        end = true_log_ends(consumer, consumer.end_offsets([tp]))[tp] if until_end else None
+        if end == 0:
+            return None
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        found: dict[str, Any] | None = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=300).values():
+                for record in records:
+                    if record.key != request_id.encode():
+                        continue
+                    status = json.loads(record.value)
+                    if status.get("status") in FINAL_STATUSES:
+                        found = dict(status)
+                        if not until_end:
+                            return found
+            if end is not None and consumer.position(tp) >= end:
+                return found
+        return found
+    except KafkaError as exc:
+        raise StackError(f"cannot read {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def publish_deny(settings: AbacusSettings, entries: Iterable[DenyEntry]) -> int:
+    """Put deny-list entries on the compacted `privacy-deny` topic."""
+    topic = settings.topics.name(settings.topics.privacy_deny)
+    return publish(settings, [(topic, *encode_entry(e)) for e in entries])
+
+
+def read_deny(settings: AbacusSettings) -> DenyList:
+    """The deny-list as the `privacy-deny` topic has it (readers without the store)."""
+    topic = settings.topics.name(settings.topics.privacy_deny)
+    latest = read_latest(settings, [topic])[topic]
+    entries = (decode_entry(v) for v in latest.values() if v is not None)
+    return DenyList(e for e in entries if e is not None)
+
+
+def _matches(topic_kind: str, key: str, district_id: str, students: Collection[str] | None) -> bool:
+    parts = key.split("|")
+    if parts[0] != district_id:
+        return False
+    if students is None:
+        return True
+    if topic_kind == "students":
+        return len(parts) == 2 and parts[1] in students
+    return len(parts) == 3 and parts[2] in students  # links: district|employee|student
+
+
+def clear_roster_keys(
+    settings: AbacusSettings, district_id: str, students: Collection[str] | None
+) -> list[TopicResult]:
+    """Tombstone these students' keys on the compacted roster topics (students, links), or
+    with ``students`` None every key of the district on every roster topic and its config."""
+    t = settings.topics
+    kinds = {t.name(t.roster_students): "students", t.name(t.roster_links): "links"}
+    if students is None:
+        kinds[t.name(t.roster_users)] = "users"
+        kinds[t.name(t.district_config)] = "district"
+    state = read_latest(settings, list(kinds))
+    out: list[tuple[str, bytes, bytes | None]] = []
+    results = []
+    for topic, kind in kinds.items():
+        keys = [
+            key
+            for key, value in state[topic].items()
+            if value is not None
+            and _matches(kind, key.decode(errors="replace"), district_id, students)
+        ]
+        out += [(topic, key, None) for key in keys]
+        results.append(TopicResult(topic, len(keys)))
+    publish(settings, out)
+    return results
