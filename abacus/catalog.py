@@ -3,7 +3,8 @@ holds (a privacy deletion walks this list: `abacus/privacy/plan.py`).
 
 One entry per table created by a migration (`abacus/store/migrations/NNNN_*.sql`); a unit
 test checks both directions. To add a table: write the migration, add a `Table` here and to
-`TABLES`, say whether it holds per-student data and in which columns.
+`TABLES`, say whether it holds per-student data and in which columns. A column added later
+(`ALTER TABLE … ADD COLUMN`) goes into the table's `columns` too.
 """
 
 from __future__ import annotations
@@ -116,10 +117,10 @@ PENDING_FACTS = Table(
 )
 ROSTER_STUDENTS = Table(
     "roster_students",
-    "latest roster record per student",
+    "latest roster record per student (sourced_id: the OneRoster key, empty otherwise)",
     columns=(
         "district_id", "student_id", "first_name", "last_name", "grade", "building",
-        "is_ell", "is_iep", *_DISTRICT_DATA, *_ROSTER_TAIL,
+        "is_ell", "is_iep", *_DISTRICT_DATA, "sourced_id", *_ROSTER_TAIL,
     ),
     holds_students=True,
     student_column="student_id",
@@ -136,7 +137,7 @@ ROSTER_USERS = Table(
     "staff: ids, names, e-mail (to mail export links), user type, buildings",
     columns=(
         "district_id", "employee_id", "username", "email", "first_name", "last_name",
-        "user_type", "buildings", *_ROSTER_TAIL,
+        "user_type", "buildings", "sourced_id", *_ROSTER_TAIL,
     ),
 )  # fmt: skip
 ROSTER_LINKS = Table(

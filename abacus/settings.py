@@ -68,6 +68,7 @@ class TopicSettings(BaseModel):
     roster_students: str = "roster-students"
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
+    roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
     privacy_requests: str = "privacy-requests"
     privacy_status: str = "privacy-status"
     privacy_deny: str = "privacy-deny"  # compacted: the deny-list, for readers off the worker

@@ -1,17 +1,24 @@
-"""Benchmark: `abacus roster import` of a generated N-student roster on the embedded stack.
+"""Benchmark: `abacus roster import` of a generated N-student district, in both input formats.
 
-    .venv/bin/python benchmarks/roster_import.py --students 100000
+    .venv/bin/python benchmarks/roster_import.py --students 100000 [--format both]
 
 Starts its own Tansu broker on a free port and a worker subprocess with a throwaway home,
-then measures: the first import (validate + read topics + diff + publish, all new), a
-re-import of the same files (all unchanged: nothing published), and the time until the
-worker has stored every record in ClickHouse. Baseline in the same run: a bare kafka-python
-producer sending the same number of JSON records of the same size (ratio printed).
+then, per format (the upload document's three files; a OneRoster 1.1 zip), measures: the
+`abacus roster import` command (a subprocess, as an operator runs it) until it returns and
+until the worker has stored every record in ClickHouse; the same command again with the
+same files, which must publish nothing (checked on the topics' end offsets); and the pure
+validation alone. Baselines in the same run: Python's `csv` parsing the same files (the
+ratio the issue asks for), and bare kafka-python and aiokafka producers sending as many
+records of the same size (what publishing costs at best with the client the importer uses,
+and with the other one).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import csv
+import io
 import os
 import random
 import subprocess
@@ -19,12 +26,19 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaProducer
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from abacus.embedded.broker import EmbeddedBroker, free_port
-from abacus.roster.importer import import_roster
+from abacus.roster.oneroster.manifest import parse_manifest
+from abacus.roster.oneroster.package import read_package
+from abacus.roster.oneroster.state import empty_state
+from abacus.roster.oneroster.upload import build_upload
 from abacus.roster.validation import read_roster_dir, validate_roster
 from abacus.settings import AbacusSettings
 
@@ -33,48 +47,127 @@ STUDENTS_HEADER = (
     "District_Data_1,District_Data_2\n"
 )
 CONFIG = 'name = "Bench District"\ntimezone = "America/Chicago"\nschool_year_start = "08-15"\n'
+SCHOOLS = 20
+GRADES = ["PK", "K", *(str(g) for g in range(1, 13))]
+CEDS = {"PK": "PK", "K": "KG", **{str(g): f"{g:02d}" for g in range(1, 13)}}
 
 
-def write_roster(folder: Path, students: int, seed: int = 7) -> tuple[int, int, int]:
-    """A valid roster: one teacher per 25 students, 1-2 teachers each, 20 buildings."""
-    rng = random.Random(seed)  # noqa: S311 - test data, not crypto
+@dataclass(frozen=True)
+class District:
+    """One generated district, the same in both formats."""
+
+    students: int
+    seed: int = 7
+
+    @property
+    def teachers(self) -> int:
+        return max(1, self.students // 25)
+
+    def rows(self) -> tuple[list[tuple[int, int]], list[tuple[int, str, str, str, str]]]:
+        """Links (teacher, student) and students (n, dob, grade, sped, ell): one teacher per
+        25 students, a third of them with a second teacher of the same school."""
+        rng = random.Random(self.seed)  # noqa: S311 - test data, not crypto
+        links, students = [], []
+        for s in range(self.students):
+            teacher = s % self.teachers
+            dob = f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2008, 2021)}"
+            students.append((s, dob, rng.choice(GRADES), rng.choice("YN"), rng.choice("YN")))
+            links.append((teacher, s))
+            other = (teacher + SCHOOLS) % self.teachers
+            if s % 3 == 0 and other != teacher and other % SCHOOLS == teacher % SCHOOLS:
+                links.append((other, s))
+        return links, students
+
+
+def write_upload(folder: Path, district: District) -> int:
+    """The upload document's three files; returns how many records an import publishes."""
     folder.mkdir(parents=True, exist_ok=True)
-    teachers = max(1, students // 25)
-    buildings = [f"School {n:02d}" for n in range(20)]
+    links, students = district.rows()
     with (folder / "1_users.csv").open("w") as fh:
         fh.write(
             "Employee_ID,Username,Email,Password,First_Name,Last_Name,Building_Names,User_Type\n"
         )
-        for t in range(teachers):
-            b = buildings[t % len(buildings)]
-            fh.write(f"E{t:06d},teacher{t},t{t}@bench.example,,Tea{t},Cher{t},{b},1\n")
-    grades = ["PK", "K", *(str(g) for g in range(1, 13))]
-    links = 0
-    with (
-        (folder / "2_students.csv").open("w") as st,
-        (folder / "3_teacher_students.csv").open("w") as ln,
-    ):
-        st.write(STUDENTS_HEADER)
-        ln.write("EmployeeID,StudentID\n")
-        for s in range(students):
-            teacher = s % teachers
-            b = buildings[teacher % len(buildings)]
-            dob = f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2008, 2021)}"
-            st.write(
-                f"S{s:07d},{dob},Last{s},First{s},{rng.choice(grades)},{b},"
-                f"{rng.choice('FM')},{rng.choice('YN')},Hispanic/Latino,White,{rng.choice('YN')},"
-                f"user{s},ALT{s}\n"
+        for t in range(district.teachers):
+            school = f"School {t % SCHOOLS:02d}"
+            fh.write(f"E{t:06d},teacher{t},t{t}@bench.example,,Tea{t},Cher{t},{school},1\n")
+    with (folder / "2_students.csv").open("w") as fh:
+        fh.write(STUDENTS_HEADER)
+        for s, dob, grade, sped, ell in students:
+            school = f"School {s % district.teachers % SCHOOLS:02d}"
+            fh.write(
+                f"S{s:07d},{dob},Last{s},First{s},{grade},{school},F,{sped},Hispanic/Latino,"
+                f"White,{ell},user{s},ALT{s}\n"
             )
-            ln.write(f"E{teacher:06d},S{s:07d}\n")
-            links += 1
-            if s % 3 == 0 and teachers > 1:
-                # Another teacher of the same building (teachers t and t+20 share one).
-                other = (teacher + len(buildings)) % teachers
-                if other != teacher and other % len(buildings) == teacher % len(buildings):
-                    ln.write(f"E{other:06d},S{s:07d}\n")
-                    links += 1
+    with (folder / "3_teacher_students.csv").open("w") as fh:
+        fh.write("EmployeeID,StudentID\n")
+        fh.writelines(f"E{t:06d},S{s:07d}\n" for t, s in links)
     (folder / "district.toml").write_text(CONFIG)
-    return teachers, students, links
+    return district.teachers + district.students + len(links) + 1
+
+
+def write_oneroster(path: Path, district: District) -> int:
+    """The same district as a OneRoster 1.1 zip (one class per teacher); returns the number of
+    roster records an import publishes (the importer's own state records come on top)."""
+    links, students = district.rows()
+    files: dict[str, list[str]] = {
+        "orgs.csv": ["sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId"],
+        "users.csv": [
+            "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,"
+            "givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,"
+            "password,metadata.ell,metadata.iep"
+        ],
+        "classes.csv": [
+            "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,"
+            "location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods"
+        ],
+        "enrollments.csv": [
+            "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,"
+            "primary,beginDate,endDate"
+        ],
+    }
+    files["orgs.csv"].append("dist,,,Bench District,district,,")
+    files["orgs.csv"] += [f"sch{n},,,School {n:02d},school,,dist" for n in range(SCHOOLS)]
+    for t in range(district.teachers):
+        school = f"sch{t % SCHOOLS}"
+        files["users.csv"].append(
+            f"tch{t},,,true,{school},teacher,teacher{t},,Tea{t},Cher{t},,E{t:06d},"
+            f"t{t}@bench.example,,,,,,,"
+        )
+        files["classes.csv"].append(f"cls{t},,,Math {t},,crs,,homeroom,,{school},term,,,")
+        files["enrollments.csv"].append(f"et{t},,,cls{t},{school},tch{t},teacher,true,,")
+    for s, _dob, grade, sped, ell in students:
+        school = f"sch{s % district.teachers % SCHOOLS}"
+        files["users.csv"].append(
+            f"stu{s},,,true,{school},student,user{s},,First{s},Last{s},,S{s:07d},,,,,"
+            f"{CEDS[grade]},,{ell},{sped}"
+        )
+    for t, s in links:
+        files["enrollments.csv"].append(f"e{t}-{s},,,cls{t},sch{t % SCHOOLS},stu{s},student,,,")
+    modes = {"orgs": "bulk", "users": "bulk", "classes": "bulk", "enrollments": "bulk"}
+    manifest = ["propertyName,value", "manifest.version,1.0", "oneroster.version,1.1"]
+    for stem in ("academicSessions", "categories", "classes", "classResources", "courses",
+                 "courseResources", "demographics", "enrollments", "lineItems", "orgs",
+                 "resources", "results", "users"):  # fmt: skip
+        manifest.append(f"file.{stem},{modes.get(stem, 'absent')}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.csv", "\n".join(manifest) + "\n")
+        for name, lines in files.items():
+            archive.writestr(name, "\n".join(lines) + "\n")
+    (path.parent / "district.toml").write_text(CONFIG)
+    return district.teachers + district.students + len(links) + 1
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def csv_parse_seconds(payloads: list[bytes]) -> float:
+    """The baseline: decode and split every file with Python's csv module, nothing else."""
+    started = time.perf_counter()
+    rows = 0
+    for payload in payloads:
+        rows += sum(1 for _ in csv.reader(io.StringIO(payload.decode("utf-8-sig"), newline="")))
+    return time.perf_counter() - started
 
 
 def baseline_produce(settings: AbacusSettings, n: int, size: int) -> float:
@@ -92,20 +185,53 @@ def baseline_produce(settings: AbacusSettings, n: int, size: int) -> float:
     return elapsed
 
 
-def ready(web_port: int) -> bool:
+def baseline_aiokafka(settings: AbacusSettings, n: int, size: int) -> float:
+    """The same records through aiokafka: what switching the importer's publisher would buy."""
+
+    async def run() -> float:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.broker.servers,
+            acks="all",
+            linger_ms=20,
+            max_batch_size=512 * 1024,
+        )
+        await producer.start()
+        try:
+            topic, value = settings.topics.name("baseline-aio"), b"x" * size
+            started = time.perf_counter()
+            futures = [
+                await producer.send(topic, key=f"bench|S{i:07d}".encode(), value=value)
+                for i in range(n)
+            ]
+            await asyncio.gather(*futures)
+            return time.perf_counter() - started
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+def end_offsets(settings: AbacusSettings) -> dict[str, int]:
+    t = settings.topics
+    names = [t.roster_users, t.roster_students, t.roster_links, t.district_config]
+    consumer = KafkaConsumer(bootstrap_servers=settings.broker.servers)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:
-            return r.status == 200
+        parts = [TopicPartition(t.name(n), 0) for n in (*names, t.roster_oneroster)]
+        return {tp.topic: offset for tp, offset in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback http only
+            return r.status, r.read().decode()
     except OSError:
-        return False
+        return 0, ""
 
 
 def stored(web_port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=2) as r:
-            body = r.read().decode()
-    except OSError:
-        return 0.0
+    body = get(f"http://127.0.0.1:{web_port}/metrics")[1]
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
@@ -113,23 +239,83 @@ def stored(web_port: int) -> float:
     )
 
 
+def run_import(env: dict[str, str], path: Path, district: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "abacus", "roster", "import", str(path), "--district", district],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"import failed:\n{proc.stdout[-2000:]}\n{proc.stderr}")
+    return elapsed
+
+
+def measure(name: str, path: Path, total: int, payloads: list[bytes], ctx: dict) -> dict:
+    env, settings, worker, web_port = ctx["env"], ctx["settings"], ctx["worker"], ctx["web_port"]
+    district = f"bench-{name}"
+    parse_s = csv_parse_seconds(payloads)
+    started = time.perf_counter()
+    if name == "oneroster":
+        package = read_package(path)
+        upload = build_upload(
+            district, parse_manifest(package.files["manifest.csv"]), package.files,
+            package.present, empty_state(), today=datetime.now(UTC).date(),
+        )  # fmt: skip
+        assert not upload.errors, upload.errors[:3]
+    else:
+        assert validate_roster(read_roster_dir(path)).ok
+    validate_s = time.perf_counter() - started
+    before = stored(web_port) if worker else 0.0
+    started = time.perf_counter()
+    first_s = run_import(env, path, district)
+    stored_s = None
+    while worker is not None and stored(web_port) - before < total:
+        if worker.poll() is not None:
+            raise SystemExit("worker exited; see its log")
+        time.sleep(0.1)
+    if worker is not None:
+        stored_s = time.perf_counter() - started
+    offsets = end_offsets(settings)
+    again_s = run_import(env, path, district)
+    assert end_offsets(settings) == offsets, "the second import published something"
+    return {"parse": parse_s, "validate": validate_s, "first": first_s, "stored": stored_s,
+            "again": again_s, "records": total}  # fmt: skip
+
+
+def report(name: str, m: dict) -> None:
+    p = m["parse"]
+    print(f"[{name}] {m['records']} roster records")
+    print(f"  csv parsing alone (baseline): {p:6.2f} s")
+    print(f"  validate + map (pure):        {m['validate']:6.2f} s  ({m['validate'] / p:.1f}x csv)")
+    print(f"  import command, first:        {m['first']:6.2f} s  ({m['first'] / p:.1f}x csv)")
+    if m["stored"] is not None:
+        print(f"  ... all stored in ClickHouse: {m['stored']:6.2f} s  ({m['stored'] / p:.1f}x csv)")
+    print(f"  import command, same files:   {m['again']:6.2f} s  (published nothing: checked)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=100_000)
+    parser.add_argument("--format", choices=("easycbm", "oneroster", "both"), default="both")
     parser.add_argument("--no-worker", action="store_true", help="skip the ClickHouse part")
     args = parser.parse_args()
-
+    district = District(args.students)
     with tempfile.TemporaryDirectory(prefix="abacus-bench-") as tmp:
         root = Path(tmp)
-        folder = root / "roster"
-        users, students, links = write_roster(folder, args.students)
-        total = users + students + links + 1
-        print(f"roster: {users} users, {students} students, {links} links (generated)")
-
-        started = time.perf_counter()
-        validation = validate_roster(read_roster_dir(folder))
-        validate_s = time.perf_counter() - started
-        assert validation.ok, validation.errors[:3]
+        inputs = {}
+        if args.format in ("easycbm", "both"):
+            folder = root / "easycbm"
+            total = write_upload(folder, district)
+            payloads = [p.read_bytes() for p in sorted(folder.glob("*.csv"))]
+            inputs["easycbm"] = (folder, total, payloads)
+        if args.format in ("oneroster", "both"):
+            path = root / "oneroster" / "district.zip"
+            total = write_oneroster(path, district)
+            with zipfile.ZipFile(path) as archive:
+                payloads = [archive.read(n) for n in archive.namelist()]
+            inputs["oneroster"] = (path, total, payloads)
+        print(f"district: {district.teachers} teachers, {district.students} students (generated)")
 
         port, web_port = free_port(), free_port()
         env = {
@@ -140,6 +326,7 @@ def main() -> None:
         }
         os.environ.update(env)
         settings = AbacusSettings()
+        results = {}
         with EmbeddedBroker(port=port, log_path=root / "broker.log"):
             worker = None
             if not args.no_worker:
@@ -148,42 +335,27 @@ def main() -> None:
                     [sys.executable, "-m", "abacus", "worker"], env=env, stdout=log, stderr=log
                 )
             try:
-                while worker is not None and not ready(web_port):
+                while worker is not None and get(f"http://127.0.0.1:{web_port}/readyz")[0] != 200:
                     if worker.poll() is not None:
                         raise SystemExit(f"worker exited; see {root / 'worker.log'}")
                     time.sleep(0.2)
-                started = time.perf_counter()
-                first = import_roster(settings, folder, "bench")
-                first_s = time.perf_counter() - started
-                assert first.published == total, (first.published, total)
-                if worker is not None:
-                    while stored(web_port) < total:
-                        if worker.poll() is not None:
-                            raise SystemExit(f"worker exited; see {root / 'worker.log'}")
-                        time.sleep(0.2)
-                    stored_s = time.perf_counter() - started
-                started = time.perf_counter()
-                again = import_roster(settings, folder, "bench")
-                again_s = time.perf_counter() - started
-                assert again.published == 0
-                base_s = baseline_produce(settings, total, 230)
+                ctx = {"env": env, "settings": settings, "worker": worker, "web_port": web_port}
+                for name, (path, total, payloads) in inputs.items():
+                    results[name] = measure(name, path, total, payloads, ctx)
+                produce_n = max(m["records"] for m in results.values())
+                base_s = baseline_produce(settings, produce_n, 230)
+                aio_s = baseline_aiokafka(settings, produce_n, 230)
             finally:
                 if worker is not None:
                     worker.terminate()
                     worker.wait(timeout=60)
-
-    print(f"validate only:           {validate_s:6.2f} s")
-    print(
-        f"first import (all new):  {first_s:6.2f} s  {total / first_s:9,.0f} records/s"
-        f"  ({total} records published)"
-    )
-    if not args.no_worker:
-        print(f"  ... all stored in ClickHouse: {stored_s:6.2f} s after the import started")
-    print(f"re-import (unchanged):   {again_s:6.2f} s  (reads {total} records back, publishes 0)")
-    print(
-        f"baseline bare produce:   {base_s:6.2f} s  {total / base_s:9,.0f} records/s"
-        f"  -> first import / baseline = {first_s / base_s:.1f}x"
-    )
+    for name, m in results.items():
+        report(name, m)
+    for client, seconds in (("kafka-python", base_s), ("aiokafka", aio_s)):
+        print(
+            f"bare {client} produce of {produce_n} records: {seconds:6.2f} s"
+            f"  ({produce_n / seconds:,.0f} records/s)"
+        )
 
 
 if __name__ == "__main__":

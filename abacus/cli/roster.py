@@ -1,4 +1,5 @@
-"""`abacus roster …`: import a district's roster folder (validate, report, publish)."""
+"""`abacus roster …`: import a district's roster folder or OneRoster package (validate, report,
+publish)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import typer
 from abacus.cli.common import fail
 from abacus.errors import AbacusError
 from abacus.roster.importer import import_roster
+from abacus.roster.oneroster.importer import import_oneroster
+from abacus.roster.oneroster.package import is_oneroster_package
 from abacus.roster.report import format_error_table
 from abacus.settings import AbacusSettings
 
@@ -24,8 +27,8 @@ def import_command(
         Path,
         typer.Argument(
             exists=True,
-            file_okay=False,
-            help="Folder with 1_users.csv, 2_students.csv, 3_teacher_students.csv",
+            help="Folder with 1_users.csv, 2_students.csv, 3_teacher_students.csv; or a"
+            " OneRoster 1.1 package (a zip, or a folder with manifest.csv)",
         ),
     ],
     district: Annotated[str, typer.Option("--district", help="District id")],
@@ -42,15 +45,19 @@ def import_command(
         bool, typer.Option("--strict", help="Import nothing if any row is rejected")
     ] = False,
 ) -> None:
-    """Validate the three roster files and publish new, changed and removed records.
+    """Validate the roster files and publish new, changed and removed records.
 
-    Every rejected row is printed and written to DIR/roster_errors.csv; valid rows are
-    imported unless --strict. Exit status 1 when any row was rejected.
+    Every rejected row is printed and written to DIR/roster_errors.csv (beside a zip);
+    valid rows are imported unless --strict. Exit status 1 when any row was rejected.
     """
+    if is_oneroster_package(directory):
+        run = import_oneroster
+    elif directory.is_dir():
+        run = import_roster
+    else:
+        raise fail(f"{directory}: not a folder nor a OneRoster zip")
     try:
-        result = import_roster(
-            AbacusSettings(), directory, district, config_path=config, strict=strict
-        )
+        result = run(AbacusSettings(), directory, district, config_path=config, strict=strict)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
@@ -58,6 +65,8 @@ def import_command(
     if result.errors:
         typer.echo(format_error_table(result.errors))
         typer.echo(f"error report: {result.report_path}")
+    for note in result.notes:
+        typer.echo(note)
     for summary in result.summaries:
         typer.echo(summary.line())
     if result.imported:

@@ -73,8 +73,8 @@ def publish(
     *,
     timeout_s: float = 120.0,
 ) -> int:
-    """Send (topic, key, value) records in order, wait for every ack; return how many. A
-    None value is a tombstone: compaction then drops the key's earlier records."""
+    """Send (topic, key, value) records in order (None: a tombstone), wait for every ack;
+    return how many."""
     servers = settings.broker.servers
     try:
         producer = KafkaProducer(

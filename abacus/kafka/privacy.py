@@ -1,10 +1,10 @@
-"""Kafka side of deletions: requests and statuses, the deny-list topic, roster tombstones."""
+"""Kafka side of deletions: requests and their statuses, the deny-list topic."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -14,12 +14,10 @@ from abacus.errors import StackError
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka.log_end import true_log_ends
 from abacus.privacy.deny import DenyEntry, DenyList, decode_entry, encode_entry
-from abacus.privacy.receipt import TopicResult
 from abacus.privacy.status import FINAL_STATUSES
 from abacus.settings import AbacusSettings
 
 __all__ = [
-    "clear_roster_keys",
     "publish_deny",
     "read_deny",
     "read_final_status",
@@ -107,40 +105,3 @@ def read_deny(settings: AbacusSettings) -> DenyList:
     latest = read_latest(settings, [topic])[topic]
     entries = (decode_entry(v) for v in latest.values() if v is not None)
     return DenyList(e for e in entries if e is not None)
-
-
-def _matches(topic_kind: str, key: str, district_id: str, students: Collection[str] | None) -> bool:
-    parts = key.split("|")
-    if parts[0] != district_id:
-        return False
-    if students is None:
-        return True
-    if topic_kind == "students":
-        return len(parts) == 2 and parts[1] in students
-    return len(parts) == 3 and parts[2] in students  # links: district|employee|student
-
-
-def clear_roster_keys(
-    settings: AbacusSettings, district_id: str, students: Collection[str] | None
-) -> list[TopicResult]:
-    """Tombstone these students' keys on the compacted roster topics (students, links), or
-    with ``students`` None every key of the district on every roster topic and its config."""
-    t = settings.topics
-    kinds = {t.name(t.roster_students): "students", t.name(t.roster_links): "links"}
-    if students is None:
-        kinds[t.name(t.roster_users)] = "users"
-        kinds[t.name(t.district_config)] = "district"
-    state = read_latest(settings, list(kinds))
-    out: list[tuple[str, bytes, bytes | None]] = []
-    results = []
-    for topic, kind in kinds.items():
-        keys = [
-            key
-            for key, value in state[topic].items()
-            if value is not None
-            and _matches(kind, key.decode(errors="replace"), district_id, students)
-        ]
-        out += [(topic, key, None) for key in keys]
-        results.append(TopicResult(topic, len(keys)))
-    publish(settings, out)
-    return results

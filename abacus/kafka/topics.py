@@ -32,7 +32,7 @@ def topic_specs(settings: AbacusSettings) -> list[NewTopic]:
         NewTopic(t.name(t.privacy_status), 1, 1, topic_configs=privacy),
     ]
     compacted = (t.roster_users, t.roster_students, t.roster_links, t.district_config)
-    for name in (*compacted, t.privacy_deny):
+    for name in (*compacted, t.roster_oneroster, t.privacy_deny):
         specs.append(NewTopic(t.name(name), 1, 1, topic_configs=compact))
     return specs
 

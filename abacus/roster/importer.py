@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
-from abacus.kafka.compacted import publish, read_latest
-from abacus.kafka.topics import ensure_topics
 from abacus.roster import records as rec
-from abacus.roster.diff import RosterDiff, diff_records
+from abacus.roster.diff import RosterDiff
+from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
 from abacus.roster.validation import (
@@ -29,9 +25,16 @@ from abacus.roster.validation import (
 )
 from abacus.settings import AbacusSettings
 
-__all__ = ["CONFIG_FILE", "REPORT_FILE", "FileSummary", "ImportResult", "import_roster"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "CONFIG_FILE",
+    "REPORT_FILE",
+    "FileSummary",
+    "ImportResult",
+    "import_roster",
+    "load_config",
+    "require_config",
+    "write_report",
+]
 
 CONFIG_FILE = "district.toml"
 REPORT_FILE = "roster_errors.csv"
@@ -64,10 +67,12 @@ class ImportResult:
     summaries: list[FileSummary] = field(default_factory=list)
     config_status: str = ""  # "new" / "updated" / "unchanged" / "" when nothing published
     published: int = 0
+    notes: list[str] = field(default_factory=list)  # lines printed before the summaries
 
     @property
     def rejected(self) -> int:
-        return sum(s.rejected for s in self.summaries)
+        """Rows with at least one error (a whole-file error counts once)."""
+        return len({(e.file, e.line) for e in self.errors})
 
     @property
     def imported(self) -> bool:
@@ -137,22 +142,7 @@ def _keep(kind: RosterKind, current: Iterable[str], upload: _Upload, district_id
     return {"|".join(p) for p in parts if len(p) == 3 and (p[1] in users or p[2] in students)}
 
 
-def _current(raw: Mapping[bytes, bytes | None], district_id: str) -> dict[str, dict[str, Any]]:
-    """This district's last document per key (other districts' keys are never looked at)."""
-    prefix = f"{district_id}|".encode()
-    out = {}
-    for key, value in raw.items():
-        if key.startswith(prefix) or key == district_id.encode():
-            try:
-                doc = rec.decode_value(value)
-            except rec.BadRecordError as exc:
-                log.warning("ignoring a bad record on a roster topic: %s", exc)
-                continue
-            out[key.decode()] = doc
-    return out
-
-
-def _load_config(
+def load_config(
     directory: Path, district_id: str, config_path: Path | None
 ) -> DistrictConfig | None:
     if not _DISTRICT_ID_RE.match(district_id):
@@ -161,6 +151,26 @@ def _load_config(
     if config_path is None and not path.is_file():
         return None  # the district's published config is used, if there is one
     return load_district_config(path, district_id=district_id)
+
+
+def write_report(folder: Path, errors: list[RowError]) -> Path | None:
+    """Write the upload's errors to ``folder/roster_errors.csv``, or remove a stale report
+    (it would describe an older upload); return the report's path when there is one."""
+    report = folder / REPORT_FILE
+    if not errors:
+        report.unlink(missing_ok=True)
+        return None
+    write_error_report(errors, report)
+    return report
+
+
+def require_config(config: DistrictConfig | None, published: Published, folder: Path) -> None:
+    """ConfigError unless this import brings a district config or one was published."""
+    if config is None and published.config is None:
+        raise ConfigError(
+            f"no district config for {published.district_id!r}: pass --config FILE or put"
+            f" {CONFIG_FILE} in {folder} (required the first time a district is imported)"
+        )
 
 
 def import_roster(
@@ -176,14 +186,9 @@ def import_roster(
 
     Raises ConfigError (bad or missing district config) and StackError (broker trouble).
     """
-    config = _load_config(directory, district_id, config_path)
+    config = load_config(directory, district_id, config_path)
     upload = _validate(district_id, directory, today)
-    report = directory / REPORT_FILE
-    if upload.errors:
-        write_error_report(upload.errors, report)
-    else:
-        report.unlink(missing_ok=True)  # a stale report would describe an older upload
-    result = ImportResult(district_id, upload.errors, report if upload.errors else None)
+    result = ImportResult(district_id, upload.errors, write_report(directory, upload.errors))
     files = {USERS_FILE: RosterKind.USERS, STUDENTS_FILE: RosterKind.STUDENTS}
     files[LINKS_FILE] = RosterKind.LINKS
     if strict and upload.errors:
@@ -192,54 +197,18 @@ def import_roster(
         ]
         return result
 
-    t = settings.topics
-    topic = {
-        RosterKind.USERS: t.name(t.roster_users),
-        RosterKind.STUDENTS: t.name(t.roster_students),
-        RosterKind.LINKS: t.name(t.roster_links),
-        RosterKind.DISTRICT: t.name(t.district_config),
-    }
-    ensure_topics(settings)
-    state = read_latest(settings, list(topic.values()))
-    current = {kind: _current(state[name], district_id) for kind, name in topic.items()}
-    published_config = current[RosterKind.DISTRICT].get(district_id)
-    if config is None and published_config is None:
-        raise ConfigError(
-            f"no district config for {district_id!r}: pass --config FILE or put {CONFIG_FILE}"
-            f" in {directory} (required the first time a district is imported)"
-        )
-    last = max(
-        (doc.get("imported_at", 0) for docs in current.values() for doc in docs.values()), default=0
-    )
-    imported_at = max(time.time_ns() // 1_000_000, last + 1)  # versions only ever rise
-    import_id = uuid.uuid4().hex[:16]
-
-    out: list[tuple[str, bytes, bytes]] = []
-    if config is not None:
-        new_config = config.model_dump(mode="json")
-        if published_config is None:
-            result.config_status = "new"
-        elif published_config.get("config") != new_config:
-            result.config_status = "updated"
-        else:
-            result.config_status = "unchanged"
-        if result.config_status != "unchanged":
-            value = rec.config_value(config, import_id, imported_at)
-            out.append((topic[RosterKind.DISTRICT], district_id.encode(), value))
+    published = read_published(settings, district_id)
+    require_config(config, published, directory)
+    out = Publication(published)
+    result.config_status = out.config(config)
     for file, kind in files.items():
-        diff = diff_records(
-            current[kind],
+        diff = out.changes(
+            kind,
             upload.fields[kind],
             complete=upload.complete[kind],
-            keep=_keep(kind, current[kind], upload, district_id),
+            keep=_keep(kind, published.docs[kind], upload, district_id),
         )
-        for change in diff.changes:
-            value = rec.encode_value(
-                district_id, import_id, imported_at, change.is_active, change.fields
-            )
-            out.append((topic[kind], change.key.encode(), value))
         rejected = _rejected_rows(upload.errors, file)
         result.summaries.append(FileSummary(file, upload.accepted[file], rejected, diff))
-    result.published = publish(settings, out)
-    log.info("roster import %s: %d record(s) published", import_id, result.published)
+    result.published = out.send(settings)
     return result

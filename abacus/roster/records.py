@@ -2,7 +2,9 @@
 
 A value is one JSON object: the envelope (``v``, ``district_id``, ``import_id``,
 ``imported_at`` epoch ms, ``is_active``) plus the record's fields. Only what the product
-uses is published: no date of birth, gender, race, ethnicity and never a password.
+uses is published: no date of birth, gender, race, ethnicity and never a password. Users
+and students from a OneRoster package also carry ``sourced_id`` (the SIS's key; absent for
+rows of the upload document's files).
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
             int(_get(doc, "is_ell", bool)),
             int(_get(doc, "is_iep", bool)),
             *(_get(doc, name, str) for name in _DATA),
+            _get(doc, "sourced_id", str, optional=True) or "",
         )
     elif kind is RosterKind.USERS:
         buildings = _get(doc, "buildings", list)
@@ -186,6 +189,7 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
             _get(doc, "last_name", str, optional=True) or "",
             _get(doc, "user_type", int),
             buildings,
+            _get(doc, "sourced_id", str, optional=True) or "",
         )
     elif kind is RosterKind.LINKS:
         row = (district_id, _get(doc, "employee_id", str), _get(doc, "student_id", str))

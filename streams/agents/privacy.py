@@ -15,6 +15,7 @@ from abacus.privacy.receipt import TopicResult
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from consumers.privacy import PrivacyConsumer
+from consumers.privacy_topics import clear_roster_keys
 from streams.metrics import Metrics
 
 __all__ = ["KafkaPrivacyTopics", "register"]
@@ -32,7 +33,7 @@ class KafkaPrivacyTopics:
     def clear_roster_keys(
         self, district_id: str, students: Collection[str] | None
     ) -> list[TopicResult]:
-        return kafka_privacy.clear_roster_keys(self.settings, district_id, students)
+        return clear_roster_keys(self.settings, district_id, students)
 
 
 def register(

@@ -13,11 +13,12 @@ from abacus.store.migrations import migration_files
 _CREATE = re.compile(
     r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*(AS \{db\}\.(\w+)|\((.*?)\)\s*ENGINE)", re.S
 )
+_ADD_COLUMN = re.compile(r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+)")
 
 
 def migrated_tables() -> dict[str, set[str]]:
-    """Table -> column names, read from the migration files (schema_migrations is made by
-    the migration runner)."""
+    """Table -> column names, read from the migration files in order: created, then added
+    (schema_migrations is made by the migration runner)."""
     out: dict[str, set[str]] = {"schema_migrations": {"version", "name", "applied_at"}}
     for _, _, sql in migration_files():
         text = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
@@ -26,6 +27,8 @@ def migrated_tables() -> dict[str, set[str]]:
                 out[name] = set(out[copied])
             else:
                 out[name] = {ln.split()[0] for ln in body.splitlines() if ln.strip()}
+        for name, column in _ADD_COLUMN.findall(text):
+            out[name].add(column)
     return out
 
 

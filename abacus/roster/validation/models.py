@@ -81,7 +81,7 @@ class User:
 @dataclass(frozen=True, slots=True)
 class Student:
     student_id: str
-    date_of_birth: date
+    date_of_birth: date | None  # None: not given (a OneRoster package keeps no demographics)
     last_name: str
     first_name: str
     grade: str  # "PK", "K", "1".."12"

@@ -1,0 +1,143 @@
+"""One district's roster on the compacted topics, for both import formats: read what it has
+published, then publish one import's changes under one import id and version."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from abacus.district import DistrictConfig
+from abacus.kafka.compacted import publish, read_latest
+from abacus.kafka.topics import ensure_topics
+from abacus.roster import records as rec
+from abacus.roster.diff import RosterDiff, diff_records
+from abacus.roster.records import RosterKind
+from abacus.settings import AbacusSettings
+
+__all__ = ["Docs", "Publication", "Published", "district_docs", "read_published", "roster_topics"]
+
+log = logging.getLogger(__name__)
+
+Docs = dict[str, dict[str, Any]]  # key -> last document (envelope included)
+
+
+def roster_topics(settings: AbacusSettings) -> dict[RosterKind, str]:
+    """The full topic name of each roster kind."""
+    t = settings.topics
+    return {
+        RosterKind.USERS: t.name(t.roster_users),
+        RosterKind.STUDENTS: t.name(t.roster_students),
+        RosterKind.LINKS: t.name(t.roster_links),
+        RosterKind.DISTRICT: t.name(t.district_config),
+    }
+
+
+def district_docs(raw: Mapping[bytes, bytes | None], district_id: str) -> Docs:
+    """This district's last document per key (other districts' keys are never looked at; a
+    key whose last record is a tombstone has none)."""
+    prefix = f"{district_id}|".encode()
+    out = {}
+    for key, value in raw.items():
+        if value is None or not (key.startswith(prefix) or key == district_id.encode()):
+            continue
+        try:
+            out[key.decode()] = rec.decode_value(value)
+        except (rec.BadRecordError, UnicodeDecodeError) as exc:
+            log.warning("ignoring a bad record on a roster topic: %s", exc)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What one district has published: its documents per roster kind (its config under
+    ``RosterKind.DISTRICT``), and per topic name those of any other topic read with them."""
+
+    district_id: str
+    topics: dict[RosterKind, str]
+    docs: dict[RosterKind, Docs]
+    extra: dict[str, Docs]
+
+    @property
+    def config(self) -> Mapping[str, Any] | None:
+        """The district's published config document, if any."""
+        return self.docs[RosterKind.DISTRICT].get(self.district_id)
+
+
+def read_published(
+    settings: AbacusSettings, district_id: str, extra_topics: Sequence[str] = ()
+) -> Published:
+    """Create the topics if needed and read the district's latest records (StackError)."""
+    topics = roster_topics(settings)
+    ensure_topics(settings)
+    raw = read_latest(settings, [*topics.values(), *extra_topics])
+    docs = {kind: district_docs(raw[name], district_id) for kind, name in topics.items()}
+    extra = {name: district_docs(raw[name], district_id) for name in extra_topics}
+    return Published(district_id, topics, docs, extra)
+
+
+class Publication:
+    """One import's records, in publishing order, under one import id and version
+    (``imported_at``: now in epoch ms, and above every version published before)."""
+
+    def __init__(self, published: Published, *also: Mapping[str, Mapping[str, Any]]) -> None:
+        self.published = published
+        self.import_id = uuid.uuid4().hex[:16]
+        docs = (d for docs in (*published.docs.values(), *also) for d in docs.values())
+        last = max((d.get("imported_at", 0) for d in docs), default=0)
+        self.imported_at = max(time.time_ns() // 1_000_000, last + 1)  # versions only rise
+        self.records: list[tuple[str, bytes, bytes | None]] = []
+
+    def config(self, config: DistrictConfig | None) -> str:
+        """Add the district config if it is new or changed: "new" / "updated" /
+        "unchanged", or "" when the import brings none."""
+        if config is None:
+            return ""
+        before = self.published.config
+        if before is None:
+            status = "new"
+        elif before.get("config") != config.model_dump(mode="json"):
+            status = "updated"
+        else:
+            return "unchanged"
+        assert config.district_id is not None
+        value = rec.config_value(config, self.import_id, self.imported_at)
+        topic = self.published.topics[RosterKind.DISTRICT]
+        self.records.append((topic, config.district_id.encode(), value))
+        return status
+
+    def changes(
+        self,
+        kind: RosterKind,
+        incoming: Mapping[str, Mapping[str, Any]],
+        *,
+        complete: bool = True,
+        keep: Collection[str] = (),
+    ) -> RosterDiff:
+        """Add what `incoming` (key -> fields) changes in the published `kind` records (see
+        `diff_records`); return the diff."""
+        diff = diff_records(self.published.docs[kind], incoming, complete=complete, keep=keep)
+        for change in diff.changes:
+            self.add(
+                self.published.topics[kind], change.key, change.fields, active=change.is_active
+            )
+        return diff
+
+    def add(
+        self, topic: str, key: str, fields: Mapping[str, Any] | None, *, active: bool = True
+    ) -> None:
+        """Add one record (fields None: a tombstone)."""
+        value = None
+        if fields is not None:
+            district_id = self.published.district_id
+            value = rec.encode_value(district_id, self.import_id, self.imported_at, active, fields)
+        self.records.append((topic, key.encode(), value))
+
+    def send(self, settings: AbacusSettings) -> int:
+        """Publish every record in order and wait for the acks; return how many (StackError)."""
+        sent = publish(settings, self.records)
+        log.info("roster import %s: %d record(s) published", self.import_id, sent)
+        return sent
