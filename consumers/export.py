@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from abacus.audit import AuditEntry
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
@@ -63,6 +64,8 @@ class ExportStore(Protocol):
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
 
     async def afigures(self, district_id: str) -> StoreFigures: ...
+
+    async def aaudit(self, *entries: AuditEntry) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class ExportConsumer:
         request_id = status.request_id_of(payload)
         try:
             job = await self.prepare(payload or b"")
+            await self.store.aaudit(self._requested(job))
         except ExportRequestError as exc:
             await self.publish(status.failed(request_id, str(exc), self.now()))
             return ExportOutcome("rejected")
@@ -220,6 +224,13 @@ class ExportConsumer:
         text = json.dumps(doc, indent=2, default=str) + "\n"
         await asyncio.to_thread(manifest_path.write_text, text)
         return ExportResult(written, csv_path, manifest_path, link, seconds)
+
+    def _requested(self, job: ExportJob) -> AuditEntry:
+        r = job.request
+        detail = f"{r.product} {job.range.start}..{job.range.end} ({job.scope.kind})"
+        return AuditEntry(
+            self.now(), r.district_id, r.requester, "export.requested", r.request_id, detail
+        )
 
     def _link(self, request: ExportRequest, csv_path: Path) -> str:
         web = self.settings.web

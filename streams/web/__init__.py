@@ -11,7 +11,7 @@ from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.health import Assigned, Readiness
 from streams.metrics import Metrics
-from streams.web import exports, ops
+from streams.web import exports, ops, privacy
 
 __all__ = ["register"]
 
@@ -26,3 +26,4 @@ def register(
 ) -> None:
     ops.register(app, metrics, readiness, ingest)
     exports.register(app, settings, store)
+    privacy.register(app, settings, store)

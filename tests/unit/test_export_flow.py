@@ -61,6 +61,7 @@ class FakeStore:
         self.fail = fail
         self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
+        self.audited: list[Any] = []
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
         self.staff["0901"] = Requester("0901", 9, (), "")
@@ -78,6 +79,9 @@ class FakeStore:
 
     async def afigures(self, district_id: str) -> StoreFigures:
         return StoreFigures(roster_version=1717, events_offsets={1: 10, 0: 5})
+
+    async def aaudit(self, *entries: Any) -> None:
+        self.audited.extend(entries)
 
 
 class Harness:
@@ -126,6 +130,9 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     # YTD in the district's time: school year start to yesterday (today is 2026-05-01).
     assert accepted["range"] == {"start": "2025-08-15", "end": "2026-04-30"}
     assert accepted["scope"] == "district"
+    [audit] = h.store.audited
+    assert (audit.action, audit.actor, audit.target) == ("export.requested", "0401", "r1")
+    assert audit.detail == "both 2025-08-15..2026-04-30 (district)"
     assert h.store.queries == [
         ExportQuery(DISTRICT, date(2025, 8, 15), date(2026, 4, 30), date(2025, 8, 15), "both",
                     ExportScope("district", "0401", ()))

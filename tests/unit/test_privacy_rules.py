@@ -263,3 +263,32 @@ def test_redaction_removes_only_the_students_rows_and_keeps_the_others_byte_for_
     assert manifest["sha256"] == hashlib.sha256(redacted).hexdigest()
     assert manifest["bytes"] == len(redacted)
     assert manifest["redactions"][0]["privacy_request"] == "del-1"
+
+
+def test_oneroster_state_buckets_are_rewritten_without_the_students() -> None:
+    from abacus.roster.oneroster.state import without_students
+
+    users = {
+        "u1": {"role": "student", "identifier": "S1"},
+        "u2": {"role": "student", "identifier": "S2"},
+        "t1": {"role": "teacher", "identifier": "S1"},  # staff never match a student id
+    }
+    docs = {
+        "maple|users.csv|00000": {"file": "users.csv", "buckets": 1, "rows": users},
+        "maple|enrollments.csv|00000": {
+            "file": "enrollments.csv", "buckets": 2,
+            "rows": {"e1": {"userSourcedId": "u1"}, "e2": {"userSourcedId": "t1"}},
+        },
+        "maple|enrollments.csv|00001": {
+            "file": "enrollments.csv", "buckets": 2, "rows": {"e3": {"userSourcedId": "u1"}},
+        },
+        "maple|orgs.csv|00000": {"file": "orgs.csv", "buckets": 1, "rows": {"o1": {"name": "x"}}},
+    }  # fmt: skip
+    out = without_students(docs, {"S1"})
+    assert set(out) == {"maple|users.csv|00000", "maple|enrollments.csv|00000",
+                        "maple|enrollments.csv|00001"}  # fmt: skip
+    assert set(out["maple|users.csv|00000"]["rows"]) == {"u2", "t1"}  # type: ignore[index]
+    assert out["maple|users.csv|00000"]["buckets"] == 1  # type: ignore[index]
+    assert set(out["maple|enrollments.csv|00000"]["rows"]) == {"e2"}  # type: ignore[index]
+    assert out["maple|enrollments.csv|00001"] is None  # emptied: its tombstone
+    assert without_students(docs, {"S9"}) == {}
