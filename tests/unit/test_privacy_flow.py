@@ -28,6 +28,10 @@ DISTRICT = "maple"
 KEY = "k" * 32
 
 
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
 class FakeStore:
     """Records every call in order; a step removes 5 rows unless told otherwise."""
 
@@ -155,15 +159,14 @@ async def test_a_deletion_denies_first_then_deletes_verifies_and_signs_a_receipt
     assert not only_them.exists()
     assert not only_them.with_suffix(".manifest.json").exists()
     assert untouched.is_file()
-    assert json.loads(mixed.with_suffix(".manifest.json").read_text())["rows"] == 1
+    assert read_json(mixed.with_suffix(".manifest.json"))["rows"] == 1
     assert any(r["bound"] for r in receipt["not_removed"])
     # Beyond the request itself the receipt names no student.
     body = dict(receipt, request=None)
     assert "S1" not in json.dumps(body)
     assert "S2" not in json.dumps(body)
 
-    path = Path(h.statuses[-1]["receipt_path"])
-    assert json.loads(path.read_text()) == receipt
+    assert read_json(Path(h.statuses[-1]["receipt_path"])) == receipt
     assert h.store.requests[-1][10] == json.dumps(receipt, indent=2, sort_keys=True)
     assert [a.action for a in h.store.audited] == ["deletion.requested", "deletion.completed"]
     assert all("S1" not in (a.target + a.detail) for a in h.store.audited)
