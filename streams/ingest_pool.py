@@ -16,6 +16,7 @@ from abacus.ingest.prepare import (
     prepare_in_process,
     start_process,
 )
+from abacus.privacy.deny import BatchDeny
 from abacus.store.native import NativeEncoder, TableTypes
 
 __all__ = ["BatchPreparer", "default_processes"]
@@ -63,14 +64,19 @@ class BatchPreparer:
         )
 
     async def prepare(
-        self, records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime
+        self,
+        records: Sequence[RawRecord],
+        zones: Mapping[str, str],
+        now: datetime,
+        *,
+        deny: BatchDeny | None = None,
     ) -> PreparedBatch:
         if self._pool is None:
             assert self._encoder is not None
-            return prepare_batch(records, zones, now, self._encoder)
+            return prepare_batch(records, zones, now, self._encoder, deny=deny)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, prepare_in_process, list(records), dict(zones), now
+            self._pool, prepare_in_process, list(records), dict(zones), now, deny
         )
 
     def close(self) -> None:

@@ -14,12 +14,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 
 from abacus.aggregation.derive import DerivedFacts, derive_facts
 from abacus.aggregation.pending import pending_marks
 from abacus.catalog import EVENTS, PENDING_FACTS
-from abacus.events.processing import SourceRecord, process_records
+from abacus.events.processing import IngestBatch, SourceRecord, process_records
 from abacus.lifecycle import die_with_parent
+from abacus.privacy.deny import BatchDeny, batch_denies
 from abacus.store.native import (
     EncodedBlock,
     NativeEncoder,
@@ -55,6 +57,8 @@ class PreparedBatch:
     events: int = 0
     # Districts with events stored as pending because no config was known for them.
     pending_districts: set[str] = field(default_factory=set)
+    # Events dropped because their student (or district) was deleted (the deny-list).
+    denied: int = 0
 
 
 def prepare_batch(
@@ -62,14 +66,19 @@ def prepare_batch(
     zones: Mapping[str, str],
     now: datetime,
     encoder: NativeEncoder,
+    *,
+    deny: BatchDeny | None = None,
 ) -> PreparedBatch:
     """Decode, validate, derive and encode a batch.
 
     ``zones`` maps each configured district to the IANA zone its local days are counted
     in; events of other districts are stored and marked pending, and their facts are
-    derived once the district's config arrives.
+    derived once the district's config arrives. Events of a student or district on the
+    deny-list (``deny``: the entries this batch's keys need) are dropped and counted, never
+    dead-lettered: a dead letter would keep the data.
     """
     batch = process_records((SourceRecord("", p, o, k, v) for p, o, k, v in records), now=now)
+    denied = _drop_denied(batch, deny) if deny else 0
     known = [e for e in batch.events if e["district_id"] in zones]
     pending = [e for e in batch.events if e["district_id"] not in zones]
     facts = derive_facts(known, lambda e: zones[e["district_id"]])
@@ -86,7 +95,29 @@ def prepare_batch(
         duplicates_in_batch=batch.duplicates_in_batch,
         events=len(batch.events),
         pending_districts={e["district_id"] for e in pending},
+        denied=denied,
     )
+
+
+def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:
+    """Take denied events out of the batch (its events and their rows, in step)."""
+    keep = [
+        not batch_denies(deny, e["district_id"], e["student_id"], _ms(e["occurred_at"]))
+        for e in batch.events
+    ]
+    dropped = keep.count(False)
+    if dropped:
+        for event, kept in zip(batch.events, keep, strict=True):
+            if not kept:
+                batch.accepted[event["event_type"]] -= 1
+        batch.events = list(compress(batch.events, keep))
+        batch.rows = list(compress(batch.rows, keep))
+        batch.accepted = +batch.accepted
+    return dropped
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 # --- entry points of an ingest process -------------------------------------------------
@@ -106,11 +137,14 @@ def start_process(types: TableTypes) -> None:
 
 
 def prepare_in_process(
-    records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime
+    records: Sequence[RawRecord],
+    zones: Mapping[str, str],
+    now: datetime,
+    deny: BatchDeny | None = None,
 ) -> PreparedBatch:
     if _encoder is None:
         raise RuntimeError("ingest process not started (start_process was not run)")
-    return prepare_batch(records, zones, now, _encoder)
+    return prepare_batch(records, zones, now, _encoder, deny=deny)
 
 
 def tune_gc() -> None:

@@ -138,6 +138,18 @@ class DenyList:
         entry = self._districts.get(district_id)
         return entry is not None and entry.blocks(at)
 
+    def key_denied(self, key: bytes, at: datetime) -> bool:
+        """Whether a student id (a record key), in any district, is denied at ``at``."""
+        return any(e.blocks(at) for e in self._by_key.get(key, ()))
+
+    def record_denied(self, key: bytes | None, value: bytes | None, at: datetime) -> bool:
+        """Whether a raw record belongs to a denied student: whoever it names when it can be
+        read (`record_students`), else its key (the event contract keys by student id)."""
+        named = record_students(value)
+        if named:
+            return any(self.denies(d, s, at) for d, s in named)
+        return key is not None and self.key_denied(key, at)
+
     def for_keys(self, keys: Iterable[bytes | None]) -> dict[tuple[str, str], int | None]:
         """The entries a batch with these record keys needs, as a `BatchDeny`."""
         out: dict[tuple[str, str], int | None] = {

@@ -169,11 +169,28 @@ class IngestService(Service):
         """Start preparing a batch in an ingest process and queue it for the store."""
         assert self.preparer is not None
         raw = [(r.partition, r.offset, r.key, r.value) for r in records]
+        # Only the deny-list entries this batch's record keys (student ids) need cross over.
+        deny = self.deny.for_keys(r.key for r in records) if len(self.deny) else None
         prepared = asyncio.ensure_future(
-            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC))
+            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC), deny=deny)
         )
         await self._queue.put(_Fetched(records, offsets, prepared))
         self._handed += 1
+
+    def _without_denied(
+        self, records: list[SourceRecord], letters: list[tuple[int, int, str]]
+    ) -> list[tuple[int, int, str]]:
+        """Dead letters of deleted students are dropped, not kept (their data would live on
+        in the dead-letter topic): whoever the record names, or its key when it names
+        nobody readable. Dead letters are few; this decodes only them."""
+        now = datetime.now(UTC)
+        by_position = {(r.partition, r.offset): r for r in records}
+        kept = []
+        for partition, offset, reason in letters:
+            source = by_position[partition, offset]
+            if not self.deny.record_denied(source.key, source.value, now):
+                kept.append((partition, offset, reason))
+        return kept
 
     async def barrier(self, timeout_s: float = 120.0) -> None:
         """Wait until every batch handed over before now is stored (those prepared before a
@@ -212,7 +229,10 @@ class IngestService(Service):
         # A district configured while this batch was being prepared: resolve it now.
         await self.districts.resolve_pending(batch.pending_districts)
         metrics.insert_seconds.observe(time.perf_counter() - started)
-        if batch.dead_letters:
+        dead_letters = batch.dead_letters
+        if dead_letters and len(self.deny):
+            dead_letters = self._without_denied(records, dead_letters)
+        if dead_letters:
             by_position = {(r.partition, r.offset): r for r in records}
             sends = [
                 await self.producer.send(
@@ -223,7 +243,7 @@ class IngestService(Service):
                         source.topic, source.partition, source.offset, reason
                     ),
                 )
-                for partition, offset, reason in batch.dead_letters
+                for partition, offset, reason in dead_letters
                 for source in (by_position[partition, offset],)
             ]
             await asyncio.gather(*sends)
@@ -239,7 +259,8 @@ class IngestService(Service):
             metrics.events_accepted.labels(event_type).inc(n)
         for reason, n in batch.rejected.items():
             metrics.events_rejected.labels(reason).inc(n)
-        metrics.dead_letters.inc(len(batch.dead_letters))
+        metrics.dead_letters.inc(len(dead_letters))
+        metrics.events_denied.inc(batch.denied + len(batch.dead_letters) - len(dead_letters))
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
         log.debug(
             "batch of %d records (%d events) stored in %.3fs",
