@@ -14,6 +14,7 @@ from abacus.store.store import Store
 from streams import lag_monitor, web
 from streams.agents import export, privacy, roster
 from streams.agents.ingest import IngestService
+from streams.data_retention import RetentionService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
@@ -74,6 +75,7 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
         app, settings, store, deny, metrics, barrier=ingest.barrier,
         forget_district=districts.forget, exports_lock=exports_lock,
     )  # fmt: skip
+    app.service(RetentionService(settings, store, districts.configs, metrics))
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)

@@ -299,7 +299,7 @@ def test_afterwards_no_table_holds_them_and_the_district_is_gone(stack: Stack) -
     assert stack.stop_worker() == 0
     gone = "', '".join(GONE)
     per_student = [
-        f"SELECT '{t.name}', count() FROM abacus.{t.name} "
+        f"SELECT 'student:{t.name}', count() FROM abacus.{t.name} "
         f"WHERE {t.district_column} = '{MAPLE}' AND {t.student_column or 'event_id'} IN "
         + (f"('{gone}')" if t.student_column else "(SELECT event_id FROM abacus.events "
            f"WHERE student_id IN ('{gone}'))")
@@ -315,9 +315,13 @@ def test_afterwards_no_table_holds_them_and_the_district_is_gone(stack: Stack) -
     ]
     counts = dict(stack.query(" UNION ALL ".join(per_student + whole)))
     assert counts == dict.fromkeys(counts, 0)
-    assert len(counts) == len(
-        {t.name for t in TABLES if t.district_column} - {"privacy_requests", "privacy_deny"}
-    )
+    with_district = {t.name for t in TABLES if t.district_column and not t.privacy_record}
+    assert {k for k in counts if k.startswith("district:")} == {
+        f"district:{name}" for name in with_district
+    }
+    assert {k for k in counts if k.startswith("student:")} == {
+        f"student:{t.name}" for t in student_tables() if t.district_column
+    }
     # The other district's students with the same ids are all there.
     left = stack.query(
         "SELECT count(DISTINCT student_id) FROM abacus.events WHERE district_id = {d:String}",
@@ -328,3 +332,32 @@ def test_afterwards_no_table_holds_them_and_the_district_is_gone(stack: Stack) -
     kept = stack.query("SELECT kind, status FROM abacus.privacy_requests FINAL ORDER BY kind")
     assert ["district", "completed"] in kept
     assert ["students", "completed"] in kept
+
+
+def test_retention_deletes_raw_events_of_past_school_years_and_keeps_the_aggregates(
+    stack: Stack,
+) -> None:
+    """The simulated spring is in the previous school year: kept with the default (two
+    school years), deleted when only the current one is kept; its facts stay."""
+    facts = stack.query("SELECT count() FROM abacus.daily_facts WHERE district_id = {d:String}",
+                        d=MAPLE)  # fmt: skip
+    stack.extra_env.update(
+        ABACUS_RETENTION__EVENTS_SCHOOL_YEARS="1", ABACUS_RETENTION__FIRST_RUN_S="0"
+    )
+    stack.start_worker()
+    wait_until(
+        lambda: stack.metrics().get("abacus_retention_deleted_rows_total{table=events}", 0) > 0,
+        60, "retention to run",
+    )  # fmt: skip
+    entries = [json.loads(x) for x in stack.run("audit", "list", "--district", MAPLE, "--json")
+               .stdout.splitlines()]  # fmt: skip
+    assert any(e["action"] == "retention.applied" and e["target"] == "events" for e in entries)
+    assert stack.stop_worker() == 0
+    left = stack.query("SELECT count() FROM abacus.events WHERE district_id = {d:String}", d=MAPLE)
+    assert left == [[0]]
+    assert (
+        stack.query(
+            "SELECT count() FROM abacus.daily_facts WHERE district_id = {d:String}", d=MAPLE
+        )
+        == facts
+    )
