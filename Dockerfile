@@ -8,6 +8,9 @@ COPY consumers ./consumers
 COPY schemas ./schemas
 RUN pip install --no-cache-dir . && useradd --create-home abacus
 USER abacus
+# The web server listens on every interface of the container, so the worker refuses to
+# start with the default signing key: run it with ABACUS_WEB__SIGNING_KEY set to a long
+# random secret (docker-compose.yml requires one), e.g. `docker run -e ABACUS_WEB__SIGNING_KEY=…`.
 ENV ABACUS_HOME=/home/abacus/data \
     ABACUS_WEB__HOST=0.0.0.0
 EXPOSE 6066

@@ -18,6 +18,7 @@ __all__ = [
     "DISTRICTS",
     "EVENTS",
     "EXPORT_AUDIT",
+    "EXPORT_REQUESTS",
     "LESSON_FACTS",
     "PENDING_FACTS",
     "PRIVACY_DENY",
@@ -183,6 +184,11 @@ PRIVACY_DENY = Table(
     ),
     privacy_record="without it a late or replayed event would bring a deleted student back",
 )  # fmt: skip
+EXPORT_REQUESTS = Table(
+    "export_requests",
+    "every export request id used per district: its requester and a digest of the request",
+    columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
+)
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
     "applied migrations (created by the migration runner itself)",
@@ -205,6 +211,7 @@ TABLES: tuple[Table, ...] = (
     AUDIT_LOG,
     PRIVACY_REQUESTS,
     PRIVACY_DENY,
+    EXPORT_REQUESTS,
     SCHEMA_MIGRATIONS,
 )
 _BY_NAME = {t.name: t for t in TABLES}

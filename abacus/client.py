@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 
 from abacus.errors import AbacusError, InvalidEventError, StackError
 from abacus.events.codec import Event, decode_record, encode_batch, encode_event, encode_json
+from abacus.kafka_clients import kafka_python_config
 from abacus.settings import AbacusSettings
 
 __all__ = ["EventProducer", "read_jsonl"]
@@ -48,7 +49,7 @@ class EventProducer:
         self.ends: dict[int, int] = {}
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=settings.broker.servers,
+                **kafka_python_config(settings.broker),
                 acks="all",
                 linger_ms=linger_ms,
                 batch_size=256 * 1024,

@@ -107,7 +107,7 @@ def _demo(
     def consumed() -> bool:
         lag = {
             r.partition: r.committed or 0
-            for r in read_lag(settings.broker.servers, settings.ingest_group, [topic])
+            for r in read_lag(settings.broker, settings.ingest_group, [topic])
             if r.topic == topic
         }
         return all(lag.get(p, 0) >= end for p, end in ends.items())
@@ -125,7 +125,7 @@ def _demo(
             "range": "ytd",
         },
     )
-    status = wait_status(settings, request_id, 300)
+    status = wait_status(settings, request_id, 300, district_id=district, requester=DEMO_REQUESTER)
     if status["status"] != "completed":
         raise StackError(f"demo export failed: {status.get('reason')}")
     path = Path(status["path"])

@@ -23,6 +23,7 @@ from abacus.errors import AbacusError
 __all__ = [
     "DEFAULT_CUT_SCORES_TABLE",
     "DISTRICT_DATA_COLUMNS",
+    "DISTRICT_ID_RE",
     "BuildingConfig",
     "ConfigError",
     "DistrictConfig",
@@ -44,7 +45,9 @@ DEFAULT_CUT_SCORES_TABLE: dict[str, list[tuple[int, str]]] = {
 
 log = logging.getLogger(__name__)
 
-_DISTRICT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# A district id names a folder of export files and appears in download URLs: keep it to
+# letters, digits, '-' and '_' (use with fullmatch).
+DISTRICT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _MONTH_DAY_RE = re.compile(r"^(\d{2})-(\d{2})$")
 
 CutScores = tuple[tuple[float, str], ...]
@@ -103,8 +106,8 @@ class DistrictConfig(BaseModel):
     @field_validator("district_id")
     @classmethod
     def _district_id(cls, value: str | None) -> str | None:
-        if value is not None and not _DISTRICT_ID_RE.match(value):
-            raise ValueError(f"{value!r} must be letters, digits, '-' or '_'")
+        if value is not None and not DISTRICT_ID_RE.fullmatch(value):
+            raise ValueError(f"{value!r} must be up to 64 letters, digits, '-' or '_'")
         return value
 
     @field_validator("name")

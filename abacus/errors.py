@@ -7,6 +7,7 @@ __all__ = [
     "ExportRequestError",
     "InvalidEventError",
     "PrivacyRequestError",
+    "SettingsError",
     "StackError",
     "StorageError",
 ]
@@ -14,6 +15,10 @@ __all__ = [
 
 class AbacusError(Exception):
     """Root of every error Abacus raises on purpose."""
+
+
+class SettingsError(AbacusError):
+    """The settings are invalid, or unsafe to start with (one-line message naming them)."""
 
 
 class StackError(AbacusError):

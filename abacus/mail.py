@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from abacus.errors import AbacusError
@@ -21,6 +22,7 @@ class LinkMail:
     request_id: str
     link: str
     rows: int
+    expires_at: datetime
 
 
 def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
@@ -33,7 +35,8 @@ def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
     msg["Subject"] = f"Your Student Data Export is ready ({mail.district})"
     msg.set_content(
         f"Your Student Data Export {mail.request_id} is ready: {mail.rows} student row(s).\n\n"
-        f"Download it here (the link expires):\n{mail.link}\n"
+        f"Download it here:\n{mail.link}\n\n"
+        f"The link expires, and the file is deleted, on {_when(mail.expires_at)}.\n"
     )
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as server:
@@ -44,3 +47,7 @@ def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
             server.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
         raise AbacusError(f"could not send the export mail: {exc}") from exc
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

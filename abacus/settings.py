@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "DEFAULT_SIGNING_KEY",
     "AbacusSettings",
     "BrokerSettings",
     "ClickHouseSettings",
+    "ExportSettings",
     "RetentionSettings",
     "SmtpSettings",
     "TopicSettings",
@@ -19,10 +22,18 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(frozen=True)
+# The development key: `abacus up`/`abacus worker` refuse it unless the web server binds
+# to a loopback address (abacus/security.py).
+DEFAULT_SIGNING_KEY = "change-me-in-production"
 
 
 class BrokerSettings(BaseModel):
-    """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port."""
+    """Kafka. With no ``bootstrap`` the stack starts the embedded Tansu broker on host:port.
+
+    An external Kafka may require TLS and/or SASL/SCRAM: every client the code creates
+    takes them from here (`abacus/kafka_clients.py`). The embedded broker speaks plaintext
+    without authentication and listens on loopback only.
+    """
 
     model_config = _FROZEN
     bootstrap: str | None = None
@@ -32,6 +43,38 @@ class BrokerSettings(BaseModel):
     session_timeout_s: float = 6.0
     rebalance_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None  # CA bundle that signed the brokers' certificates
+    ssl_certfile: Path | None = None  # client certificate (mutual TLS), PEM
+    ssl_keyfile: Path | None = None  # its private key, PEM
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security(self) -> Self:
+        if self.security_protocol != "PLAINTEXT" and self.bootstrap is None:
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs an external Kafka "
+                "(ABACUS_BROKER__BOOTSTRAP); the embedded broker is plaintext on loopback"
+            )
+        if self.sasl and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and "
+                "sasl_password (ABACUS_BROKER__SASL_USERNAME, ABACUS_BROKER__SASL_PASSWORD)"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        return self
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def embedded(self) -> bool:
@@ -88,9 +131,8 @@ class WebSettings(BaseModel):
     model_config = _FROZEN
     host: str = "127.0.0.1"
     port: int = 6066
-    signing_key: SecretStr = SecretStr("change-me-in-production")
+    signing_key: SecretStr = SecretStr(DEFAULT_SIGNING_KEY)
     public_url: str | None = None  # base of download links; default http://host:port
-    link_ttl_s: int = 7 * 24 * 3600
 
     @property
     def base_url(self) -> str:
@@ -107,6 +149,16 @@ class RetentionSettings(BaseModel):
     audit_days: int = Field(default=3 * 365, ge=0)  # audit_log rows
     interval_s: float = Field(default=24 * 3600, gt=0)  # how often the job runs
     first_run_s: float = Field(default=300, ge=0)  # after the worker starts
+
+
+class ExportSettings(BaseModel):
+    """Export files: how long they and their download links live."""
+
+    model_config = _FROZEN
+    # The retention: a link expires this long after its export completed, and the worker
+    # then deletes the CSV and its manifest (checked every sweep_interval_s).
+    retention_s: int = Field(default=7 * 24 * 3600, ge=1)
+    sweep_interval_s: float = Field(default=300.0, gt=0)
 
 
 class SmtpSettings(BaseModel):
@@ -145,6 +197,7 @@ class AbacusSettings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
+    exports: ExportSettings = ExportSettings()
     smtp: SmtpSettings = SmtpSettings()
     retention: RetentionSettings = RetentionSettings()
 

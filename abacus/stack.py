@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from abacus.embedded.broker import EmbeddedBroker
+from abacus.security import check_startup
 from abacus.settings import AbacusSettings
 from streams.run import run_worker
 
@@ -14,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def run_stack(settings: AbacusSettings) -> None:
-    """Run until SIGINT/SIGTERM, then stop the worker and the broker it started."""
+    """Run until SIGINT/SIGTERM, then stop the worker and the broker it started.
+    SettingsError, before anything starts, for settings it must not run with."""
+    check_startup(settings, embedded_broker=settings.broker.embedded)
     broker = None
     if settings.broker.embedded:
         broker = EmbeddedBroker(

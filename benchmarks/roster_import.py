@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from abacus.embedded.broker import EmbeddedBroker, free_port
+from abacus.kafka_clients import aiokafka_config, kafka_python_config
 from abacus.roster.oneroster.manifest import parse_manifest
 from abacus.roster.oneroster.package import read_package
 from abacus.roster.oneroster.state import empty_state
@@ -172,7 +173,7 @@ def csv_parse_seconds(payloads: list[bytes]) -> float:
 
 def baseline_produce(settings: AbacusSettings, n: int, size: int) -> float:
     producer = KafkaProducer(
-        bootstrap_servers=settings.broker.servers, acks="all", linger_ms=20, batch_size=512 * 1024
+        **kafka_python_config(settings.broker), acks="all", linger_ms=20, batch_size=512 * 1024
     )
     topic = settings.topics.name("baseline")
     value = b"x" * size
@@ -190,7 +191,7 @@ def baseline_aiokafka(settings: AbacusSettings, n: int, size: int) -> float:
 
     async def run() -> float:
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.broker.servers,
+            **aiokafka_config(settings.broker),
             acks="all",
             linger_ms=20,
             max_batch_size=512 * 1024,
@@ -214,7 +215,7 @@ def baseline_aiokafka(settings: AbacusSettings, n: int, size: int) -> float:
 def end_offsets(settings: AbacusSettings) -> dict[str, int]:
     t = settings.topics
     names = [t.roster_users, t.roster_students, t.roster_links, t.district_config]
-    consumer = KafkaConsumer(bootstrap_servers=settings.broker.servers)
+    consumer = KafkaConsumer(**kafka_python_config(settings.broker))
     try:
         parts = [TopicPartition(t.name(n), 0) for n in (*names, t.roster_oneroster)]
         return {tp.topic: offset for tp, offset in consumer.end_offsets(parts).items()}

@@ -13,6 +13,8 @@ from kafka.errors import KafkaError
 from abacus.errors import StackError
 from abacus.events.dead_letter import REPLAYED_FROM, DeadLetterInfo, read_headers
 from abacus.kafka.log_end import true_log_ends
+from abacus.kafka_clients import kafka_python_config
+from abacus.settings import BrokerSettings
 
 __all__ = ["DeadLetterRecord", "read_dead_letters", "replay"]
 
@@ -55,11 +57,12 @@ class DeadLetterRecord:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
-def read_dead_letters(bootstrap: str, topic: str) -> list[DeadLetterRecord]:
+def read_dead_letters(broker: BrokerSettings, topic: str) -> list[DeadLetterRecord]:
     """Every record on the dead-letter topic, oldest first, up to its log end now."""
+    bootstrap = broker.servers
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+            **kafka_python_config(broker), enable_auto_commit=False, fetch_max_wait_ms=100
         )
     except KafkaError as exc:
         raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
@@ -99,12 +102,13 @@ def _record(rec: Any) -> DeadLetterRecord:
 
 
 def replay(
-    bootstrap: str, records: Iterable[DeadLetterRecord], events_topic: str
+    broker: BrokerSettings, records: Iterable[DeadLetterRecord], events_topic: str
 ) -> list[DeadLetterRecord]:
     """Resubmit each record's original key and bytes to ``events_topic`` (to the partition
     it came from when that still exists), tagged with REPLAYED_FROM. Returns those sent."""
+    bootstrap = broker.servers
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer = KafkaProducer(**kafka_python_config(broker), acks="all", linger_ms=5)
     except KafkaError as exc:
         raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
     try:

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -26,6 +26,8 @@ from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
 from abacus.export import status
+from abacus.export.claims import ExportClaim, check_claim, claim_of
+from abacus.export.files import ExportPathError, ExportPaths, export_paths
 from abacus.export.links import sign_link
 from abacus.export.manifest import FileFigures, StoreFigures, manifest
 from abacus.export.query import ExportQuery, ExportScope
@@ -67,6 +69,10 @@ class ExportStore(Protocol):
 
     async def aaudit(self, *entries: AuditEntry) -> None: ...
 
+    async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
+
+    async def aclaim_export(self, claim: ExportClaim, at: datetime) -> None: ...
+
 
 @dataclass(frozen=True)
 class ExportJob:
@@ -77,6 +83,13 @@ class ExportJob:
     range: ExportRange
     scope: ExportScope
     requester_email: str
+    paths: ExportPaths
+    redelivered: bool = False  # the same record again (a crash before its offset commit)
+
+    @property
+    def ref(self) -> status.RequestRef:
+        r = self.request
+        return status.RequestRef(r.request_id, r.district_id, r.requester)
 
     @property
     def query(self) -> ExportQuery:
@@ -93,6 +106,7 @@ class ExportResult:
     csv_path: Path
     manifest_path: Path
     link: str
+    expires_at: datetime
     seconds: float
 
 
@@ -127,36 +141,42 @@ class ExportConsumer:
     async def handle(self, payload: bytes | None) -> ExportOutcome:
         """The whole flow for one record; a bad request or a store failure becomes a
         `failed` status, never an exception."""
-        request_id = status.request_id_of(payload)
+        ref = status.ref_of(payload)
         try:
             job = await self.prepare(payload or b"")
-            await self.store.aaudit(self._requested(job))
+            if not job.redelivered:
+                # Claimed before any file is written: a crash from here on redelivers a
+                # record that matches its claim, and it runs again.
+                await self.store.aclaim_export(claim_of(job.request), self.now())
+                await self.store.aaudit(self._requested(job))
         except ExportRequestError as exc:
-            await self.publish(status.failed(request_id, str(exc), self.now()))
+            await self.publish(status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
         except StorageError as exc:
-            log.error("export %s could not be checked: %s", request_id, exc)
-            await self.publish(status.failed(request_id, status.GENERATION_FAILED, self.now()))
+            log.error("export %s could not be checked: %s", ref.request_id, exc)
+            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
             return ExportOutcome("failed")
-        await self.publish(status.accepted(request_id, job.range, job.scope, self.now()))
-        await self.publish(status.progress(request_id, 0, self.now()))
+        ref = job.ref
+        await self.publish(status.accepted(ref, job.range, job.scope, self.now()))
+        await self.publish(status.progress(ref, 0, self.now()))
         loop = asyncio.get_running_loop()
 
         def progress(rows: int) -> None:  # called on the store's thread
-            doc = status.progress(request_id, rows, self.now())
+            doc = status.progress(ref, rows, self.now())
             asyncio.run_coroutine_threadsafe(self.publish(doc), loop)
 
         try:
             result = await self.run(job, progress)
         except StorageError as exc:
-            log.error("export %s failed: %s", request_id, exc)
-            await self.publish(status.failed(request_id, status.GENERATION_FAILED, self.now()))
+            log.error("export %s failed: %s", ref.request_id, exc)
+            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
             return ExportOutcome("failed")
         await self.publish(
             status.completed(
-                request_id,
+                ref,
                 result.written,
                 link=result.link,
+                expires_at=result.expires_at,
                 csv_path=result.csv_path,
                 manifest_path=result.manifest_path,
                 seconds=result.seconds,
@@ -172,12 +192,18 @@ class ExportConsumer:
         config = self.districts.get(request.district_id)
         if config is None:
             raise ExportRequestError(f"unknown district {request.district_id!r}")
+        try:
+            paths = export_paths(self.settings.export_dir, request.district_id, request.request_id)
+        except ExportPathError as exc:  # the request's own patterns refuse these already
+            raise ExportRequestError(f"invalid request: {exc}") from exc
+        claim = await self.store.aexport_claim(request.district_id, request.request_id)
+        redelivered = check_claim(request, claim)
         today = self.now().astimezone(ZoneInfo(config.timezone)).date()
         export_range = resolve_range(request, config, today)
         requester = await self.store.arequester(request.district_id, request.requester)
         scope = scope_for(request, requester)
         assert requester is not None  # scope_for refuses an unknown requester
-        return ExportJob(request, config, export_range, scope, requester.email)
+        return ExportJob(request, config, export_range, scope, requester.email, paths, redelivered)
 
     async def run(
         self, job: ExportJob, progress: Callable[[int], None] = lambda rows: None
@@ -185,10 +211,11 @@ class ExportConsumer:
         """Stream the export query into a CSV next to its manifest; atomic renames."""
         started = time.perf_counter()
         request = job.request
-        folder = self.settings.export_dir / request.district_id
-        folder.mkdir(parents=True, exist_ok=True)
-        csv_path = folder / f"{request.request_id}.csv"
-        partial = csv_path.with_suffix(".csv.partial")
+        paths = job.paths
+        # Export files hold student data: only the worker's user may read them.
+        self.settings.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        paths.folder.mkdir(mode=0o700, exist_ok=True)
+        csv_path, partial = paths.csv, paths.partial
         formatter = RowFormatter(job.config)
         header = export_header(corrected=request.corrected_headers)
 
@@ -201,14 +228,18 @@ class ExportConsumer:
         def write(rows: Iterator[Any]) -> FileFigures:
             # On the store's thread as rows stream in (file I/O stays off the event loop).
             # Opened here, so a retried query rewrites the file from its start.
-            with partial.open("w", encoding="utf-8", newline="") as fh:
+            with _open_private(partial) as fh:
                 count = write_rows(cells(rows), fh, header=header)
             digest, size = _sha256(partial)
             os.replace(partial, csv_path)
             return FileFigures(count, size, digest)
 
         written = await self.store.astream_export(job.query, write)
-        link = self._link(request, csv_path)
+        # The retention: the link expires, and the sweep deletes the files, after it.
+        expires_at = self.now().replace(microsecond=0) + timedelta(
+            seconds=self.settings.exports.retention_s
+        )
+        link = self._link(request, csv_path, expires_at)
         figures = await self.store.afigures(request.district_id)
         seconds = time.perf_counter() - started
         doc = manifest(
@@ -218,12 +249,12 @@ class ExportConsumer:
             written,
             figures,
             generated_at=self.now(),
+            expires_at=expires_at,
             seconds=seconds,
         )
-        manifest_path = csv_path.with_suffix(".manifest.json")
         text = json.dumps(doc, indent=2, default=str) + "\n"
-        await asyncio.to_thread(manifest_path.write_text, text)
-        return ExportResult(written, csv_path, manifest_path, link, seconds)
+        await asyncio.to_thread(_write_private, paths.manifest, text)
+        return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
 
     def _requested(self, job: ExportJob) -> AuditEntry:
         r = job.request
@@ -232,13 +263,13 @@ class ExportConsumer:
             self.now(), r.district_id, r.requester, "export.requested", r.request_id, detail
         )
 
-    def _link(self, request: ExportRequest, csv_path: Path) -> str:
+    def _link(self, request: ExportRequest, csv_path: Path, expires_at: datetime) -> str:
         web = self.settings.web
         return sign_link(
             web.base_url,
             f"/exports/{request.district_id}/{csv_path.name}",
             key=web.signing_key.get_secret_value().encode(),
-            expires=int(self.now().timestamp()) + web.link_ttl_s,
+            expires=int(expires_at.timestamp()),
             requester=request.requester,
         )
 
@@ -248,12 +279,27 @@ class ExportConsumer:
         request = job.request
         mail = LinkMail(
             job.requester_email, request.district_id, request.request_id, result.link,
-            result.written.rows,
+            result.written.rows, result.expires_at,
         )  # fmt: skip
         try:
             await asyncio.to_thread(self.mail, mail)
         except AbacusError as exc:
             log.warning("export %s: %s", request.request_id, exc)
+
+
+def _open_private(path: Path) -> Any:
+    """Open ``path`` for writing text, created (or truncated) with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier attempt keeps its mode otherwise
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` atomically with mode 0600."""
+    partial = path.with_name(path.name + ".partial")
+    with _open_private(partial) as fh:
+        fh.write(text)
+    os.replace(partial, path)
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -12,6 +12,8 @@ from kafka.errors import KafkaError
 
 from abacus.errors import StackError
 from abacus.kafka.log_end import read_until_quiet, true_log_ends
+from abacus.kafka_clients import kafka_python_config
+from abacus.settings import BrokerSettings
 from consumers.lag_status import GroupStatus, Offsets, WindowSample, evaluate
 
 __all__ = ["GroupReport", "LagReader", "PartitionLag", "read_lag", "watch"]
@@ -46,12 +48,12 @@ class _Admin(KafkaAdminClient):  # type: ignore[misc]
 class LagReader:
     """Reusable broker clients for lag snapshots (admin: groups, offsets; consumer: ends)."""
 
-    def __init__(self, bootstrap: str, client_id: str = "abacus-lag") -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, broker: BrokerSettings, client_id: str = "abacus-lag") -> None:
+        self.bootstrap = bootstrap = broker.servers
         try:
-            self.admin = _Admin(bootstrap_servers=bootstrap, client_id=client_id)
+            self.admin = _Admin(**kafka_python_config(broker), client_id=client_id)
             self.consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
+                **kafka_python_config(broker),
                 client_id=client_id,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=100,
@@ -220,7 +222,7 @@ def watch(
     return reports
 
 
-def read_lag(bootstrap: str, group: str, topics: list[str]) -> list[PartitionLag]:
+def read_lag(broker: BrokerSettings, group: str, topics: list[str]) -> list[PartitionLag]:
     """One lag snapshot of ``group`` (committed None = never committed)."""
-    with LagReader(bootstrap) as reader:
+    with LagReader(broker) as reader:
         return reader.snapshot(group, topics)

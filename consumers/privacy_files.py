@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,11 +25,14 @@ def _rows(csv_path: Path) -> int:
             return max(0, sum(1 for _ in fh) - 1)
 
 
-def _write(path: Path, data: bytes, like: Path) -> None:
-    """Replace ``path`` atomically, keeping the original's permissions."""
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically, keeping its permissions and times: the export's
+    retention counts from when it was generated, not from the redaction."""
+    before = path.stat()
     tmp = path.with_name(path.name + ".redacting")
     tmp.write_bytes(data)
-    os.chmod(tmp, like.stat().st_mode & 0o777)
+    os.chmod(tmp, before.st_mode & 0o777)
+    os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
     os.replace(tmp, path)
 
 
@@ -60,23 +64,32 @@ def clear_export_files(
         return results
     results = []
     # A partial file is what a crash left of an export being written: no manifest, no link.
-    for partial in sorted(folder.glob("*.csv.partial")):
-        partial.unlink()
+    for partial in sorted(folder.glob("*.partial")):
+        partial.unlink(missing_ok=True)
         results.append(FileResult(rel(partial), "deleted", 0))
     for csv_path in sorted(folder.glob("*.csv")):
-        data, removed = redact_csv(csv_path.read_bytes(), students)
-        if not removed:
-            continue
-        manifest_path = csv_path.with_suffix(".manifest.json")
-        if data.count(b"\r\n") <= 1:  # the header alone: nobody else was in it
-            csv_path.unlink()
-            manifest_path.unlink(missing_ok=True)
-            results.append(FileResult(rel(csv_path), "deleted", removed))
-            continue
-        if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text())
-            doc = redacted_manifest(manifest, data, removed=removed, request_id=request_id, at=at)
-            _write(manifest_path, (json.dumps(doc, indent=2) + "\n").encode(), manifest_path)
-        _write(csv_path, data, csv_path)
-        results.append(FileResult(rel(csv_path), "regenerated", removed))
+        # The exports' retention sweep may delete a file meanwhile: then it is gone anyway.
+        with contextlib.suppress(FileNotFoundError):
+            result = _redact(csv_path, students, request_id, at)
+            if result is not None:
+                results.append(FileResult(rel(csv_path), *result))
     return results
+
+
+def _redact(
+    csv_path: Path, students: Collection[str], request_id: str, at: datetime
+) -> tuple[str, int] | None:
+    data, removed = redact_csv(csv_path.read_bytes(), students)
+    if not removed:
+        return None
+    manifest_path = csv_path.with_suffix(".manifest.json")
+    if data.count(b"\r\n") <= 1:  # the header alone: nobody else was in it
+        csv_path.unlink()
+        manifest_path.unlink(missing_ok=True)
+        return "deleted", removed
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        doc = redacted_manifest(manifest, data, removed=removed, request_id=request_id, at=at)
+        _write(manifest_path, (json.dumps(doc, indent=2) + "\n").encode())
+    _write(csv_path, data)
+    return "regenerated", removed

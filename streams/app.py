@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import faust
 
+from abacus.kafka_clients import faust_credentials
 from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
-from streams import lag_monitor, web
+from streams import lag_monitor, retention, web
 from streams.agents import export, privacy, roster
 from streams.agents.ingest import IngestService
 from streams.data_retention import RetentionService
@@ -19,6 +20,7 @@ from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
+from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
 
@@ -43,11 +45,19 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{broker.servers}",
+        broker_credentials=faust_credentials(broker),
         store="memory://",
         datadir=str(settings.home / "faust"),
         web_host=settings.web.host,
         web_port=settings.web.port,
         web_bind=settings.web.host,
+        # Faust's own pages (table contents, cluster routes, statistics) are off.
+        web=server.URL,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         broker_session_timeout=broker.session_timeout_s,
         broker_rebalance_timeout=broker.rebalance_timeout_s,
         broker_heartbeat_interval=broker.heartbeat_interval_s,
@@ -79,4 +89,5 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)
+    retention.register(app, settings)
     return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor, deny)

@@ -65,7 +65,7 @@ class LagMonitor:
         self.history = LagHistory(HISTORY_SAMPLES)
         self._clock = clock
         client_id = f"{settings.ingest_group}-lag"
-        self._connect = connect or (lambda: LagReader(settings.broker.servers, client_id))
+        self._connect = connect or (lambda: LagReader(settings.broker, client_id))
         self._reader: Reader | None = None
         self._failures = 0
         # Reading log ends waits for a quiet topic for up to 5 s (consumers/lag.py), twice.

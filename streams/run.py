@@ -7,6 +7,7 @@ import logging
 import faust
 
 from abacus.kafka.topics import ensure_topics
+from abacus.security import check_startup
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.app import Worker, create_worker
@@ -36,7 +37,9 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
 
 
 def run_worker(settings: AbacusSettings) -> None:
-    """Block until SIGINT/SIGTERM; the worker flushes and commits on the way out."""
+    """Block until SIGINT/SIGTERM; the worker flushes and commits on the way out.
+    SettingsError, before anything starts, for settings it must not run with."""
+    check_startup(settings)
     store = Store.open(settings)
     try:
         worker = prepare(settings, store)

@@ -29,6 +29,7 @@ from abacus.domain.grades import GRADES
 from abacus.embedded.broker import EmbeddedBroker, free_port
 from abacus.events.codec import Event, encode_batch, encode_event
 from abacus.kafka.topics import ensure_topics
+from abacus.kafka_clients import aiokafka_config
 from abacus.roster.records import config_value
 from abacus.settings import AbacusSettings
 from abacus.simulator import SimStudent, SimulationConfig, simulate
@@ -72,7 +73,7 @@ async def _paced(
     settings: AbacusSettings, records: list[tuple[bytes, bytes]], per_second: float
 ) -> dict[int, int]:
     """Send records at a steady rate (10 ms ticks); return the ends reached."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.servers, linger_ms=5)
+    producer = AIOKafkaProducer(**aiokafka_config(settings.broker), linger_ms=5)
     await producer.start()
     topic = settings.topics.name(settings.topics.events)
     futures = []
@@ -121,7 +122,7 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
 
 async def _produce(settings: AbacusSettings, events: list[Event], batch: bool) -> dict[int, int]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.broker.servers, linger_ms=20, max_batch_size=1 << 20, acks="all"
+        **aiokafka_config(settings.broker), linger_ms=20, max_batch_size=1 << 20, acks="all"
     )
     await producer.start()
     topics = settings.topics
@@ -174,7 +175,7 @@ def _wait_committed(settings: AbacusSettings, group: str, ends: dict[int, int]) 
     """Return as soon as ``group`` has committed every end (polled every 20 ms over one
     connection, so the poll adds little to the time measured)."""
     topic = settings.topics.name(settings.topics.events)
-    with LagReader(settings.broker.servers, client_id="abacus-bench") as reader:
+    with LagReader(settings.broker, client_id="abacus-bench") as reader:
         while True:
             committed = {
                 tp.partition: offset

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from abacus.catalog import EVENTS
 from abacus.events.codec import decode_record
+from abacus.kafka_clients import aiokafka_config
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 
@@ -26,7 +27,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     store = Store.open(settings)
     store.migrate()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker.servers,
+        **aiokafka_config(settings.broker),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 << 20,

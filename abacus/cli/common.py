@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from abacus.settings import AbacusSettings
 
@@ -10,8 +11,15 @@ __all__ = ["fail", "load_settings"]
 
 
 def load_settings() -> AbacusSettings:
-    """The settings tree, read from the environment once per command."""
-    return AbacusSettings()
+    """The settings tree, read from the environment once per command; a bad setting exits
+    with a one-line reason naming it."""
+    try:
+        return AbacusSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "__".join(str(p) for p in first["loc"]).upper()
+        name = f"ABACUS_{where}" if where else "settings"
+        raise fail(f"bad setting {name}: {first['msg']}") from exc
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

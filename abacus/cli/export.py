@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from abacus.cli.common import fail
+from abacus.cli.common import fail, load_settings
 from abacus.errors import AbacusError
 from abacus.kafka.export_requests import new_request_id, send_request, wait_status
-from abacus.settings import AbacusSettings
 
 __all__ = ["export_app"]
 
@@ -45,7 +44,7 @@ def request(
                 date.fromisoformat(value)
             except ValueError as exc:
                 raise fail(f"{value!r} is not a YYYY-MM-DD date") from exc
-    settings = AbacusSettings()
+    settings = load_settings()
     doc = {
         "request_id": new_request_id(),
         "district_id": district,
@@ -61,7 +60,9 @@ def request(
         typer.echo(f"requested {doc['request_id']}")
         if not (wait or output):
             return
-        status = wait_status(settings, str(doc["request_id"]), timeout)
+        status = wait_status(
+            settings, str(doc["request_id"]), timeout, district_id=district, requester=requester
+        )
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     typer.echo(json.dumps(status))

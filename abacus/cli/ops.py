@@ -63,7 +63,7 @@ def lag(
     settings = AbacusSettings()
     events = settings.topics.name(settings.topics.events)
     try:
-        with LagReader(settings.broker.servers) as reader:
+        with LagReader(settings.broker) as reader:
             groups = list(group or [settings.ingest_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
@@ -136,7 +136,7 @@ def _watch_live(
 def _readable(settings: AbacusSettings, topic: str) -> tuple[list[DeadLetterRecord], int]:
     """The dead letters, without those of deleted students (the deny-list on its topic):
     their bytes stay on the topic until its retention, but are never shown or replayed."""
-    records = read_dead_letters(settings.broker.servers, topic)
+    records = read_dead_letters(settings.broker, topic)
     deny = read_deny(settings)
     if not len(deny):
         return records, 0
@@ -207,7 +207,7 @@ def dlq_replay(
     try:
         records, hidden = _readable(settings, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
-        sent = chosen if dry_run else replay(settings.broker.servers, chosen, events_topic)
+        sent = chosen if dry_run else replay(settings.broker, chosen, events_topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
     verb = "would replay" if dry_run else "replayed"

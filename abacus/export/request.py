@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from abacus.district import DistrictConfig
+from abacus.district import DISTRICT_ID_RE, DistrictConfig
 from abacus.errors import ExportRequestError
+from abacus.export.files import REQUEST_ID_RE
 from abacus.export.query import ExportScope
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "scope_for",
 ]
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # User_Type -> whose students (1 teacher, 2 building, 3 district, 4 admin = the district).
 _SCOPES: dict[int, Literal["teacher", "building", "district"]] = {
     1: "teacher",
@@ -38,8 +37,8 @@ class ExportRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    request_id: str = Field(pattern=_ID.pattern)
-    district_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(pattern=f"^{REQUEST_ID_RE.pattern}$")
+    district_id: str = Field(pattern=f"^{DISTRICT_ID_RE.pattern}$")
     requester: str = Field(min_length=1, max_length=64, description="Employee_ID")
     product: Literal["prek2", "g3plus", "both"]
     range: Literal["ytd", "custom"] = "ytd"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from abacus.export.request import ExportRange
 __all__ = [
     "FINAL_STATUSES",
     "GENERATION_FAILED",
+    "RequestRef",
     "accepted",
     "completed",
     "encode",
     "failed",
     "progress",
+    "ref_of",
     "request_id_of",
 ]
 
@@ -27,47 +30,68 @@ FINAL_STATUSES = ("completed", "failed")
 GENERATION_FAILED = "the export could not be generated"
 
 
-def _doc(request_id: str, status: str, at: datetime, **fields: Any) -> dict[str, Any]:
-    return {"request_id": request_id, "status": status, "at": at.isoformat(), **fields}
+@dataclass(frozen=True)
+class RequestRef:
+    """Whose request a status answers. A request id is unique per district and belongs to
+    its requester, so readers match all three (``district_id`` and ``requester`` are None
+    only for a record too broken to name them)."""
+
+    request_id: str
+    district_id: str | None = None
+    requester: str | None = None
+
+
+def _doc(ref: RequestRef, status: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "request_id": ref.request_id,
+        "district_id": ref.district_id,
+        "requester": ref.requester,
+        "status": status,
+        "at": at.isoformat(),
+        **fields,
+    }
 
 
 def accepted(
-    request_id: str, export_range: ExportRange, scope: ExportScope, at: datetime
+    ref: RequestRef, export_range: ExportRange, scope: ExportScope, at: datetime
 ) -> dict[str, Any]:
     dates = {"start": export_range.start.isoformat(), "end": export_range.end.isoformat()}
-    return _doc(request_id, "accepted", at, range=dates, scope=scope.kind)
+    return _doc(ref, "accepted", at, range=dates, scope=scope.kind)
 
 
-def progress(request_id: str, rows: int, at: datetime) -> dict[str, Any]:
-    return _doc(request_id, "progress", at, rows=rows)
+def progress(ref: RequestRef, rows: int, at: datetime) -> dict[str, Any]:
+    return _doc(ref, "progress", at, rows=rows)
 
 
 def completed(
-    request_id: str,
+    ref: RequestRef,
     written: FileFigures,
     *,
     link: str,
+    expires_at: datetime,
     csv_path: Path,
     manifest_path: Path,
     seconds: float,
     at: datetime,
 ) -> dict[str, Any]:
+    """The export is ready; the link and the files last until ``expires_at``."""
     return _doc(
-        request_id,
+        ref,
         "completed",
         at,
         rows=written.rows,
         bytes=written.bytes,
         sha256=written.sha256,
         link=link,
+        expires_at=expires_at.isoformat(),
         path=str(csv_path),
         manifest=str(manifest_path),
         seconds=round(seconds, 3),
     )
 
 
-def failed(request_id: str, reason: str, at: datetime) -> dict[str, Any]:
-    return _doc(request_id, "failed", at, reason=reason)
+def failed(ref: RequestRef, reason: str, at: datetime) -> dict[str, Any]:
+    return _doc(ref, "failed", at, reason=reason)
 
 
 def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -75,10 +99,21 @@ def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:
     return str(doc["request_id"]).encode(), json.dumps(doc).encode()
 
 
+def ref_of(payload: bytes | None) -> RequestRef:
+    """Whose request a record is, even a malformed one (request id "unknown" if none)."""
+    try:
+        doc = json.loads(payload or b"")
+        fields = ("request_id", "district_id", "requester")
+        value, district, requester = (doc.get(k) for k in fields)
+    except (ValueError, AttributeError):
+        return RequestRef("unknown")
+    return RequestRef(
+        str(value) if value else "unknown",
+        district if isinstance(district, str) else None,
+        requester if isinstance(requester, str) else None,
+    )
+
+
 def request_id_of(payload: bytes | None) -> str:
     """The request id of a request record, even a malformed one ("unknown" if none)."""
-    try:
-        value = json.loads(payload or b"").get("request_id")
-    except (ValueError, AttributeError):
-        return "unknown"
-    return str(value) if value else "unknown"
+    return ref_of(payload).request_id

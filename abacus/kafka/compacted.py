@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 
 from abacus.errors import StackError
 from abacus.kafka.log_end import true_log_ends
+from abacus.kafka_clients import kafka_python_config
 from abacus.settings import AbacusSettings
 
 __all__ = ["publish", "read_latest"]
@@ -29,7 +30,7 @@ def read_latest(
     state: dict[str, dict[bytes, bytes | None]] = {topic: {} for topic in topics}
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=servers,
+            **kafka_python_config(settings.broker),
             group_id=None,
             enable_auto_commit=False,
             # Brokers check CRCs on produce; kafka-python's pure-Python CRC32C would cost
@@ -78,7 +79,7 @@ def publish(
     servers = settings.broker.servers
     try:
         producer = KafkaProducer(
-            bootstrap_servers=servers,
+            **kafka_python_config(settings.broker),
             acks="all",
             linger_ms=20,
             batch_size=512 * 1024,

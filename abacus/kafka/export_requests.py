@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from abacus.errors import StackError
 from abacus.export.status import FINAL_STATUSES
+from abacus.kafka_clients import kafka_python_config
 from abacus.settings import AbacusSettings
 
 __all__ = ["new_request_id", "send_request", "wait_status"]
@@ -24,7 +25,7 @@ def new_request_id() -> str:
 def send_request(settings: AbacusSettings, request: dict[str, Any]) -> None:
     topic = settings.topics.name(settings.topics.export_requests)
     try:
-        producer = KafkaProducer(bootstrap_servers=settings.broker.servers, acks="all")
+        producer = KafkaProducer(**kafka_python_config(settings.broker), acks="all")
         producer.send(
             topic, key=str(request["request_id"]).encode(), value=json.dumps(request).encode()
         )
@@ -34,12 +35,24 @@ def send_request(settings: AbacusSettings, request: dict[str, Any]) -> None:
         raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc
 
 
-def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> dict[str, Any]:
-    """Read `export-status` from the start until this request's final status arrives."""
+def wait_status(
+    settings: AbacusSettings,
+    request_id: str,
+    timeout: float,
+    *,
+    district_id: str | None = None,
+    requester: str | None = None,
+) -> dict[str, Any]:
+    """Read `export-status` from the start until this request's final status arrives.
+
+    A request id belongs to its district and requester: given them, a status about the
+    same id from anyone else (e.g. the refusal of someone reusing it) is not ours.
+    """
+    want = {"district_id": district_id, "requester": requester}
     topic = settings.topics.name(settings.topics.export_status)
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.broker.servers,
+            **kafka_python_config(settings.broker),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
@@ -54,6 +67,8 @@ def wait_status(settings: AbacusSettings, request_id: str, timeout: float) -> di
                     if record.key != request_id.encode():
                         continue
                     status = json.loads(record.value)
+                    if any(v is not None and status.get(k) != v for k, v in want.items()):
+                        continue
                     if status.get("status") in FINAL_STATUSES:
                         return dict(status)
         raise StackError(

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from abacus.errors import StackError
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka.log_end import true_log_ends
+from abacus.kafka_clients import kafka_python_config
 from abacus.privacy.deny import DenyEntry, DenyList, decode_entry, encode_entry
 from abacus.privacy.status import FINAL_STATUSES
 from abacus.settings import AbacusSettings
@@ -30,7 +31,7 @@ def send_request(settings: AbacusSettings, doc: dict[str, Any]) -> None:
     """Put a deletion (or re-enable) request on `privacy-requests`."""
     topic = settings.topics.name(settings.topics.privacy_requests)
     try:
-        producer = KafkaProducer(bootstrap_servers=settings.broker.servers, acks="all")
+        producer = KafkaProducer(**kafka_python_config(settings.broker), acks="all")
         producer.send(topic, key=str(doc["request_id"]).encode(), value=json.dumps(doc).encode())
         producer.flush(timeout=30)
         producer.close()
@@ -59,7 +60,7 @@ def _read_status(
     topic = settings.topics.name(settings.topics.privacy_status)
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.broker.servers,
+            **kafka_python_config(settings.broker),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )

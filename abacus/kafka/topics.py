@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from abacus.errors import StackError
+from abacus.kafka_clients import kafka_python_config
 from abacus.settings import AbacusSettings
 
 __all__ = ["ensure_topics", "topic_specs"]
@@ -41,7 +42,7 @@ def ensure_topics(settings: AbacusSettings) -> list[str]:
     """Create missing topics; existing ones are left as they are. Returns those created."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.broker.servers, client_id=f"{settings.app_id}-admin"
+            **kafka_python_config(settings.broker), client_id=f"{settings.app_id}-admin"
         )
     except KafkaError as exc:
         raise StackError(f"broker {settings.broker.servers} unreachable: {exc}") from exc

@@ -32,6 +32,7 @@ from abacus.catalog import (
     DISTRICTS,
     EVENTS,
     EXPORT_AUDIT,
+    EXPORT_REQUESTS,
     PENDING_FACTS,
     PRIVACY_DENY,
     PRIVACY_REQUESTS,
@@ -41,6 +42,7 @@ from abacus.catalog import (
 from abacus.catalog import Table as CatalogTable
 from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
+from abacus.export.claims import ExportClaim
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
@@ -293,6 +295,28 @@ class Store:
     async def afigures(self, district_id: str) -> StoreFigures:
         """The roster version and the events offsets the aggregates reflect (manifest)."""
         return await self._acall("reading manifest figures failed", self._figures, district_id)
+
+    def _claim(self, district_id: str, request_id: str) -> ExportClaim | None:
+        rows = self._rows(
+            f"SELECT requester, payload_sha256 FROM {self._name(EXPORT_REQUESTS)} "  # noqa: S608
+            "WHERE district_id = {d:String} AND request_id = {r:String} "
+            "ORDER BY requested_at LIMIT 1",
+            {"d": district_id, "r": request_id},
+        )
+        if not rows:
+            return None
+        requester, digest = rows[0]
+        return ExportClaim(district_id, request_id, requester, digest)
+
+    async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
+        """Who first used ``request_id`` in the district (and for what), or None: a request
+        id, its status and its files belong to that requester."""
+        return await self._acall("export claim lookup failed", self._claim, district_id, request_id)
+
+    async def aclaim_export(self, claim: ExportClaim, at: datetime) -> None:
+        """Record that ``claim.requester`` used the id (before any file is written)."""
+        row = [claim.district_id, claim.request_id, claim.requester, claim.digest, at]
+        await self._acall("claiming the export id failed", self._insert, EXPORT_REQUESTS, [row])
 
     # --- privacy: deletion steps, the deny-list, requests and receipts ---------------------
 

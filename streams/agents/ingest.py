@@ -16,6 +16,7 @@ from mode import Service
 from abacus.events.dead_letter import dead_letter_headers
 from abacus.events.processing import SourceRecord
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
+from abacus.kafka_clients import aiokafka_config
 from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
@@ -92,7 +93,7 @@ class IngestService(Service):
         tune_gc()
         self.consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=broker.servers,
+            **aiokafka_config(broker),
             group_id=settings.ingest_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -104,7 +105,7 @@ class IngestService(Service):
             fetch_max_bytes=2 << 20,
             check_crcs=False,  # the broker checks CRCs on produce; pure-Python CRC is costly
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=broker.servers, acks="all")
+        self.producer = AIOKafkaProducer(**aiokafka_config(broker), acks="all")
         await self.producer.start()
         await self.consumer.start()
         self._consuming = True

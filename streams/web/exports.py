@@ -1,4 +1,10 @@
-"""Downloads of finished exports, for the holder of a valid signed link; every try is audited."""
+"""Downloads of finished exports, for the holder of a valid signed link; every try is audited.
+
+This is the machine interface (links in status records and mails). The order of checks:
+the URL must name a file the export writer could have written, inside the export directory
+(`abacus/export/files.py`); the link must be well-formed, correctly signed and unexpired;
+the export must belong to the requester the link was issued to (`export_requests`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,14 @@ from aiohttp import web
 from faust.web import Request, View
 
 from abacus.catalog import EXPORT_AUDIT
+from abacus.export.files import ExportPathError, export_file
 from abacus.export.links import LinkError, verify_link
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 
 __all__ = ["register"]
+
+_AUDIT_TEXT = 200  # audited values come from the URL: keep them short
 
 
 def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
@@ -24,22 +33,33 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
     async def audit(
         district: str, request_id: str, requester: str, action: str, detail: str, req: Request
     ) -> None:
-        row = [datetime.now(UTC), district, request_id, requester, action, detail, req.remote or ""]
+        values = [v[:_AUDIT_TEXT] for v in (district, request_id, requester, action, detail)]
+        row = [datetime.now(UTC), *values, req.remote or ""]
         await store.ainsert_rows(EXPORT_AUDIT, [row])
 
     @app.page("/exports/{district}/{name}")
     class Download(View):
         async def get(self, request: Request, district: str, name: str) -> Any:
-            path = f"/exports/{district}/{name}"
             query = dict(request.query)
+            by = query.get("by", "")
+            try:
+                # aiohttp has decoded the parts (`%2F` included): check what they name.
+                file = export_file(settings.export_dir, district, name)
+            except ExportPathError as exc:
+                await audit("", "", by, "denied", str(exc), request)
+                return self.json({"error": "no such export"}, status=404)
             request_id = name.removesuffix(".csv")
             try:
-                requester = verify_link(path, query, key=key, now=int(time.time()))
+                requester = verify_link(
+                    f"/exports/{district}/{name}", query, key=key, now=int(time.time())
+                )
             except LinkError as exc:
-                await audit(district, request_id, query.get("by", ""), "denied", str(exc), request)
+                await audit(district, request_id, by, "denied", str(exc), request)
                 return self.json({"error": str(exc)}, status=403)
-            file = settings.export_dir / district / name
-            if not name.endswith(".csv") or "/" in name or not file.is_file():
+            claim = await store.aexport_claim(district, request_id)
+            if claim is None or claim.requester != requester or not file.is_file():
+                # Not this requester's export (or gone): nothing to say about whose it is.
+                await audit(district, request_id, requester, "denied", "no such export", request)
                 return self.json({"error": "no such export"}, status=404)
             await audit(district, request_id, requester, "download", "", request)
             return web.FileResponse(

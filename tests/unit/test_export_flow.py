@@ -17,6 +17,7 @@ import pytest
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import EXPORT_HEADER
 from abacus.errors import StorageError
+from abacus.export.claims import ExportClaim
 from abacus.export.links import verify_link
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import EXPORT_COLUMNS, ExportQuery, ExportScope
@@ -47,8 +48,12 @@ def query_row(**values: Any) -> tuple[Any, ...]:
     return tuple(row[name] for name in EXPORT_COLUMNS)
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str | Path) -> bytes:
     return Path(path).read_bytes()
+
+
+def mode_of(path: str | Path) -> int:
+    return Path(path).stat().st_mode & 0o777
 
 
 class FakeStore:
@@ -62,6 +67,7 @@ class FakeStore:
         self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
         self.audited: list[Any] = []
+        self.claims: dict[tuple[str, str], ExportClaim] = {}
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
         self.staff["0901"] = Requester("0901", 9, (), "")
@@ -69,7 +75,7 @@ class FakeStore:
     async def arequester(self, district_id: str, employee_id: str) -> Requester | None:
         if self.fail_lookup:
             raise StorageError("requester lookup failed: Code: 210", retriable=True, code=210)
-        return self.staff.get(employee_id) if district_id == DISTRICT else None
+        return self.staff.get(employee_id) if district_id in (DISTRICT, "oak") else None
 
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
         self.queries.append(query)
@@ -82,6 +88,13 @@ class FakeStore:
 
     async def aaudit(self, *entries: Any) -> None:
         self.audited.extend(entries)
+
+    async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
+        return self.claims.get((district_id, request_id))
+
+    async def aclaim_export(self, claim: ExportClaim, at: datetime) -> None:
+        assert (claim.district_id, claim.request_id) not in self.claims, "claimed twice"
+        self.claims[claim.district_id, claim.request_id] = claim
 
 
 class Harness:
@@ -170,7 +183,15 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     params = dict(p.split("=", 1) for p in query.split("&"))
     assert path == f"/exports/{DISTRICT}/r1.csv"
     assert verify_link(path, params, key=KEY.encode(), now=int(NOW.timestamp())) == "0401"
-    assert h.mails == [LinkMail("boss@maple.example", DISTRICT, "r1", done["link"], 2)]
+    # The link expires, and the files are deleted, after the retention (7 days by default).
+    expires = datetime(2026, 5, 8, 15, 0, tzinfo=UTC)
+    assert params["expires"] == str(int(expires.timestamp()))
+    assert done["expires_at"] == manifest["expires_at"] == expires.isoformat()
+    assert h.mails == [LinkMail("boss@maple.example", DISTRICT, "r1", done["link"], 2, expires)]
+    # Every status says whose request it answers; the files are the worker user's only.
+    assert {(s["district_id"], s["requester"]) for s in h.statuses} == {(DISTRICT, "0401")}
+    assert mode_of(done["path"]) == mode_of(done["manifest"]) == 0o600
+    assert mode_of(h.export_dir) == mode_of(h.export_dir / DISTRICT) == 0o700
 
 
 @pytest.mark.parametrize(
@@ -227,3 +248,68 @@ async def test_a_teacher_is_scoped_to_their_links(
     assert query.params()["scope"] == "teacher"
     assert query.product == "g3plus"
     assert h.mails == []  # no e-mail on the roster: nothing to send
+
+
+async def test_a_request_id_is_claimed_once_and_a_reuse_overwrites_nothing(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+    assert await h.request() == "completed"
+    assert h.store.claims[DISTRICT, "r1"].requester == "0401"
+    csv_path = Path(h.statuses[-1]["path"])
+    written = read_bytes(csv_path)
+    h.statuses.clear()
+
+    # Another staff member, or the same one asking for something else, under the same id.
+    for fields in ({"requester": "0101"}, {"product": "g3plus"}):
+        assert await h.request(**fields) == "rejected"
+    assert [s["status"] for s in h.statuses] == ["failed", "failed"]
+    assert [s["requester"] for s in h.statuses] == ["0101", "0401"]
+    for failed in h.statuses:
+        assert failed["reason"] == (
+            "request id 'r1' was already used in this district; "
+            "send the request again with a new id"
+        )
+    assert len(h.store.queries) == 1
+    assert read_bytes(csv_path) == written
+    # The same id in another district is another request.
+    h.consumer.districts = {DISTRICT: CONFIG, "oak": CONFIG}
+    assert await h.request(district_id="oak") == "completed"
+    assert h.store.claims["oak", "r1"].requester == "0401"
+    assert read_bytes(csv_path) == written
+
+
+async def test_a_redelivered_request_runs_again_after_a_crash(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    h = Harness(tmp_path, FakeStore(rows))
+    # A worker claimed r1 and died before writing anything or committing the offset.
+    doc = {"request_id": "r1", "district_id": DISTRICT, "requester": "0401",
+           "product": "both", "range": "ytd"}  # fmt: skip
+    from abacus.export.claims import claim_of
+    from abacus.export.request import parse_request
+
+    h.store.claims[DISTRICT, "r1"] = claim_of(parse_request(json.dumps(doc).encode()))
+    assert await h.request() == "completed"
+    assert [s["status"] for s in h.statuses] == ["accepted", "progress", "completed"]
+    assert read_bytes(h.statuses[-1]["path"]).startswith(b"First Name,")
+    # ...and once more (it crashed again after finishing): the same export, again.
+    assert await h.request() == "completed"
+    assert len(h.store.queries) == 2
+
+
+async def test_a_store_failure_while_claiming_is_a_failed_status(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    store = FakeStore(rows)
+
+    async def broken(claim: ExportClaim, at: datetime) -> None:
+        raise StorageError("insert into export_requests failed", retriable=True, code=210)
+
+    store.aclaim_export = broken  # type: ignore[method-assign]
+    h = Harness(tmp_path, store)
+    assert await h.request() == "failed"
+    assert [(s["status"], s.get("reason")) for s in h.statuses] == [
+        ("failed", "the export could not be generated")
+    ]
+    assert store.queries == []

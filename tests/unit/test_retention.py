@@ -1,81 +1,76 @@
-"""Retention: cutoffs in each district's school year and zone, and the job's audit trail."""
+"""The retention sweep: an export's CSV and manifest go once its link has expired, and
+nothing else in the export directory is touched."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import logging
+import os
+from pathlib import Path
 
-from abacus.district import DistrictConfig
-from abacus.privacy.plan import Step
-from abacus.privacy.retention import events_cutoff, retention_steps
-from abacus.settings import AbacusSettings, RetentionSettings
-from abacus.store.store import StepOutcome
-from streams.data_retention import RetentionService
-from streams.metrics import Metrics
+import pytest
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-CHICAGO = DistrictConfig(
-    district_id="maple", name="M", timezone="America/Chicago", school_year_start="08-15"
-)
-TOKYO = DistrictConfig(
-    district_id="oak", name="O", timezone="Asia/Tokyo", school_year_start="04-01"
-)
+from consumers.retention import SweepResult, sweep_exports
+
+NOW = 1_800_000_000.0
+DAY = 24 * 3600
 
 
-def test_events_are_kept_for_whole_school_years_in_the_districts_own_time() -> None:
-    # Current school year began 2026-08-15 (local): keeping 2 years keeps from 2025-08-15.
-    assert events_cutoff(CHICAGO, 2, NOW) == datetime(2025, 8, 15, 5, 0, tzinfo=UTC)
-    assert events_cutoff(CHICAGO, 1, NOW) == datetime(2026, 8, 15, 5, 0, tzinfo=UTC)
-    # Tokyo's year starts in April; midnight there is 15:00 UTC the day before.
-    assert events_cutoff(TOKYO, 1, NOW) == datetime(2026, 3, 31, 15, 0, tzinfo=UTC)
+def touch(path: Path, age_s: float, text: str = "x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.utime(path, (NOW - age_s, NOW - age_s))
+    return path
 
 
-def test_the_steps_cover_events_with_their_pending_marks_and_audit_rows() -> None:
-    steps = retention_steps({"maple": CHICAGO}, RetentionSettings(), NOW)
-    assert [(d, s.table.name) for d, _, s in steps] == [
-        ("maple", "pending_facts"), ("maple", "events"), ("", "audit_log"),
-    ]  # fmt: skip
-    assert steps[1][2].parameters == {"d": "maple", "c": "2025-08-15 05:00:00.000"}
-    assert steps[2][1] == datetime(2023, 12, 2, 12, 0, tzinfo=UTC)
-    assert retention_steps({"maple": CHICAGO}, RetentionSettings(
-        events_school_years=0, audit_days=0), NOW) == []  # fmt: skip
+def test_expired_exports_are_deleted_whole_and_fresh_ones_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = [touch(tmp_path / "maple" / "r1.csv", 8 * DAY, "abc"),
+           touch(tmp_path / "maple" / "r1.manifest.json", 8 * DAY, "{}")]  # fmt: skip
+    # A crash left a partial file an old time ago: it goes too.
+    stale = touch(tmp_path / "oak" / "r9.csv.partial", 9 * DAY)
+    fresh = [touch(tmp_path / "maple" / "r2.csv", 1 * DAY),
+             touch(tmp_path / "maple" / "r2.manifest.json", 1 * DAY)]  # fmt: skip
+    # The manifest is written after the link is signed: the newest file decides.
+    mixed = [touch(tmp_path / "oak" / "r3.csv", 7 * DAY + 5),
+             touch(tmp_path / "oak" / "r3.manifest.json", 7 * DAY - 5)]  # fmt: skip
+    foreign = [touch(tmp_path / "maple" / "notes.txt", 30 * DAY),
+               touch(tmp_path / "README", 30 * DAY)]  # fmt: skip
+
+    with caplog.at_level(logging.INFO, logger="consumers.retention"):
+        result = sweep_exports(tmp_path, retention_s=7 * DAY, now=NOW)
+
+    assert result == SweepResult(exports=2, files=3, bytes=3 + 2 + 1)
+    assert not any(p.exists() for p in [*old, stale])
+    assert all(p.exists() for p in [*fresh, *mixed, *foreign])
+    [record] = caplog.records
+    assert record.getMessage() == "deleted 2 expired export(s): 3 file(s), 6 byte(s)"
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.steps: list[Step] = []
-        self.audited: list[Any] = []
-
-    async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome:
-        self.steps.append(step)
-        return StepOutcome(7 if step.table.name == "events" else 0, 0, 0)
-
-    async def aaudit(self, *entries: Any) -> None:
-        self.audited += entries
+def test_exactly_at_expiry_the_files_go(tmp_path: Path) -> None:
+    touch(tmp_path / "maple" / "r1.csv", 100)
+    assert sweep_exports(tmp_path, retention_s=100, now=NOW).exports == 1
+    assert not (tmp_path / "maple" / "r1.csv").exists()
 
 
-async def test_the_job_deletes_counts_and_audits_what_it_removed() -> None:
-    store = FakeStore()
-    metrics = Metrics()
-    job = RetentionService(
-        AbacusSettings(),
-        store,
-        {"maple": CHICAGO},
-        metrics,
-        now=lambda: NOW,  # type: ignore[arg-type]
-    )
-    assert await job.run_once() == {"events": 7}
-    assert [s.table.name for s in store.steps] == ["pending_facts", "events", "audit_log"]
-    [entry] = store.audited
-    assert (entry.action, entry.district_id, entry.target) == (
-        "retention.applied",
-        "maple",
-        "events",
-    )
-    assert "7 events row(s) before 2025-08-15" in entry.detail
-    assert (
-        metrics.registry.get_sample_value(
-            "abacus_retention_deleted_rows_total", {"table": "events"}
-        )
-        == 7
-    )
+def test_nothing_to_do_is_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="consumers.retention"):
+        assert sweep_exports(tmp_path / "absent", retention_s=1, now=NOW) == SweepResult(0, 0, 0)
+        touch(tmp_path / "maple" / "r1.csv", 0)
+        assert sweep_exports(tmp_path, retention_s=60, now=NOW) == SweepResult(0, 0, 0)
+    assert caplog.records == []
+
+
+def test_only_regular_files_named_like_an_export_are_considered(tmp_path: Path) -> None:
+    (tmp_path / "maple" / "r1.csv").mkdir(parents=True)  # a directory, not an export
+    touch(tmp_path / "elsewhere" / "r2.csv", 10 * DAY)
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")  # not a district folder
+    (tmp_path / "maple" / "r3.csv").symlink_to(tmp_path / "elsewhere" / "r2.csv")
+    os.utime(tmp_path / "maple" / "r3.csv", (NOW - 10 * DAY,) * 2, follow_symlinks=False)
+    result = sweep_exports(tmp_path, retention_s=DAY, now=NOW)
+    # Only the regular file in a real folder goes (once); symlinks are left alone.
+    assert result == SweepResult(exports=1, files=1, bytes=1)
+    assert not (tmp_path / "elsewhere" / "r2.csv").exists()
+    assert (tmp_path / "maple" / "r1.csv").is_dir()
+    assert (tmp_path / "maple" / "r3.csv").is_symlink()
+    assert (tmp_path / "linked").is_symlink()
