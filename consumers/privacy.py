@@ -62,6 +62,8 @@ class PrivacyStore(Protocol):
 
     async def asave_privacy_request(self, row: Sequence[Any]) -> None: ...
 
+    async def aprivacy_request(self, request_id: str) -> tuple[Any, ...] | None: ...
+
     async def asave_deny(self, entries: Sequence[DenyEntry], version: int) -> None: ...
 
     async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome: ...
@@ -177,6 +179,19 @@ class PrivacyConsumer:
         return pseudonym(self._pseudonym_key, district_id, student_id)
 
     async def _delete(self, request: DeletionRequest) -> None:
+        before = await self.store.aprivacy_request(request.request_id)
+        if before is not None:
+            same = self._row(request, "", self.now())
+            # district, request id, kind, requester, reason, students
+            if tuple(before[:6]) != tuple(same[:6]):
+                raise PrivacyRequestError(
+                    f"request id {request.request_id!r} was already used; send the request "
+                    "again with a new id"
+                )
+            if before[7] == "completed":  # delivered again: its receipt stands
+                receipt = json.loads(before[10])
+                await self.publish(status.completed(request.request_id, receipt, None, self.now()))
+                return
         requested_at = self.now()
         students = None if request.whole_district else set(request.students)
         scope = "the whole district" if students is None else f"{len(students)} student(s)"

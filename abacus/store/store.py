@@ -376,6 +376,19 @@ class Store:
         """A request's row (catalog columns of `privacy_requests`), a new version of it."""
         await self.ainsert_rows(PRIVACY_REQUESTS, [row])
 
+    def _privacy_request(self, request_id: str) -> tuple[Any, ...] | None:
+        columns = ", ".join(PRIVACY_REQUESTS.columns)
+        rows = self._rows(
+            f"SELECT {columns} FROM {self._name(PRIVACY_REQUESTS)} FINAL "  # noqa: S608
+            "WHERE request_id = {r:String} LIMIT 1",
+            {"r": request_id},
+        )
+        return tuple(rows[0]) if rows else None
+
+    async def aprivacy_request(self, request_id: str) -> tuple[Any, ...] | None:
+        """The latest row of a deletion request (catalog columns), in any district, or None."""
+        return await self._acall("reading the request failed", self._privacy_request, request_id)
+
     def _receipt(self, request_id: str) -> str | None:
         rows = self._rows(
             f"SELECT receipt FROM {self._name(PRIVACY_REQUESTS)} FINAL "  # noqa: S608

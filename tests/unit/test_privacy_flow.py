@@ -53,6 +53,10 @@ class FakeStore:
         self.calls.append(f"request:{row[7]}")
         self.requests.append(row)
 
+    async def aprivacy_request(self, request_id: str) -> tuple[Any, ...] | None:
+        rows = [r for r in self.requests if r[1] == request_id]
+        return tuple(rows[-1]) if rows else None
+
     async def asave_deny(self, entries: Sequence[DenyEntry], version: int) -> None:
         self.calls.append("deny")
         self.deny_rows += entries
@@ -229,3 +233,17 @@ async def test_a_reenable_lets_data_from_now_on_in(tmp_path: Path) -> None:
     [audit] = [a for a in h.store.audited if a.action == "deletion.reenabled"]
     assert audit.target.startswith("ps-")
     assert h.statuses[-1]["status"] == "completed"
+
+
+async def test_a_request_id_is_used_once_and_a_redelivery_keeps_its_receipt(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, FakeStore())
+    assert await h.send() == "completed"
+    first = h.statuses[-1]["receipt"]
+    steps = len([c for c in h.store.calls if c.startswith("step:")])
+    assert await h.send() == "completed"  # the same record again: nothing runs twice
+    assert h.statuses[-1]["receipt"] == first
+    assert len([c for c in h.store.calls if c.startswith("step:")]) == steps
+    assert await h.send(students=["S9"]) == "rejected"
+    assert "already used" in h.statuses[-1]["reason"]
