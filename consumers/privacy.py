@@ -16,6 +16,7 @@ unit tests; the agent (`streams/agents/privacy.py`) only loops over the topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -127,10 +128,20 @@ class PrivacyConsumer:
         status (and an audit entry), never an exception."""
         request_id = status.request_id_of(payload)
         started = time.perf_counter()
+        request: DeletionRequest | None = None
         try:
             request = parse_request(payload or b"")
-            requester = await self.store.arequester(request.district_id, request.requester)
-            check_requester(request, requester.user_type if requester else None)
+            before = await self._before(request)
+            if before is not None and before[7] == "completed":
+                # Delivered again (or sent again): its receipt stands, nothing runs twice.
+                receipt = json.loads(before[10])
+                await self.publish(status.completed(request.request_id, receipt, None, self.now()))
+                return PrivacyOutcome("completed", time.perf_counter() - started)
+            if before is None:
+                # A request sent again after a failure was checked when first accepted (and a
+                # district deletion may have removed its requester's roster row since).
+                requester = await self.store.arequester(request.district_id, request.requester)
+                check_requester(request, requester.user_type if requester else None)
             if request.kind == "reenable":
                 await self._reenable(request)
             else:
@@ -141,6 +152,10 @@ class PrivacyConsumer:
         except (StorageError, StackError, OSError) as exc:
             log.error("privacy request %s failed: %s", request_id, exc)
             await self._fail(request_id, payload, FAILED)
+            if request is not None and request.kind != "reenable":
+                with contextlib.suppress(AbacusError):  # the store may be what failed
+                    row = self._row(request, "failed", self.now())
+                    await self.store.asave_privacy_request(row)
             return PrivacyOutcome("failed")
         return PrivacyOutcome("completed", time.perf_counter() - started)
 
@@ -178,20 +193,22 @@ class PrivacyConsumer:
     def _pseudonym(self, district_id: str, student_id: str) -> str:
         return pseudonym(self._pseudonym_key, district_id, student_id)
 
-    async def _delete(self, request: DeletionRequest) -> None:
+    async def _before(self, request: DeletionRequest) -> tuple[Any, ...] | None:
+        """The stored row of a deletion with this request id: the same request sent again
+        (completed, or to finish), or PrivacyRequestError when the id names another one."""
+        if request.kind == "reenable":
+            return None
         before = await self.store.aprivacy_request(request.request_id)
-        if before is not None:
-            same = self._row(request, "", self.now())
-            # district, request id, kind, requester, reason, students
-            if tuple(before[:6]) != tuple(same[:6]):
-                raise PrivacyRequestError(
-                    f"request id {request.request_id!r} was already used; send the request "
-                    "again with a new id"
-                )
-            if before[7] == "completed":  # delivered again: its receipt stands
-                receipt = json.loads(before[10])
-                await self.publish(status.completed(request.request_id, receipt, None, self.now()))
-                return
+        same = self._row(request, "", self.now())
+        # district, request id, kind, requester, reason, students
+        if before is not None and tuple(before[:6]) != tuple(same[:6]):
+            raise PrivacyRequestError(
+                f"request id {request.request_id!r} was already used; send the request again "
+                "with a new id"
+            )
+        return before
+
+    async def _delete(self, request: DeletionRequest) -> None:
         requested_at = self.now()
         students = None if request.whole_district else set(request.students)
         scope = "the whole district" if students is None else f"{len(students)} student(s)"

@@ -83,6 +83,10 @@ def delete(
     ] = None,
     all_district: AllOpt = False,
     reason: Annotated[str, typer.Option(help="Why (kept with the request)")] = "",
+    request_id: Annotated[
+        str | None,
+        typer.Option(help="Send a failed request again under its id, to finish it"),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the receipt")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 900.0,
 ) -> None:
@@ -92,7 +96,7 @@ def delete(
     if all_district == bool(ids):
         raise fail("give --student/--students-file, or --all-district", 2)
     doc = {
-        "request_id": new_request_id(),
+        "request_id": request_id or new_request_id(),
         "district_id": district,
         "requester": requester,
         "kind": "district" if all_district else "students",

@@ -239,6 +239,14 @@ def test_replayed_events_re_rostering_and_dead_letters_bring_nothing_back(
             "abacus_roster_records_total{kind=students,outcome=denied}", 0) >= 3,
         30, "re-rostered students dropped",
     )  # fmt: skip
+    t = stack.settings.topics
+    students_topic = t.name(t.roster_students)
+
+    def tombstoned_again() -> bool:
+        latest = read_latest(stack.settings, [students_topic])[students_topic]
+        return all(latest[f"{MAPLE}|{sid}".encode()] is None for sid in GONE)
+
+    wait_until(tombstoned_again, 30, "the re-published students tombstoned again")
     # The dead letter a deleted student had before the deletion is never shown nor replayed.
     listed = stack.run("dlq", "list", "--json")
     assert [

@@ -247,3 +247,17 @@ async def test_a_request_id_is_used_once_and_a_redelivery_keeps_its_receipt(
     assert len([c for c in h.store.calls if c.startswith("step:")]) == steps
     assert await h.send(students=["S9"]) == "rejected"
     assert "already used" in h.statuses[-1]["reason"]
+
+
+async def test_a_failed_district_deletion_finishes_when_sent_again_under_its_id(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore(fail_on="roster_links")
+    h = Harness(tmp_path, store)
+    assert await h.send(kind="district", students=[]) == "failed"
+    assert store.requests[-1][7] == "failed"
+    # The district's admin is gone from the roster by now: the request was checked once.
+    store.staff.clear()
+    store.fail_on = None
+    assert await h.send(kind="district", students=[]) == "completed"
+    assert h.statuses[-1]["receipt"]["verified"] is True

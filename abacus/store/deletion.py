@@ -1,0 +1,203 @@
+"""The Store's deletion methods: deletion steps as synchronous mutations, the deny-list,
+deletion requests and receipts, the audit trail (a part of `Store`, kept apart for size).
+
+`Store` (abacus/store/store.py) inherits these; they run on its owning thread like every
+other call and use its client, error wrapping and retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from abacus.audit import AuditEntry
+from abacus.catalog import AUDIT_LOG, EXPORT_AUDIT, PRIVACY_DENY, PRIVACY_REQUESTS
+from abacus.catalog import Table as CatalogTable
+from abacus.privacy.deny import DenyEntry
+from abacus.privacy.plan import Step
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+__all__ = ["DeletionMethods", "StepOutcome"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = Sequence[Any]
+# ALTER TABLE … DELETE/UPDATE waits until every part (and, on a server, every replica) is
+# rewritten; lightweight DELETE FROM would leave the bytes on disk until a merge.
+_SYNC_MUTATION = {"mutations_sync": 2}
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A deletion step as done: rows it matched, what its check counts now (0 = verified),
+    and the parts it replaced that ClickHouse has yet to remove from disk."""
+
+    rows: int
+    remaining: int
+    outdated_parts: int
+
+
+class DeletionMethods:
+    """Mixed into `Store`; relies on its client, its owning thread and its inserts."""
+
+    database: str
+    _client: Client
+
+    if TYPE_CHECKING:
+
+        def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T: ...
+
+        async def _acall(self, what: str, fn: Callable[..., T], *args: Any) -> T: ...
+
+        def _rows(
+            self, sql: str, params: Mapping[str, Any] | None = None
+        ) -> list[tuple[Any, ...]]: ...
+
+        def _name(self, table: CatalogTable | str) -> str: ...
+
+        def read(
+            self, sql: str, params: Mapping[str, Any] | None = None
+        ) -> list[tuple[Any, ...]]: ...
+
+        async def ainsert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None: ...
+
+    # --- privacy: deletion steps, the deny-list, requests and receipts ---------------------
+
+    def _count(self, sql: str, params: Mapping[str, Any]) -> int:
+        return int(self._rows(sql, params)[0][0])
+
+    def _run_step(self, step: Step, passes: int) -> StepOutcome:
+        db, params = self.database, step.parameters
+        rows = self._count(step.count_sql(db), params)
+        if rows:
+            self._client.command(step.mutation_sql(db), parameters=params, settings=_SYNC_MUTATION)
+        remaining = self._count(step.check_sql(db), params)
+        for _ in range(passes - 1):
+            if remaining == 0:
+                break
+            # A row the first pass missed (a write racing the deletion) or one the check
+            # sees another way (an orphan of a deleted event) goes with the check's predicate.
+            statement = step.mutation_sql(db, predicate=step.check)
+            self._client.command(statement, parameters=params, settings=_SYNC_MUTATION)
+            remaining = self._count(step.check_sql(db), params)
+        outdated = self._count(
+            "SELECT count() FROM system.parts WHERE database = {db:String} "
+            "AND table = {t:String} AND active = 0",
+            {"db": db, "t": step.table.name},
+        )
+        return StepOutcome(rows, remaining, outdated)
+
+    async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome:
+        """Count, then remove (or pseudonymise) a step's rows with a synchronous mutation,
+        until its check counts 0 or ``passes`` mutations ran."""
+        return await self._acall(
+            f"deleting from {step.table.name} failed", self._run_step, step, passes
+        )
+
+    def check_count(self, query: str, params: Mapping[str, Any]) -> int:
+        """A receipt's verification query, run again (`abacus privacy verify`)."""
+        return self._call("verification query failed", self._count, query, params)
+
+    async def acheck_count(self, query: str, params: Mapping[str, Any]) -> int:
+        return await self._acall("verification query failed", self._count, query, params)
+
+    def load_deny(self) -> list[DenyEntry]:
+        """The deny-list as stored (latest entry per student), at worker start."""
+        rows = self.read(
+            "SELECT district_id, student_id, request_id, deleted_at, reenabled_at "  # noqa: S608
+            f"FROM {self._name(PRIVACY_DENY)} FINAL"
+        )
+        return [
+            DenyEntry(d, s, r, _utc(at), None if re is None else _utc(re))
+            for d, s, r, at, re in rows
+        ]
+
+    async def asave_deny(self, entries: Sequence[DenyEntry], version: int) -> None:
+        await self.ainsert_rows(PRIVACY_DENY, [e.row(version) for e in entries])
+
+    async def asave_privacy_request(self, row: Row) -> None:
+        """A request's row (catalog columns of `privacy_requests`), a new version of it."""
+        await self.ainsert_rows(PRIVACY_REQUESTS, [row])
+
+    def _privacy_request(self, request_id: str) -> tuple[Any, ...] | None:
+        columns = ", ".join(PRIVACY_REQUESTS.columns)
+        rows = self._rows(
+            f"SELECT {columns} FROM {self._name(PRIVACY_REQUESTS)} FINAL "  # noqa: S608
+            "WHERE request_id = {r:String} LIMIT 1",
+            {"r": request_id},
+        )
+        return tuple(rows[0]) if rows else None
+
+    async def aprivacy_request(self, request_id: str) -> tuple[Any, ...] | None:
+        """The latest row of a deletion request (catalog columns), in any district, or None."""
+        return await self._acall("reading the request failed", self._privacy_request, request_id)
+
+    def _receipt(self, request_id: str) -> str | None:
+        rows = self._rows(
+            f"SELECT receipt FROM {self._name(PRIVACY_REQUESTS)} FINAL "  # noqa: S608
+            "WHERE request_id = {r:String} AND receipt != '' LIMIT 1",
+            {"r": request_id},
+        )
+        return str(rows[0][0]) if rows else None
+
+    def privacy_receipt(self, request_id: str) -> str | None:
+        """A completed request's signed receipt (JSON text), or None."""
+        return self._call("reading the receipt failed", self._receipt, request_id)
+
+    async def aprivacy_receipt(self, request_id: str) -> str | None:
+        return await self._acall("reading the receipt failed", self._receipt, request_id)
+
+    # --- the audit trail ---------------------------------------------------------------------
+
+    async def aaudit(self, *entries: AuditEntry) -> None:
+        """Append entries to the audit trail."""
+        await self.ainsert_rows(AUDIT_LOG, [entry.row() for entry in entries])
+
+    def _audit_rows(self, district_id: str, since: datetime | None, limit: int) -> list[AuditEntry]:
+        params: dict[str, Any] = {"d": district_id, "n": limit, "since": since or _EPOCH}
+        where = "district_id = {d:String} AND at >= {since:DateTime64(3, 'UTC')}"
+        sql = (
+            f"SELECT at, district_id, actor, action, target, detail, remote "  # noqa: S608
+            f"FROM {self._name(AUDIT_LOG)} WHERE {where}"
+        )
+        # Downloads are audited in export_audit until the portal moves them onto audit_log
+        # (it leaves export_audit as a view of them, which must not be read twice).
+        engine = self._rows(
+            "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": self.database, "t": EXPORT_AUDIT.name},
+        )
+        if engine and engine[0][0] != "View":
+            sql += (
+                " UNION ALL SELECT at, district_id, requester, "  # noqa: S608
+                "if(action = 'denied', 'download.denied', action), request_id, detail, remote "
+                f"FROM {self._name(EXPORT_AUDIT)} WHERE {where}"
+            )
+        sql = f"SELECT * FROM ({sql}) ORDER BY at DESC LIMIT {{n:UInt32}}"  # noqa: S608
+        return [AuditEntry(_utc(r[0]), *r[1:]) for r in self._rows(sql, params)]
+
+    def audit_entries(
+        self, district_id: str, *, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """A district's audit entries since ``since``, newest first."""
+        return self._call(
+            "reading the audit log failed", self._audit_rows, district_id, since, limit
+        )
+
+    async def aaudit_entries(
+        self, district_id: str, *, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        return await self._acall(
+            "reading the audit log failed", self._audit_rows, district_id, since, limit
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    """ClickHouse DateTime64 values come back naive or zoned; always UTC-aware here."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
