@@ -15,6 +15,7 @@ __all__ = [
     "AUDIT_LOG",
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
+    "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
     "EXPORT_AUDIT",
@@ -43,7 +44,8 @@ class Table:
     A deletion removes a student's rows, except where ``pseudonymise`` says to keep the rows
     and replace the student column by a keyed pseudonym (audit rows keep their count).
     ``privacy_record`` says why a table that names students is the deletion's own record
-    and is kept (the request, the deny-list), so the deletion does not walk it."""
+    and is kept (the request, the deny-list), so the deletion does not walk it.
+    ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
     what: str
@@ -54,6 +56,7 @@ class Table:
     student_link: str | None = None
     pseudonymise: bool = False
     privacy_record: str = ""
+    reach: str = ""
 
     def __post_init__(self) -> None:
         if self.holds_students and not (self.student_column or self.student_link):
@@ -72,7 +75,7 @@ EVENTS = Table(
     "every accepted app event, with its source partition and offset",
     columns=(
         "district_id", "student_id", "event_id", "event_type", "product", "occurred_at",
-        "payload", "src_partition", "src_offset",
+        "payload", "src_partition", "src_offset", "src_epoch",
     ),
     holds_students=True,
     student_column="student_id",
@@ -189,6 +192,26 @@ EXPORT_REQUESTS = Table(
     "every export request id used per district: its requester and a digest of the request",
     columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
 )
+DEAD_LETTERS = Table(
+    "dead_letters",
+    "every dead letter with the original record bytes (the durable copy of the DLQ topic)",
+    columns=(
+        "epoch", "src_topic", "src_partition", "src_offset", "key", "value", "reason",
+        "failed_at",
+    ),
+    district_column=None,
+    holds_students=True,
+    student_column="key",
+    reach=(
+        "A dead letter is a record that failed decoding or validation, so no district or"
+        " student column can be filled from it reliably: `value` holds the raw bytes"
+        " (student data when they decode at all). The event contract keys every record by"
+        " student_id, so `key` is the student for a well-behaved producer; a mis-keyed"
+        " record (reason key_mismatch) or one without a key names its student only inside"
+        " `value`. To delete a student: rows WHERE key = the student id, and rows whose"
+        " `value` contains the id (position(value, id) > 0), in every district."
+    ),
+)  # fmt: skip
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
     "applied migrations (created by the migration runner itself)",
@@ -212,6 +235,7 @@ TABLES: tuple[Table, ...] = (
     PRIVACY_REQUESTS,
     PRIVACY_DENY,
     EXPORT_REQUESTS,
+    DEAD_LETTERS,
     SCHEMA_MIGRATIONS,
 )
 _BY_NAME = {t.name: t for t in TABLES}

@@ -26,18 +26,23 @@ class StackError(AbacusError):
 
 
 class InvalidEventError(AbacusError):
-    """A poison record: it goes to the dead-letter topic with this reason; the stream goes on."""
+    """A poison record: it goes to the dead-letter topic with this reason; the stream goes on.
+
+    ``label`` is the reason's bounded class (`abacus.events.reasons.REASON_CLASSES`).
+    """
 
     def __init__(
         self,
         reason: str,
         *,
+        label: str = "out_of_range",
         topic: str | None = None,
         partition: int | None = None,
         offset: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.label = label
         self.topic = topic
         self.partition = partition
         self.offset = offset

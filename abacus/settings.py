@@ -17,6 +17,7 @@ __all__ = [
     "ExportSettings",
     "RetentionSettings",
     "SmtpSettings",
+    "SupervisorSettings",
     "TopicSettings",
     "WebSettings",
 ]
@@ -120,6 +121,14 @@ class TopicSettings(BaseModel):
     compaction_lag_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
     # retention.ms of privacy-requests and privacy-status (a request names its students).
     privacy_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+    # The broker epoch and restore markers (abacus.kafka.broker_epoch); compacted, tiny.
+    meta: str = "abacus-meta"
+    # Retention set when a topic is created (Kafka enforces it; the embedded Tansu keeps
+    # everything in memory until it stops).
+    events_retention_ms: int = 7 * 24 * 3600 * 1000
+    # Dead letters on the topic: a finite bound (what a deleted student's dead letters on the
+    # topic live at most); ClickHouse's `dead_letters` keeps them until replayed.
+    dead_letter_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=60_000)
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -173,6 +182,15 @@ class SmtpSettings(BaseModel):
     password: SecretStr | None = None
 
 
+class SupervisorSettings(BaseModel):
+    """`abacus up` restarts a worker that exits on its own, waiting longer each time."""
+
+    model_config = _FROZEN
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    stable_after_s: float = 60.0  # a worker up this long resets the backoff
+
+
 class AbacusSettings(BaseSettings):
     """Everything configurable, read once from the environment and passed down."""
 
@@ -193,6 +211,17 @@ class AbacusSettings(BaseSettings):
     lag_interval_s: float = 5.0  # how often the worker measures its own consumer lag
     # Burrow-style group status over this many seconds of the lag monitor's samples.
     lag_window_s: float = Field(default=60.0, gt=0)
+    # On SIGTERM/Ctrl-C the worker reads until its ingest lag is 0, or this long (logged).
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    # A batch handed over this many times by workers that then died without committing it
+    # is dead-lettered whole (reason poison_batch) on the next attempt.
+    poison_attempts: int = Field(default=3, ge=1)
+    # A dead letter larger than this is replaced by a small pointer record (reason
+    # oversized); Kafka's default message.max.bytes is 1 MiB.
+    dead_letter_max_bytes: int = Field(default=1_000_000, ge=4096)
+    # TEST ONLY, inert when unset: the worker process exits at once (as if it segfaulted)
+    # when a batch holds a record with this key. Drives the poison-batch test.
+    test_crash_on_key: str | None = None
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
@@ -200,6 +229,7 @@ class AbacusSettings(BaseSettings):
     exports: ExportSettings = ExportSettings()
     smtp: SmtpSettings = SmtpSettings()
     retention: RetentionSettings = RetentionSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
 
     @property
     def ingest_group(self) -> str:
@@ -222,3 +252,8 @@ class AbacusSettings(BaseSettings):
     def receipts_dir(self) -> Path:
         """Signed deletion receipts, one JSON file per request (also kept in ClickHouse)."""
         return self.home / "privacy" / "receipts"
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """Small local state of this host's worker (ingest attempt records)."""
+        return self.home / "state"

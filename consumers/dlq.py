@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -16,7 +16,7 @@ from abacus.kafka.log_end import true_log_ends
 from abacus.kafka_clients import kafka_python_config
 from abacus.settings import BrokerSettings
 
-__all__ = ["DeadLetterRecord", "read_dead_letters", "replay"]
+__all__ = ["DeadLetterRecord", "read_dead_letters", "replay", "resolve_pointers"]
 
 _READ_LIMIT_S = 60.0
 
@@ -101,6 +101,74 @@ def _record(rec: Any) -> DeadLetterRecord:
     )
 
 
+def resolve_pointers(
+    broker: BrokerSettings,
+    records: list[DeadLetterRecord],
+    events_topic: str,
+    epoch: str | None,
+) -> tuple[list[DeadLetterRecord], list[DeadLetterRecord]]:
+    """Fill in the bytes of oversized pointers from their source offset on the events topic.
+
+    Returns (ready to replay, pointers whose source is gone: an older broker epoch or past
+    the topic's retention; ClickHouse's ``dead_letters`` table still has their bytes).
+    """
+    wanted = [
+        r
+        for r in records
+        if r.info.is_pointer and r.info.source_epoch == epoch and r.source_offset is not None
+    ]
+    found = _read_offsets(broker, events_topic, wanted) if wanted else {}
+    ready, gone = [], []
+    for record in records:
+        if not record.info.is_pointer:  # a pointer (oversized) has no bytes of its own
+            ready.append(record)
+            continue
+        source = found.get((record.source_partition, record.source_offset))
+        if source is None:
+            gone.append(record)
+        else:
+            ready.append(replace(record, key=source[0], value=source[1]))
+    return ready, gone
+
+
+def _read_offsets(
+    broker: BrokerSettings, topic: str, records: list[DeadLetterRecord]
+) -> dict[tuple[int | None, int | None], tuple[bytes | None, bytes]]:
+    """(key, value) of the source records the pointers name, read one by one."""
+    bootstrap = broker.servers
+    try:
+        consumer = KafkaConsumer(
+            **kafka_python_config(broker),
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=64 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+    except KafkaError as exc:
+        raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
+    out: dict[tuple[int | None, int | None], tuple[bytes | None, bytes]] = {}
+    try:
+        for record in records:
+            if record.source_partition is None or record.source_offset is None:
+                continue
+            tp = TopicPartition(topic, record.source_partition)
+            consumer.assign([tp])
+            consumer.seek(tp, record.source_offset)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                batch = consumer.poll(timeout_ms=500, max_records=1).get(tp, [])
+                if batch:
+                    if batch[0].offset == record.source_offset:
+                        key = (record.source_partition, record.source_offset)
+                        out[key] = (batch[0].key, batch[0].value or b"")
+                    break
+        return out
+    except KafkaError as exc:
+        raise StackError(f"cannot read {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
 def replay(
     broker: BrokerSettings, records: Iterable[DeadLetterRecord], events_topic: str
 ) -> list[DeadLetterRecord]:
@@ -108,7 +176,9 @@ def replay(
     it came from when that still exists), tagged with REPLAYED_FROM. Returns those sent."""
     bootstrap = broker.servers
     try:
-        producer = KafkaProducer(**kafka_python_config(broker), acks="all", linger_ms=5)
+        producer = KafkaProducer(
+            **kafka_python_config(broker), acks="all", linger_ms=5, max_request_size=64 << 20
+        )
     except KafkaError as exc:
         raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc
     try:

@@ -65,7 +65,7 @@ class ExportStore(Protocol):
 
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
 
-    async def afigures(self, district_id: str) -> StoreFigures: ...
+    async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
 
     async def aaudit(self, *entries: AuditEntry) -> None: ...
 
@@ -130,9 +130,11 @@ class ExportConsumer:
         *,
         mail: Callable[[LinkMail], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        broker_epoch: str = "",
     ) -> None:
         self.settings = settings
         self.store = store
+        self.broker_epoch = broker_epoch
         self.districts = districts
         self.publish = publish
         self.mail = mail
@@ -240,7 +242,7 @@ class ExportConsumer:
             seconds=self.settings.exports.retention_s
         )
         link = self._link(request, csv_path, expires_at)
-        figures = await self.store.afigures(request.district_id)
+        figures = await self.store.afigures(request.district_id, self.broker_epoch)
         seconds = time.perf_counter() - started
         doc = manifest(
             request,

@@ -31,8 +31,8 @@ from abacus.catalog import PRIVACY_REQUESTS
 from abacus.errors import AbacusError, PrivacyRequestError, StackError, StorageError
 from abacus.export.request import Requester
 from abacus.privacy import status
-from abacus.privacy.deny import WHOLE_DISTRICT, DenyEntry, DenyList
-from abacus.privacy.plan import Step, district_plan, student_plan
+from abacus.privacy.deny import WHOLE_DISTRICT, DenyEntry, DenyList, dead_letter_matcher
+from abacus.privacy.plan import Step, dead_letter_step, district_plan, student_plan
 from abacus.privacy.pseudonym import pseudonym, pseudonym_key
 from abacus.privacy.receipt import (
     FileResult,
@@ -72,6 +72,12 @@ class PrivacyStore(Protocol):
     async def acheck_count(self, query: str, params: dict[str, str]) -> int: ...
 
     async def aaudit(self, *entries: AuditEntry) -> None: ...
+
+    async def adead_letter_positions(
+        self, match: Callable[[bytes | None, bytes | None], bool]
+    ) -> list[tuple[str, str, int, int]]: ...
+
+    async def adistrict_students(self, district_id: str) -> set[str]: ...
 
 
 class PrivacyTopics(Protocol):
@@ -270,6 +276,18 @@ class PrivacyConsumer:
             if students is None
             else student_plan(request.district_id, request.request_id)
         )
+        # Dead letters have no district column: found by decoding them (or by their key,
+        # the student id, when they cannot be read), deleted by position. First, while the
+        # district's events still say who its students were.
+        ids = request.students or (WHOLE_DISTRICT,)
+        entries = [DenyEntry(request.district_id, s, request.request_id, self.now()) for s in ids]
+        known = (
+            set()
+            if students is not None
+            else await self.store.adistrict_students(request.district_id)
+        )
+        match = dead_letter_matcher(entries, known, self.now())
+        steps.insert(0, dead_letter_step(await self.store.adead_letter_positions(match)))
         db = self.store.database
         async with self.exports_lock:
             outcomes = {step.table.name: await self.store.arun_step(step) for step in steps}

@@ -37,6 +37,9 @@ class Worker:
     districts: DistrictRegistry
     ingest: IngestService
     lag_monitor: LagMonitor
+    # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
+    # event's offset and in export manifests.
+    broker_epoch: str
     deny: DenyList = field(default_factory=DenyList)
 
 
@@ -69,18 +72,20 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     )
 
 
-def create_worker(settings: AbacusSettings, store: Store) -> Worker:
+def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> Worker:
     """Build the app and register every agent, service and view; nothing connects until the
-    worker runs."""
+    worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
     app = _faust_app(settings)
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)
     deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
-    ingest = IngestService(settings, store, districts, metrics, deny)
+    ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)
     roster.register(app, settings, store, districts, metrics, deny)
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
-    export.register(app, settings, store, districts.configs, metrics, exports_lock)
+    export.register(
+        app, settings, store, districts.configs, metrics, broker_epoch, exports_lock=exports_lock
+    )
     privacy.register(
         app, settings, store, deny, metrics, barrier=ingest.barrier,
         forget_district=districts.forget, exports_lock=exports_lock,
@@ -90,4 +95,6 @@ def create_worker(settings: AbacusSettings, store: Store) -> Worker:
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
-    return Worker(app, settings, store, metrics, readiness, districts, ingest, monitor, deny)
+    return Worker(
+        app, settings, store, metrics, readiness, districts, ingest, monitor, broker_epoch, deny
+    )

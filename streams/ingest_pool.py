@@ -68,15 +68,16 @@ class BatchPreparer:
         records: Sequence[RawRecord],
         zones: Mapping[str, str],
         now: datetime,
+        epoch: str,
         *,
         deny: BatchDeny | None = None,
     ) -> PreparedBatch:
         if self._pool is None:
             assert self._encoder is not None
-            return prepare_batch(records, zones, now, self._encoder, deny=deny)
+            return prepare_batch(records, zones, now, self._encoder, epoch, deny=deny)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, prepare_in_process, list(records), dict(zones), now, deny
+            self._pool, prepare_in_process, list(records), dict(zones), now, epoch, deny
         )
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-from abacus.events.processing import REJECT_REASONS
+from abacus.events.reasons import REASON_CLASSES
 from consumers.lag_status import GroupStatus
 from schemas import EVENT_TYPES
 from streams.process_metrics import ChildProcessesCollector
@@ -54,6 +54,16 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "abacus_dead_letters", "Records written to the dead-letter topic.", registry=r
+        )
+        self.dead_letters_oversized = Counter(
+            "abacus_dead_letters_oversized",
+            "Dead letters too large to deliver, sent as a pointer to their source offset.",
+            registry=r,
+        )
+        self.poison_batches = Counter(
+            "abacus_poison_batches",
+            "Batches (per partition) dead-lettered whole after crashing the worker repeatedly.",
+            registry=r,
         )
         self.batch_size = Histogram(
             "abacus_ingest_batch_records",
@@ -153,7 +163,7 @@ class Metrics:
         # sample, so a counter born at 1 (the first failed export) would never alert.
         for event_type in EVENT_TYPES:
             self.events_accepted.labels(event_type)
-        for reason in REJECT_REASONS:
+        for reason in sorted(REASON_CLASSES):
             self.events_rejected.labels(reason)
         for outcome in ("completed", "rejected", "failed"):
             self.exports.labels(outcome)

@@ -21,6 +21,7 @@ from abacus.events.codec import Event
 __all__ = [
     "DAILY_COLUMNS",
     "DerivedFacts",
+    "derive_event",
     "derive_facts",
 ]
 
@@ -53,29 +54,34 @@ def derive_facts(events: Iterable[Event], timezone_of: Callable[[Event], str]) -
     for event in events:
         tz_name = timezone_of(event)
         zone = zones.get(tz_name) or zones.setdefault(tz_name, ZoneInfo(tz_name))
-        local_day = event["occurred_at"].astimezone(zone).date()
-        kind = event["event_type"]
-        if kind == "session_ended":
-            pieces = split_interval(event["started_at"], event["occurred_at"], zone)
-            for piece, usage in enumerate(pieces):
-                row = _daily(event, usage.local_date, piece)
-                row[_METRIC["school_ms"]] = usage.school_ms
-                row[_METRIC["evening_ms"]] = usage.evening_ms
-                out.daily.append(row)
-            continue
-        metric = _SIMPLE.get(kind)
-        if metric is not None:
-            row = _daily(event, local_day, 0)
-            name, value = metric(event)
-            row[_METRIC[name]] = value
-            if kind == "quiz_submitted":
-                row[_METRIC[f"{event['quiz_kind']}_quiz_count"]] = 1
-            out.daily.append(row)
-        if kind in _LESSON_KINDS:
-            out.lessons.append(_lesson(event, local_day))
-        elif kind == "benchmark_completed":
-            out.benchmarks.append(_benchmark(event, local_day))
+        derive_event(event, zone, out)
     return out
+
+
+def derive_event(event: Event, zone: ZoneInfo, out: DerivedFacts) -> None:
+    """Append one event's fact rows to ``out`` (its local days counted in ``zone``)."""
+    local_day = event["occurred_at"].astimezone(zone).date()
+    kind = event["event_type"]
+    if kind == "session_ended":
+        pieces = split_interval(event["started_at"], event["occurred_at"], zone)
+        for piece, usage in enumerate(pieces):
+            row = _daily(event, usage.local_date, piece)
+            row[_METRIC["school_ms"]] = usage.school_ms
+            row[_METRIC["evening_ms"]] = usage.evening_ms
+            out.daily.append(row)
+        return
+    metric = _SIMPLE.get(kind)
+    if metric is not None:
+        row = _daily(event, local_day, 0)
+        name, value = metric(event)
+        row[_METRIC[name]] = value
+        if kind == "quiz_submitted":
+            row[_METRIC[f"{event['quiz_kind']}_quiz_count"]] = 1
+        out.daily.append(row)
+    if kind in _LESSON_KINDS:
+        out.lessons.append(_lesson(event, local_day))
+    elif kind == "benchmark_completed":
+        out.benchmarks.append(_benchmark(event, local_day))
 
 
 def _benchmark(event: Event, local_day: date) -> list[Any]:

@@ -57,6 +57,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
                             "{}",
                             tp.partition,
                             rec.offset,
+                            "",  # broker epoch: the baseline leaves it at its default
                         )
                     )
                 done[tp.partition] = rec.offset + 1

@@ -40,15 +40,18 @@ app.add_typer(audit_app, name="audit")
 
 @app.command()
 def up() -> None:
-    """The main job: embedded broker (unless configured), the worker with all agents, web."""
+    """The main job: embedded broker (unless configured), the worker with all agents, web;
+    the worker is restarted if it dies, and drains before the broker stops."""
     settings = load_settings()
     configure_logging(settings)
-    from abacus.stack import run_stack  # deferred: imports Faust (~0.4 s) for `up` only
+    from abacus.stack import run_stack  # deferred: only `up` supervises a worker
 
     try:
-        run_stack(settings)
+        code = run_stack(settings)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

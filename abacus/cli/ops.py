@@ -14,9 +14,10 @@ from rich.table import Table
 from abacus.cli.common import fail
 from abacus.cli.lag_view import lag_tables, watch_live
 from abacus.errors import AbacusError
+from abacus.kafka.broker_epoch import read_meta
 from abacus.kafka.privacy import read_deny
 from abacus.settings import AbacusSettings
-from consumers.dlq import DeadLetterRecord, read_dead_letters, replay
+from consumers.dlq import DeadLetterRecord, read_dead_letters, replay, resolve_pointers
 from consumers.lag import LagReader, watch
 
 __all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
@@ -207,9 +208,18 @@ def dlq_replay(
     try:
         records, hidden = _readable(settings, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
+        # Oversized dead letters are pointers: their bytes come from the source offset.
+        epoch = read_meta(settings).epoch if any(r.info.is_pointer for r in chosen) else None
+        chosen, gone = resolve_pointers(settings.broker, chosen, events_topic, epoch)
         sent = chosen if dry_run else replay(settings.broker, chosen, events_topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
+    if gone:
+        typer.echo(
+            f"skipped {len(gone)} oversized dead letter(s) whose source record is no longer on"
+            f" {events_topic} (an older broker epoch, or past retention); their bytes are in"
+            " the ClickHouse table dead_letters"
+        )
     verb = "would replay" if dry_run else "replayed"
     by_partition: dict[int, list[int]] = {}
     for r in sent:

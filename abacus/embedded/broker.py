@@ -59,6 +59,9 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self) -> EmbeddedBroker:
         if not is_loopback(self.host):
             raise StackError(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
+import orjson
 
-from abacus.errors import InvalidEventError
+from abacus.events.reasons import field_label, reject
 from schemas import BATCH_SCHEMA_NAME, EVENT_TYPES, fingerprint_of, known_schemas, load_schema
 
 __all__ = [
@@ -26,6 +27,7 @@ Event = dict[str, Any]
 AVRO_MAGIC = b"\xc3\x01"
 _HEADER_LEN = len(AVRO_MAGIC) + 8
 _TIMESTAMP_FIELDS = ("occurred_at", "started_at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
@@ -63,72 +65,81 @@ def _encode(name: str, record: Mapping[str, Any]) -> bytes:
 def decode_record(payload: bytes | None) -> list[Event]:
     """Decode one Kafka record into its events (one, or many for a batch record).
 
-    Raises InvalidEventError with a reason when the bytes are not a readable event.
+    Raises InvalidEventError with a reason (`abacus.events.reasons`) when the bytes are
+    not a readable event; the reason names the class and field, never the value.
     """
     if not payload:
-        raise InvalidEventError("empty record")
+        raise reject("undecodable", "empty record")
     if payload[:2] == AVRO_MAGIC:
         return _decode_avro(payload)
     first = payload.lstrip()[:1]
     if first in (b"{", b"["):
         return _decode_json(payload)
-    raise InvalidEventError("undecodable bytes: neither Avro single-object encoding nor JSON")
+    raise reject("undecodable", "neither Avro single-object encoding nor JSON")
 
 
 def _decode_avro(payload: bytes) -> list[Event]:
     if len(payload) < _HEADER_LEN:
-        raise InvalidEventError("truncated Avro header")
+        raise reject("undecodable", "truncated Avro header")
     fp = payload[2:_HEADER_LEN]
     writer = known_schemas().get(fp)
     if writer is None:
-        raise InvalidEventError(f"unknown schema fingerprint {fp.hex()}")
+        raise reject("unknown_fingerprint", f"no known schema has fingerprint {fp.hex()}")
     reader = load_schema(writer.name)
     body = io.BytesIO(payload[_HEADER_LEN:])
     try:
         record = fastavro.schemaless_reader(body, writer.parsed, reader)
-    except Exception as exc:
-        raise InvalidEventError(f"Avro body does not match schema {writer.name}: {exc}") from exc
+    except Exception as exc:  # any failure to read the body is this record's fault
+        raise reject(
+            "schema_mismatch", f"Avro body does not decode as {writer.name} ({type(exc).__name__})"
+        ) from exc
     if body.tell() != len(payload) - _HEADER_LEN:
-        raise InvalidEventError(f"trailing bytes after Avro body of {writer.name}")
+        raise reject("schema_mismatch", f"trailing bytes after the Avro body of {writer.name}")
     if writer.is_batch:
         return [dict(e) for e in record["events"]]  # type: ignore[index]
     return [dict(record)]  # type: ignore[arg-type]
 
 
 def _decode_json(payload: bytes) -> list[Event]:
+    # orjson, not json: it refuses what json accepts and then fails on later (nesting past
+    # 1024 levels, lone surrogates, NaN, integers past 4300 digits), with a position only.
     try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEventError(f"invalid JSON: {exc}") from exc
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise reject("invalid_json", f"{exc.msg[:80]} at char {exc.pos}") from exc
     items = doc if isinstance(doc, list) else doc.get("events") if "events" in doc else [doc]
     if not isinstance(items, list) or not items:
-        raise InvalidEventError("JSON batch must be a non-empty array of events")
+        raise reject("schema_mismatch", "a JSON batch must be a non-empty array of events")
     return [_conform_json(item) for item in items]
 
 
 def _conform_json(item: Any) -> Event:
     """Validate a JSON event against the Avro schema of its type, as Avro would read it."""
     if not isinstance(item, dict):
-        raise InvalidEventError("JSON event must be an object")
+        raise reject("schema_mismatch", "a JSON event must be an object")
     name = item.get("event_type")
-    if name not in EVENT_TYPES:
-        raise InvalidEventError(f"unknown event type {name!r}")
+    if not isinstance(name, str) or name not in EVENT_TYPES:
+        raise reject("unknown_type", "field event_type is not an event type of the contract")
     event = dict(item)
     for key in _TIMESTAMP_FIELDS:
         if key in event:
             event[key] = _parse_timestamp(key, event[key])
-    schema = load_schema(str(name))
+    schema = load_schema(name)
+    names = [field["name"] for field in schema["fields"]]
     for field in schema["fields"]:
         if field["name"] not in event:
             if "default" in field:
                 event[field["name"]] = field["default"]
             else:
-                raise InvalidEventError(f"missing field {field['name']!r} in {name}")
-    extra = set(event) - {f["name"] for f in schema["fields"]}
+                raise reject("missing_field", f"field {field['name']} is required in {name}")
+    extra = [key for key in event if key not in names]
     if extra:
-        raise InvalidEventError(f"unknown fields {sorted(extra)} in {name}")
+        more = f" (+{len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise reject("unknown_field", f"field {field_label(extra[0])} is not in {name}{more}")
     if not fastavro.validation.validate(event, schema, raise_errors=False):
-        raise InvalidEventError(f"JSON event does not match schema {name}")
+        bad = next((f for f in schema["fields"] if not _fits(event[f["name"]], f)), None)
+        where = f"field {bad['name']}" if bad else "a field"
+        raise reject("schema_mismatch", f"{where} does not fit its type in {name}")
     # Round-trip through Avro so JSON and Avro records come out identical.
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, schema, event)
@@ -136,17 +147,27 @@ def _conform_json(item: Any) -> Event:
     return dict(fastavro.schemaless_reader(buf, schema, schema))  # type: ignore[arg-type]
 
 
+def _fits(value: Any, field: Mapping[str, Any]) -> bool:
+    """Whether one field's value fits its Avro type (only to name the field that does not)."""
+    record = {"type": "record", "name": "One", "fields": [dict(field)]}
+    return bool(fastavro.validation.validate({field["name"]: value}, record, raise_errors=False))
+
+
 def _parse_timestamp(key: str, value: Any) -> datetime:
-    if isinstance(value, bool):
-        raise InvalidEventError(f"{key} must be an ISO-8601 string or epoch milliseconds")
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return _EPOCH + timedelta(milliseconds=value)
+        except OverflowError:
+            raise reject("out_of_range", f"field {key} is not a representable time") from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise InvalidEventError(f"{key} is not an ISO-8601 timestamp") from exc
+            raise reject("schema_mismatch", f"field {key} is not an ISO-8601 timestamp") from exc
         if parsed.tzinfo is None:
-            raise InvalidEventError(f"{key} has no time zone; send UTC (Z)")
-        return parsed.astimezone(UTC)
-    raise InvalidEventError(f"{key} must be an ISO-8601 string or epoch milliseconds")
+            raise reject("schema_mismatch", f"field {key} has no time zone; send UTC (Z)")
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise reject("out_of_range", f"field {key} is not a representable time") from None
+    raise reject("schema_mismatch", f"field {key} must be an ISO-8601 string or epoch milliseconds")

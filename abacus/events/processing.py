@@ -13,15 +13,16 @@ import orjson
 from abacus.catalog import EVENTS
 from abacus.errors import InvalidEventError
 from abacus.events.codec import Event, decode_record
+from abacus.events.reasons import cap, reject, unexpected
 from abacus.events.validate import validate_event
 
 __all__ = [
     "COMMON_FIELDS",
     "EVENT_COLUMNS",
-    "REJECT_REASONS",
     "DeadLetter",
     "IngestBatch",
     "SourceRecord",
+    "batch_reason",
     "process_records",
 ]
 
@@ -51,22 +52,32 @@ class DeadLetter:
 
 @dataclass
 class IngestBatch:
-    """What one batch of records becomes: event rows, dead letters and counters."""
+    """What one batch of records becomes: event rows, dead letters and counters.
+
+    ``events``, ``rows`` and ``sources`` are aligned: the i-th event, its row, its record.
+    """
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    sources: list[SourceRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     accepted: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates_in_batch: int = 0
 
 
-def process_records(records: Iterable[SourceRecord], *, now: datetime) -> IngestBatch:
+def process_records(
+    records: Iterable[SourceRecord], *, now: datetime, epoch: str = ""
+) -> IngestBatch:
     """Decode and validate every record; good events become rows, bad records dead letters.
 
-    A batch record with some bad events keeps its good events and is also dead-lettered
-    whole (with the index of the first bad event): replaying it later is harmless because
-    every event counts once by event_id.
+    This is the per-record boundary: whatever a record's bytes do to the decoder, the
+    validator or the row builder, it becomes that record's dead letter (an unexpected
+    exception as ``internal_error``, named by class); nothing raised for one record
+    escapes to stop the batch. A batch record with some bad events keeps its good events
+    and is also dead-lettered whole (with the index of the first bad event): replaying it
+    later is harmless because every event counts once by event_id. ``epoch`` is the
+    broker epoch the records were read in (stored with each event's partition and offset).
     """
     batch = IngestBatch()
     seen: set[str] = set()
@@ -75,7 +86,12 @@ def process_records(records: Iterable[SourceRecord], *, now: datetime) -> Ingest
             decoded = decode_record(record.value)
         except InvalidEventError as exc:
             batch.dead_letters.append(DeadLetter(record, exc.reason))
-            batch.rejected[_reason_class(exc.reason)] += 1
+            batch.rejected[exc.label] += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - the per-record boundary (see docstring)
+            error = unexpected(exc, "decoding")
+            batch.dead_letters.append(DeadLetter(record, error.reason))
+            batch.rejected[error.label] += 1
             continue
         problems = []
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
@@ -83,27 +99,40 @@ def process_records(records: Iterable[SourceRecord], *, now: datetime) -> Ingest
             try:
                 event = validate_event(raw, now=now)
                 if key is not None and event["student_id"] != key:
-                    raise InvalidEventError("record key does not match student_id")
+                    raise reject("key_mismatch", "record key does not match field student_id")
+                if event["event_id"] in seen:
+                    batch.duplicates_in_batch += 1
+                    continue
+                row = _row(event, record, epoch)
             except InvalidEventError as exc:
                 problems.append((index, exc.reason))
-                batch.rejected[_reason_class(exc.reason)] += 1
+                batch.rejected[exc.label] += 1
                 continue
-            if event["event_id"] in seen:
-                batch.duplicates_in_batch += 1
+            except Exception as exc:  # noqa: BLE001 - the per-record boundary (see docstring)
+                error = unexpected(exc, "validating")
+                problems.append((index, error.reason))
+                batch.rejected[error.label] += 1
                 continue
             seen.add(event["event_id"])
             batch.events.append(event)
-            batch.rows.append(_row(event, record))
+            batch.rows.append(row)
+            batch.sources.append(record)
             batch.accepted[event["event_type"]] += 1
         if problems:
-            index, reason = problems[0]
-            where = f"event {index + 1} of {len(decoded)}: " if len(decoded) > 1 else ""
-            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            batch.dead_letters.append(DeadLetter(record, f"{where}{reason}{more}"))
+            batch.dead_letters.append(DeadLetter(record, batch_reason(problems, len(decoded))))
     return batch
 
 
-def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
+def batch_reason(problems: list[tuple[int, str]], events: int) -> str:
+    """One reason for a record: the first bad event's, then where it is in a batch record
+    (``out_of_range: field score_percent outside 0-100 (event 4 of 8, +1 more)``)."""
+    index, reason = problems[0]
+    more = f", +{len(problems) - 1} more" if len(problems) > 1 else ""
+    where = f" (event {index + 1} of {events}{more})" if events > 1 else ""
+    return cap(f"{reason[: 180 - len(where)]}{where}")
+
+
+def _row(event: Event, record: SourceRecord, epoch: str) -> tuple[Any, ...]:
     payload = {
         k: _epoch_ms(v) if isinstance(v, datetime) else v
         for k, v in event.items()
@@ -119,30 +148,9 @@ def _row(event: Event, record: SourceRecord) -> tuple[Any, ...]:
         orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
         record.partition,
         record.offset,
+        epoch,
     )
 
 
 def _epoch_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
-
-
-_REASON_NEEDLES = (
-    ("undecodable", "undecodable"),
-    ("unknown_fingerprint", "fingerprint"),
-    ("schema_mismatch", "schema"),
-    ("unknown_type", "unknown event type"),
-    ("missing_field", "missing field"),
-    ("invalid_json", "JSON"),
-    ("future_timestamp", "future"),
-    ("key_mismatch", "record key"),
-)
-# Every value of the `reason` label of abacus_events_rejected_total.
-REJECT_REASONS: tuple[str, ...] = (*(label for label, _ in _REASON_NEEDLES), "out_of_range")
-
-
-def _reason_class(reason: str) -> str:
-    """A short, bounded label for metrics (reasons themselves carry values)."""
-    for label, needle in _REASON_NEEDLES:
-        if needle in reason:
-            return label
-    return "out_of_range"

@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from abacus.domain.grades import normalize_grade
-from abacus.errors import InvalidEventError
 from abacus.events.codec import Event
+from abacus.events.reasons import reject
 
 __all__ = ["MAX_FUTURE_SKEW", "MAX_SESSION", "validate_event"]
 
@@ -22,16 +22,16 @@ _NON_NEGATIVE = ("tokens_collected", "tokens_available", "tokens", "points")
 def validate_event(event: Event, *, now: datetime) -> Event:
     """Return the event with grades normalised, or raise InvalidEventError with the reason."""
     if not _UUID.fullmatch(event["event_id"]):
-        raise InvalidEventError(f"event_id {event['event_id']!r} is not a UUID")
+        raise reject("out_of_range", "field event_id is not a UUID")
     for key in ("district_id", "student_id"):
         value = event[key]
         if not value or len(value) > 64 or not value.isascii() or not value.isprintable():
-            raise InvalidEventError(f"{key} must be 1-64 printable ASCII characters")
+            raise reject("out_of_range", f"field {key} must be 1-64 printable ASCII characters")
     occurred: datetime = event["occurred_at"]
     if occurred > now + MAX_FUTURE_SKEW:
-        raise InvalidEventError("occurred_at is more than 24 h in the future")
+        raise reject("future_timestamp", "field occurred_at is more than 24 h in the future")
     if occurred < _EARLIEST:
-        raise InvalidEventError("occurred_at is before 2000-01-01")
+        raise reject("out_of_range", "field occurred_at is before 2000-01-01")
     out = dict(event)
     out["event_id"] = event["event_id"].lower()  # one spelling per id: dedup keys must match
     for key in _GRADE_FIELDS:
@@ -39,10 +39,10 @@ def validate_event(event: Event, *, now: datetime) -> Event:
             try:
                 out[key] = normalize_grade(str(out[key]))
             except ValueError as exc:
-                raise InvalidEventError(f"{key} {out[key]!r} is not a grade (PK, K, 1-12)") from exc
+                raise reject("out_of_range", f"field {key} is not a grade (PK, K, 1-12)") from exc
     for key in _NON_NEGATIVE:
         if key in out and out[key] < 0:
-            raise InvalidEventError(f"{key} is negative")
+            raise reject("out_of_range", f"field {key} is negative")
     _check_type_rules(out)
     return out
 
@@ -52,18 +52,18 @@ def _check_type_rules(event: Event) -> None:
     if kind == "session_ended":
         duration = event["occurred_at"] - event["started_at"]
         if duration < timedelta(0):
-            raise InvalidEventError("negative session duration (started_at after occurred_at)")
+            raise reject("out_of_range", "field started_at is after occurred_at")
         if duration > MAX_SESSION:
-            raise InvalidEventError("session longer than 24 h")
+            raise reject("out_of_range", "field started_at: session longer than 24 h")
     elif kind == "quiz_submitted":
         if not 0 <= event["score_percent"] <= 100:
-            raise InvalidEventError("score_percent outside 0-100")
+            raise reject("out_of_range", "field score_percent outside 0-100")
     elif kind == "lesson_completed":
         if event["tokens_collected"] > event["tokens_available"]:
-            raise InvalidEventError("tokens_collected exceeds tokens_available")
+            raise reject("out_of_range", "field tokens_collected exceeds tokens_available")
     elif kind == "benchmark_completed":
         if event["benchmark_number"] not in (1, 2, 3):
-            raise InvalidEventError("benchmark_number must be 1, 2 or 3")
+            raise reject("out_of_range", "field benchmark_number must be 1, 2 or 3")
         rank = event.get("percentile_rank")
         if rank is not None and not 1 <= rank <= 99:
-            raise InvalidEventError("percentile_rank outside 1-99")
+            raise reject("out_of_range", "field percentile_rank outside 1-99")

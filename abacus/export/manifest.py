@@ -24,10 +24,12 @@ class FileFigures:
 @dataclass(frozen=True)
 class StoreFigures:
     """What the aggregates reflect: the roster version and the next offset per events
-    partition that ingest had stored."""
+    partition that ingest had stored, in the broker epoch named (a new embedded broker
+    starts its offsets at 0 again)."""
 
     roster_version: int
     events_offsets: dict[int, int]
+    broker_epoch: str = ""
 
 
 def manifest(
@@ -58,5 +60,6 @@ def manifest(
         "generated_at": generated_at.isoformat(),
         "expires_at": expires_at.isoformat(),
         "seconds": round(seconds, 3),
+        "broker_epoch": store.broker_epoch,
         "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
     }

@@ -15,11 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from abacus.aggregation.derive import DerivedFacts, derive_facts
+from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
-from abacus.catalog import EVENTS, PENDING_FACTS
+from abacus.catalog import EVENTS, PENDING_FACTS, Table
 from abacus.events.processing import IngestBatch, SourceRecord, process_records
+from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
 from abacus.privacy.deny import BatchDeny, batch_denies
 from abacus.store.native import (
@@ -66,6 +69,7 @@ def prepare_batch(
     zones: Mapping[str, str],
     now: datetime,
     encoder: NativeEncoder,
+    epoch: str = "",
     *,
     deny: BatchDeny | None = None,
 ) -> PreparedBatch:
@@ -76,31 +80,70 @@ def prepare_batch(
     derived once the district's config arrives. Events of a student or district on the
     deny-list (``deny``: the entries this batch's keys need) are dropped and counted, never
     dead-lettered: a dead letter would keep the data.
+
+    The per-record boundary holds here too: an event whose facts cannot be derived, or
+    whose rows do not fit the tables' column types, is dropped from every table and its
+    record dead-lettered (``internal_error``); the rest of the batch is stored.
     """
-    batch = process_records((SourceRecord("", p, o, k, v) for p, o, k, v in records), now=now)
+    sources = (SourceRecord("", p, o, k, v) for p, o, k, v in records)
+    batch = process_records(sources, now=now, epoch=epoch)
     denied = _drop_denied(batch, deny) if deny else 0
-    known = [e for e in batch.events if e["district_id"] in zones]
-    pending = [e for e in batch.events if e["district_id"] not in zones]
-    facts = derive_facts(known, lambda e: zones[e["district_id"]])
+    dead: dict[tuple[int, int], str] = {
+        (d.source.partition, d.source.offset): d.reason for d in batch.dead_letters
+    }
+    dropped: set[str] = set()  # event_ids taken out of the batch after validation
+
+    def drop(index: int, reason: str) -> None:
+        event, source = batch.events[index], batch.sources[index]
+        dropped.add(event["event_id"])
+        dead.setdefault((source.partition, source.offset), reason)
+        batch.accepted[event["event_type"]] -= 1
+        batch.rejected["internal_error"] += 1
+
+    facts = DerivedFacts()
+    zone_cache: dict[str, ZoneInfo] = {}
+    for index, event in enumerate(batch.events):
+        tz_name = zones.get(event["district_id"])
+        if tz_name is None:
+            continue  # pending: facts follow once the district is configured
+        sizes = (len(facts.daily), len(facts.lessons), len(facts.benchmarks))
+        try:
+            zone = zone_cache.get(tz_name) or zone_cache.setdefault(tz_name, ZoneInfo(tz_name))
+            derive_event(event, zone, facts)
+        except Exception as exc:  # noqa: BLE001 - the per-record boundary: this event's bug
+            del facts.daily[sizes[0] :], facts.lessons[sizes[1] :], facts.benchmarks[sizes[2] :]
+            drop(index, unexpected(exc, "deriving facts").reason)
+    pending = [e for e in batch.events if e["event_id"] not in dropped]
+    pending = [e for e in pending if e["district_id"] not in zones]
     tables = [
         (EVENTS, batch.rows),
         *facts.by_table(),
         (PENDING_FACTS, pending_marks(pending, resolved=False)),
     ]
+    if dropped:
+        tables = [(t, _without(rows, t, dropped)) for t, rows in tables]
+    blocks, bad = _encode(encoder, tables)
+    while bad:  # the failure path only: drop those events everywhere and encode again
+        for event_id in bad:
+            index = next(i for i, e in enumerate(batch.events) if e["event_id"] == event_id)
+            drop(index, reject("internal_error", "a value does not fit its column").reason)
+        tables = [(t, _without(rows, t, dropped)) for t, rows in tables]
+        blocks, bad = _encode(encoder, tables)
+    kept = [e for e in batch.events if e["event_id"] not in dropped]
     return PreparedBatch(
-        blocks=[encoder.encode(t.name, t.columns, rows) for t, rows in tables if rows],
-        dead_letters=[(d.source.partition, d.source.offset, d.reason) for d in batch.dead_letters],
-        accepted=batch.accepted,
-        rejected=batch.rejected,
+        blocks=blocks,
+        dead_letters=[(p, o, reason) for (p, o), reason in dead.items()],
+        accepted=+batch.accepted,
+        rejected=+batch.rejected,
         duplicates_in_batch=batch.duplicates_in_batch,
-        events=len(batch.events),
-        pending_districts={e["district_id"] for e in pending},
+        events=len(kept),
+        pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
         denied=denied,
     )
 
 
 def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:
-    """Take denied events out of the batch (its events and their rows, in step)."""
+    """Take denied events out of the batch (its events, rows and sources, in step)."""
     keep = [
         not batch_denies(deny, e["district_id"], e["student_id"], _ms(e["occurred_at"]))
         for e in batch.events
@@ -112,12 +155,50 @@ def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:
                 batch.accepted[event["event_type"]] -= 1
         batch.events = list(compress(batch.events, keep))
         batch.rows = list(compress(batch.rows, keep))
+        batch.sources = list(compress(batch.sources, keep))
         batch.accepted = +batch.accepted
     return dropped
 
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _without(rows: list[Any], table: Table, event_ids: set[str]) -> list[Any]:
+    at = table.columns.index("event_id")
+    return [row for row in rows if row[at] not in event_ids]
+
+
+def _encode(
+    encoder: NativeEncoder, tables: Sequence[tuple[Table, list[Any]]]
+) -> tuple[list[EncodedBlock], list[str]]:
+    """Each table's rows as one block, or the event ids whose rows cannot be encoded.
+
+    Validation keeps every value in range, so no row fails in practice; this is the
+    safety net that keeps one such event from failing the whole batch. Only when a block
+    fails is each of its rows tried alone.
+    """
+    blocks: list[EncodedBlock] = []
+    bad: list[str] = []
+    for table, rows in tables:
+        if not rows:
+            continue
+        block = _encodes(encoder, table, rows)
+        if block is not None:
+            blocks.append(block)
+            continue
+        at = table.columns.index("event_id")
+        for row in rows:
+            if _encodes(encoder, table, [row]) is None and row[at] not in bad:
+                bad.append(row[at])
+    return blocks, bad
+
+
+def _encodes(encoder: NativeEncoder, table: Table, rows: list[Any]) -> EncodedBlock | None:
+    try:
+        return encoder.encode(table.name, table.columns, rows)
+    except Exception:  # noqa: BLE001 - any failure means: these rows do not fit
+        return None
 
 
 # --- entry points of an ingest process -------------------------------------------------
@@ -140,11 +221,12 @@ def prepare_in_process(
     records: Sequence[RawRecord],
     zones: Mapping[str, str],
     now: datetime,
+    epoch: str = "",
     deny: BatchDeny | None = None,
 ) -> PreparedBatch:
     if _encoder is None:
         raise RuntimeError("ingest process not started (start_process was not run)")
-    return prepare_batch(records, zones, now, _encoder, deny=deny)
+    return prepare_batch(records, zones, now, _encoder, epoch, deny=deny)
 
 
 def tune_gc() -> None:

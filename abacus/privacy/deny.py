@@ -13,7 +13,7 @@ processes do one dict lookup per event.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "DenyEntry",
     "DenyList",
     "batch_denies",
+    "dead_letter_matcher",
     "decode_entry",
     "encode_entry",
     "record_students",
@@ -193,3 +194,21 @@ def record_students(value: bytes | None) -> set[tuple[str, str]]:
             if isinstance(district, str) and isinstance(student, str):
                 out.add((district, student))
     return out
+
+
+def dead_letter_matcher(
+    entries: Iterable[DenyEntry], students: Collection[str], at: datetime
+) -> Callable[[bytes | None, bytes | None], bool]:
+    """Whether a stored dead letter belongs to a deletion: a record that names a denied
+    student (or district) when it can be read, else one whose key is a denied student id
+    or one of ``students`` (a deleted district's, whose entry names no student)."""
+    deny = DenyList(entries)
+
+    def match(key: bytes | None, value: bytes | None) -> bool:
+        if deny.record_denied(key, value, at):
+            return True
+        return (
+            bool(key) and not record_students(value) and key.decode("utf-8", "replace") in students
+        )
+
+    return match

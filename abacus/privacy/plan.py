@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from abacus.catalog import AUDIT_LOG, EVENTS, TABLES, Table, student_tables
+from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, EVENTS, TABLES, Table, student_tables
 
 __all__ = [
     "DELETION_ACTIONS_KEPT",
     "Step",
     "content_tables",
+    "dead_letter_step",
     "district_plan",
     "student_plan",
 ]
@@ -122,3 +123,25 @@ def district_plan(district_id: str) -> list[Step]:
 def content_tables() -> tuple[Table, ...]:
     """Per-student tables without a district column: their rows are matched by content."""
     return tuple(t for t in student_tables() if t.district_column is None)
+
+
+# How a dead letter is named: its position (the table's sorting key), never its content.
+DEAD_LETTER_KEY = ("epoch", "src_topic", "src_partition", "src_offset")
+
+
+def _literal(value: str | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def dead_letter_step(positions: list[tuple[str, str, int, int]]) -> Step:
+    """Delete these dead letters (matched by decoding them: they have no district column),
+    named by position; with none, a step that removes and checks nothing."""
+    if not positions:
+        return Step(DEAD_LETTERS, "delete", "0", "0", ())
+    tuples = ", ".join(
+        "(" + ", ".join(_literal(v) for v in position) + ")" for position in sorted(set(positions))
+    )
+    where = f"({', '.join(DEAD_LETTER_KEY)}) IN ({tuples})"
+    return Step(DEAD_LETTERS, "delete", where, where, ())

@@ -29,12 +29,13 @@ def residues(settings: AbacusSettings, outdated_parts: int) -> list[Residue]:
             "the students' raw events as first received (ingest drops them if read again: "
             "they are on the deny-list)",
             f"Kafka topic {t.name(t.events)}",
-            f"the topic's retention.ms (the broker's default, 7 days, unless set){embedded}",
+            f"retention.ms = {_days(t.events_retention_ms)}{embedded}",
         ),
         Residue(
-            "dead letters of the students (abacus dlq list and replay skip them)",
+            "dead letters of the students (abacus dlq list and replay skip them; their copy"
+            " in the dead_letters table is deleted)",
             f"Kafka topic {t.name(t.dead_letter)}",
-            f"the topic's retention.ms{embedded}",
+            f"retention.ms = {_days(t.dead_letter_retention_ms)}{embedded}",
         ),
         Residue(
             "earlier roster records under the tombstoned keys",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from abacus.district import DistrictConfig
+from abacus.kafka.broker_epoch import wait_restored
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka.topics import ensure_topics
 from abacus.roster import records as rec
@@ -73,6 +74,9 @@ def read_published(
     """Create the topics if needed and read the district's latest records (StackError)."""
     topics = roster_topics(settings)
     ensure_topics(settings)
+    # After an embedded broker restart the worker first puts the roster back on these
+    # topics from ClickHouse; reading them before that would deactivate nothing.
+    wait_restored(settings)
     raw = read_latest(settings, [*topics.values(), *extra_topics])
     docs = {kind: district_docs(raw[name], district_id) for kind, name in topics.items()}
     extra = {name: district_docs(raw[name], district_id) for name in extra_topics}

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from abacus.audit import AuditEntry
-from abacus.catalog import AUDIT_LOG, EXPORT_AUDIT, PRIVACY_DENY, PRIVACY_REQUESTS
+from abacus.catalog import (
+    AUDIT_LOG,
+    DEAD_LETTERS,
+    EVENTS,
+    EXPORT_AUDIT,
+    PRIVACY_DENY,
+    PRIVACY_REQUESTS,
+    ROSTER_STUDENTS_HISTORY,
+)
 from abacus.catalog import Table as CatalogTable
 from abacus.privacy.deny import DenyEntry
 from abacus.privacy.plan import Step
@@ -96,6 +104,43 @@ class DeletionMethods:
         until its check counts 0 or ``passes`` mutations ran."""
         return await self._acall(
             f"deleting from {step.table.name} failed", self._run_step, step, passes
+        )
+
+    def _dead_letter_positions(
+        self, match: Callable[[bytes | None, bytes | None], bool]
+    ) -> list[tuple[str, str, int, int]]:
+        key = ", ".join(("epoch", "src_topic", "src_partition", "src_offset"))
+        sql = f"SELECT {key}, key, value FROM {self._name(DEAD_LETTERS)}"  # noqa: S608
+        binary = {"key": "bytes", "value": "bytes"}  # the record's bytes as they came
+        found = set()
+        with self._client.query_row_block_stream(sql, column_formats=binary) as blocks:
+            for block in blocks:
+                for epoch, topic, partition, offset, record_key, value in block:
+                    if match(record_key or None, value):
+                        found.add((str(epoch), str(topic), int(partition), int(offset)))
+        return sorted(found)
+
+    async def adead_letter_positions(
+        self, match: Callable[[bytes | None, bytes | None], bool]
+    ) -> list[tuple[str, str, int, int]]:
+        """Positions of the stored dead letters ``match`` picks (called on the store's
+        thread for each, with its key and value bytes): they have no district column."""
+        return await self._acall("reading dead letters failed", self._dead_letter_positions, match)
+
+    def _district_students(self, district_id: str) -> set[str]:
+        rows = self._rows(
+            f"SELECT DISTINCT student_id FROM {self._name(ROSTER_STUDENTS_HISTORY)} "  # noqa: S608
+            "WHERE district_id = {d:String} UNION DISTINCT "
+            f"SELECT DISTINCT student_id FROM {self._name(EVENTS)} "
+            "WHERE district_id = {d:String}",
+            {"d": district_id},
+        )
+        return {str(r[0]) for r in rows}
+
+    async def adistrict_students(self, district_id: str) -> set[str]:
+        """Every student id the district ever had (roster history and events)."""
+        return await self._acall(
+            "reading the district's students failed", self._district_students, district_id
         )
 
     def check_count(self, query: str, params: Mapping[str, Any]) -> int:

@@ -26,6 +26,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
 from abacus.catalog import (
+    DEAD_LETTERS,
     DISTRICTS,
     EVENTS,
     EXPORT_REQUESTS,
@@ -228,6 +229,34 @@ class Store(DeletionMethods):
                 out[district_id] = config
         return out
 
+    # --- restoring the topics of a new broker epoch ------------------------------------------
+
+    def has_rows(self, table: CatalogTable) -> bool:
+        """Whether ``table`` holds any row."""
+        sql = f"SELECT 1 FROM {self._name(table)} LIMIT 1"  # noqa: S608
+        return bool(self.read(sql))
+
+    def latest_rows(self, table: CatalogTable) -> list[dict[str, Any]]:
+        """Every row of a ReplacingMergeTree as merged (FINAL), by the catalog's columns."""
+        columns = table.columns
+        sql = f"SELECT {', '.join(columns)} FROM {self._name(table)} FINAL"  # noqa: S608
+        return [dict(zip(columns, row, strict=True)) for row in self.read(sql)]
+
+    def _dead_letters(self, sink: Callable[[Iterator[dict[str, Any]]], T]) -> T:
+        columns = DEAD_LETTERS.columns
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {self._name(DEAD_LETTERS)} FINAL "  # noqa: S608
+            "ORDER BY failed_at, epoch, src_partition, src_offset"
+        )
+        binary = {"key": "bytes", "value": "bytes"}  # the record's bytes as they came
+        with self._client.query_row_block_stream(sql, column_formats=binary) as blocks:
+            return sink(dict(zip(columns, row, strict=True)) for block in blocks for row in block)
+
+    def stream_dead_letters(self, sink: Callable[[Iterator[dict[str, Any]]], T]) -> T:
+        """Hand every stored dead letter, oldest first, to ``sink`` (called on the store's
+        thread, as the rows stream in); returns what ``sink`` returns."""
+        return self._call("reading dead letters failed", self._dead_letters, sink)
+
     # --- exports ---------------------------------------------------------------------------
 
     def _requester(self, district_id: str, employee_id: str) -> Requester | None:
@@ -260,7 +289,7 @@ class Store(DeletionMethods):
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
         return await self._acall("export query failed", self._stream, query, sink)
 
-    def _figures(self, district_id: str) -> StoreFigures:
+    def _figures(self, district_id: str, epoch: str) -> StoreFigures:
         version = self._rows(
             f"SELECT max(version) FROM {self._name(ROSTER_STUDENTS)} "  # noqa: S608
             "WHERE district_id = {d:String}",
@@ -268,13 +297,17 @@ class Store(DeletionMethods):
         )[0][0]
         offsets = self._rows(
             f"SELECT src_partition, max(src_offset) FROM {self._name(EVENTS)} "  # noqa: S608
-            "GROUP BY src_partition ORDER BY src_partition"
+            "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
+            {"epoch": epoch},
         )
-        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets})
+        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets}, epoch)
 
-    async def afigures(self, district_id: str) -> StoreFigures:
-        """The roster version and the events offsets the aggregates reflect (manifest)."""
-        return await self._acall("reading manifest figures failed", self._figures, district_id)
+    async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
+        """The roster version and the events offsets (of that broker epoch) the aggregates
+        reflect (manifest)."""
+        return await self._acall(
+            "reading manifest figures failed", self._figures, district_id, broker_epoch
+        )
 
     def _claim(self, district_id: str, request_id: str) -> ExportClaim | None:
         rows = self._rows(

@@ -25,6 +25,8 @@ def register(
     store: Store,
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
+    broker_epoch: str,
+    *,
     exports_lock: asyncio.Lock,
 ) -> None:
     topics = settings.topics
@@ -37,7 +39,9 @@ def register(
         await statuses.send(key=key, value=value)
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
-    consumer = ExportConsumer(settings, store, districts, publish, mail=mail)
+    consumer = ExportConsumer(
+        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch
+    )
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:

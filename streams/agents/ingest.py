@@ -6,22 +6,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError, UnsupportedCodecError
 from mode import Service
 
-from abacus.events.dead_letter import dead_letter_headers
+from abacus.errors import StackError, StorageError
 from abacus.events.processing import SourceRecord
+from abacus.events.reasons import reject
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
 from abacus.kafka_clients import aiokafka_config
 from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
+from streams.attempts import AttemptLog
+from streams.dead_letters import DeadLetterWriter, producer_max_request_bytes
 from streams.districts import DistrictRegistry
 from streams.ingest_pool import BatchPreparer, default_processes
+from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, maybe_inject_fault
 from streams.metrics import Metrics
 
 __all__ = ["IngestService"]
@@ -37,11 +43,14 @@ _BATCH_BYTES = 2 << 20
 @dataclass
 class _Fetched:
     """A fetched batch on its way: the records (kept whole for dead letters), the offsets
-    to commit once stored, and its preparation running in an ingest process."""
+    to commit once stored, and its preparation running in an ingest process. Records of
+    a quarantined partition (`streams.attempts`) are not prepared but dead-lettered."""
 
     records: list[SourceRecord]
     offsets: dict[Any, int]
     prepared: asyncio.Future[PreparedBatch]
+    starts: dict[int, int] = field(default_factory=dict)  # partition -> first offset
+    quarantined: list[SourceRecord] = field(default_factory=list)
 
 
 class IngestService(Service):
@@ -53,6 +62,11 @@ class IngestService(Service):
     batches strictly in fetch order and commits. Offsets are committed only after the
     batch is stored and its dead letters are delivered, so a crash replays at most the
     batches in flight; every stored row is keyed by event_id, so the replay changes nothing.
+
+    On SIGTERM it drains: it keeps reading until its lag is 0 (or ``drain_timeout_s``,
+    logged), stores and commits, and only then leaves the group. Records it cannot read
+    at all (a codec not installed) stop it for good: ``exit_code`` is then the worker's
+    exit status, which `abacus up` does not restart.
     """
 
     def __init__(
@@ -61,6 +75,7 @@ class IngestService(Service):
         store: Store,
         districts: DistrictRegistry,
         metrics: Metrics,
+        broker_epoch: str,
         deny: DenyList,
     ) -> None:
         super().__init__()
@@ -68,18 +83,25 @@ class IngestService(Service):
         self.store = store
         self.districts = districts
         self.metrics = metrics
-        self.deny = deny
+        self.broker_epoch = broker_epoch  # stored with each event's partition and offset
+        self.deny = deny  # deleted students: their events and dead letters are dropped
+        self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.preparer: BatchPreparer | None = None
+        self.dead_letters: DeadLetterWriter | None = None
+        self.attempts: AttemptLog | None = None
         processes = settings.ingest_processes
         self.processes = default_processes() if processes is None else processes
         # Fetched batches waiting to be stored; bounded so memory stays bounded.
         self._queue: asyncio.Queue[_Fetched | None] = asyncio.Queue(maxsize=self.processes + 1)
         self._drained = asyncio.Event()
         self._consuming = False
+        # First offsets of the batches in flight, per partition, oldest first.
+        self._inflight: dict[int, deque[int]] = defaultdict(deque)
+        self._committed: dict[Any, int] = {}  # last offset committed per partition
         self._handed = 0  # batches handed to the ingest processes, and stored since start
         self._stored = 0
         self._progress = asyncio.Condition()
@@ -104,16 +126,36 @@ class IngestService(Service):
             max_partition_fetch_bytes=512 << 10,
             fetch_max_bytes=2 << 20,
             check_crcs=False,  # the broker checks CRCs on produce; pure-Python CRC is costly
+            # Events of an aborted transaction never count (Kafka; the embedded Tansu
+            # delivers them anyway, measured: it does not filter aborted records).
+            isolation_level="read_committed",
         )
-        self.producer = AIOKafkaProducer(**aiokafka_config(broker), acks="all")
+        self.producer = AIOKafkaProducer(
+            **aiokafka_config(broker),
+            acks="all",
+            max_request_size=producer_max_request_bytes(settings.dead_letter_max_bytes),
+        )
+        self.dead_letters = DeadLetterWriter(
+            self.producer,
+            self.store,
+            self.dead_letter_topic,
+            max_bytes=settings.dead_letter_max_bytes,
+        )
+        name = f"ingest-attempts-{settings.ingest_group}-{settings.web.port}.json"
+        self.attempts = AttemptLog(
+            settings.state_dir / name, group=settings.ingest_group, epoch=self.broker_epoch
+        )
         await self.producer.start()
         await self.consumer.start()
         self._consuming = True
 
     async def on_stop(self) -> None:
-        # Let the batches in flight be stored and committed (SIGTERM), then leave the group.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), timeout=60)
+        # Drain (SIGTERM): the fetcher reads on until caught up, the batches are stored and
+        # committed; then leave the group.
+        if self._consuming:
+            timeout = self.settings.drain_timeout_s + 60
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout=timeout)
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
@@ -141,12 +183,17 @@ class IngestService(Service):
         records: list[SourceRecord] = []
         offsets: dict[Any, int] = {}
         size = 0  # bytes of record values in `records`
+        drain = Drain(settings.drain_timeout_s)
         try:
-            while not self.should_stop:
-                fetched = await self.consumer.getmany(
-                    timeout_ms=timeout_ms if not records else 20,
-                    max_records=batch_max - len(records),
-                )
+            while not (self.crashed or (self.should_stop and drain.done)):
+                try:
+                    fetched = await self.consumer.getmany(
+                        timeout_ms=timeout_ms if not records else 20,
+                        max_records=batch_max - len(records),
+                    )
+                except UnsupportedCodecError as exc:
+                    await self._stop_for_good(codec_error_message(exc))
+                    break
                 for tp, recs in fetched.items():
                     records += (
                         SourceRecord(
@@ -158,40 +205,76 @@ class IngestService(Service):
                         offsets[tp] = recs[-1].offset + 1
                         size += sum(len(rec.value or b"") for rec in recs)
                 full = len(records) >= batch_max or size >= _BATCH_BYTES
-                if records and (full or self._queue.empty()):
+                if records and (full or self._queue.empty() or self.should_stop):
                     await self._hand_over(records, offsets)
                     records, offsets, size = [], {}, 0
-            if records:
+                idle = not any(fetched.values())
+                if idle and not records:
+                    await self._commit_skipped()
+                if self.should_stop:
+                    await drain.check(self.consumer, idle=idle)
+            if records and not self.crashed:
                 await self._hand_over(records, offsets)
         finally:
             await self._queue.put(None)
 
+    async def _commit_skipped(self) -> None:
+        """Commit the position of idle partitions that moved past records nobody reads:
+        a transaction's commit marker (a control record) or a compacted gap. Without it a
+        transactional producer leaves the group one offset behind the log end forever,
+        and `abacus lag` calls it stalled. Safe: nothing of these partitions is in flight,
+        so every record before the position is stored or dead-lettered."""
+        assert self.consumer is not None
+        moved = {}
+        try:
+            for tp in self.consumer.assignment():
+                if self._inflight[tp.partition]:
+                    continue
+                position = await self.consumer.position(tp)
+                if tp not in self._committed:
+                    self._committed[tp] = await self.consumer.committed(tp) or 0
+                if position > self._committed[tp]:
+                    moved[tp] = position
+            if moved:
+                await self.consumer.commit(moved)
+        except KafkaError as exc:  # e.g. mid-rebalance: harmless, tried again when idle
+            log.debug("position not committed past skipped records: %s", exc)
+            return
+        self._committed.update(moved)
+
+    async def _stop_for_good(self, message: str) -> None:
+        """Log one clear line and stop the worker with EXIT_UNREADABLE (not restarted)."""
+        log.error("%s", message)
+        self.exit_code = EXIT_UNREADABLE
+        await self.crash(StackError(message))
+
     async def _hand_over(self, records: list[SourceRecord], offsets: dict[Any, int]) -> None:
-        """Start preparing a batch in an ingest process and queue it for the store."""
+        """Count an attempt per partition, set a poison batch aside, start preparing the
+        rest in an ingest process and queue the batch for the store."""
         assert self.preparer is not None
-        raw = [(r.partition, r.offset, r.key, r.value) for r in records]
+        assert self.attempts is not None
+        starts: dict[int, int] = {}
+        for record in records:
+            starts.setdefault(record.partition, record.offset)
+        poisoned: set[int] = set()
+        for partition, start in starts.items():
+            if not self._inflight[partition]:  # the oldest batch of this partition in flight
+                tries = self.attempts.attempt(partition, start)
+                if tries > self.settings.poison_attempts:
+                    poisoned.add(partition)
+            self._inflight[partition].append(start)
+        quarantined = [r for r in records if r.partition in poisoned]
+        raw = [
+            (r.partition, r.offset, r.key, r.value) for r in records if r.partition not in poisoned
+        ]
         # Only the deny-list entries this batch's record keys (student ids) need cross over.
         deny = self.deny.for_keys(r.key for r in records) if len(self.deny) else None
+        zones, now = self.districts.zones(), datetime.now(UTC)
         prepared = asyncio.ensure_future(
-            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC), deny=deny)
+            self.preparer.prepare(raw, zones, now, self.broker_epoch, deny=deny)
         )
-        await self._queue.put(_Fetched(records, offsets, prepared))
+        await self._queue.put(_Fetched(records, offsets, prepared, starts, quarantined))
         self._handed += 1
-
-    def _without_denied(
-        self, records: list[SourceRecord], letters: list[tuple[int, int, str]]
-    ) -> list[tuple[int, int, str]]:
-        """Dead letters of deleted students are dropped, not kept (their data would live on
-        in the dead-letter topic): whoever the record names, or its key when it names
-        nobody readable. Dead letters are few; this decodes only them."""
-        now = datetime.now(UTC)
-        by_position = {(r.partition, r.offset): r for r in records}
-        kept = []
-        for partition, offset, reason in letters:
-            source = by_position[partition, offset]
-            if not self.deny.record_denied(source.key, source.value, now):
-                kept.append((partition, offset, reason))
-        return kept
 
     async def barrier(self, timeout_s: float = 120.0) -> None:
         """Wait until every batch handed over before now is stored (those prepared before a
@@ -207,21 +290,29 @@ class IngestService(Service):
         """Store and commit prepared batches in fetch order, until the fetcher stops."""
         try:
             while (item := await self._queue.get()) is not None:
-                await self._finish(item.records, await item.prepared, item.offsets)
-                async with self._progress:
-                    self._stored += 1
-                    self._progress.notify_all()
+                try:
+                    await self._finish(item, await item.prepared)
+                    async with self._progress:
+                        self._stored += 1
+                        self._progress.notify_all()
+                except (StorageError, KafkaError, OSError) as exc:
+                    # The store or the broker failed, not this batch: a restart retries it,
+                    # and the attempt does not count towards quarantining it.
+                    if not isinstance(exc, StorageError) or exc.retriable:
+                        assert self.attempts is not None
+                        self.attempts.forgive()
+                    raise
         finally:
             self._drained.set()
 
-    async def _finish(
-        self, records: list[SourceRecord], batch: PreparedBatch, offsets: dict[Any, int]
-    ) -> None:
+    async def _finish(self, item: _Fetched, batch: PreparedBatch) -> None:
         """Store, deliver dead letters, then commit. Storage errors escape and stop the
         worker before the commit, so the batch is read again after a restart."""
         assert self.consumer is not None
-        assert self.producer is not None
-        metrics = self.metrics
+        assert self.dead_letters is not None
+        assert self.attempts is not None
+        records, metrics = item.records, self.metrics
+        maybe_inject_fault(self.settings.test_crash_on_key, item.records, item.quarantined)
         started = time.perf_counter()
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
         # row is keyed by event_id, so a batch stored twice (a replay after a crash between
@@ -230,26 +321,26 @@ class IngestService(Service):
         # A district configured while this batch was being prepared: resolve it now.
         await self.districts.resolve_pending(batch.pending_districts)
         metrics.insert_seconds.observe(time.perf_counter() - started)
-        dead_letters = batch.dead_letters
-        if dead_letters and len(self.deny):
-            dead_letters = self._without_denied(records, dead_letters)
-        if dead_letters:
-            by_position = {(r.partition, r.offset): r for r in records}
-            sends = [
-                await self.producer.send(
-                    self.dead_letter_topic,
-                    key=source.key,
-                    value=source.value or b"",
-                    headers=dead_letter_headers(
-                        source.topic, source.partition, source.offset, reason
-                    ),
-                )
-                for partition, offset, reason in dead_letters
-                for source in (by_position[partition, offset],)
-            ]
-            await asyncio.gather(*sends)
-            log.warning("dead-lettered %d record(s) of %d", len(sends), len(records))
-        await self.consumer.commit(offsets)
+        by_position = {(r.partition, r.offset): r for r in records}
+        letters = [(by_position[p, o], reason) for p, o, reason in batch.dead_letters]
+        if item.quarantined:
+            letters += self._quarantine(item)
+        denied = batch.denied
+        if letters and len(self.deny):
+            kept = self._without_denied(letters)
+            denied += len(letters) - len(kept)
+            letters = kept
+        if letters:
+            pointers = await self.dead_letters.deliver(letters, self.broker_epoch)
+            metrics.dead_letters_oversized.inc(pointers)
+            log.warning("dead-lettered %d record(s) of %d", len(letters), len(records))
+        await self.consumer.commit(item.offsets)
+        self._committed.update(item.offsets)
+        for partition in item.starts:
+            waiting = self._inflight[partition]
+            waiting.popleft()
+            if waiting:  # the next batch of this partition is now the oldest in flight
+                self.attempts.attempt(partition, waiting[0])
         # Freshness: record creation → stored and committed (visible in the aggregates).
         now_ms = time.time() * 1000
         for record in records:
@@ -260,8 +351,8 @@ class IngestService(Service):
             metrics.events_accepted.labels(event_type).inc(n)
         for reason, n in batch.rejected.items():
             metrics.events_rejected.labels(reason).inc(n)
-        metrics.dead_letters.inc(len(dead_letters))
-        metrics.events_denied.inc(batch.denied + len(batch.dead_letters) - len(dead_letters))
+        metrics.dead_letters.inc(len(letters))
+        metrics.events_denied.inc(denied)
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
         log.debug(
             "batch of %d records (%d events) stored in %.3fs",
@@ -269,3 +360,38 @@ class IngestService(Service):
             batch.events,
             time.perf_counter() - started,
         )
+
+    def _without_denied(
+        self, letters: list[tuple[SourceRecord, str]]
+    ) -> list[tuple[SourceRecord, str]]:
+        """Dead letters of deleted students are dropped, not kept (their data would live on
+        in the dead-letter topic and table): whoever the record names, or its key when it
+        names nobody readable. Dead letters are few; this decodes only them."""
+        now = datetime.now(UTC)
+        return [
+            (source, reason)
+            for source, reason in letters
+            if not self.deny.record_denied(source.key, source.value, now)
+        ]
+
+    def _quarantine(self, item: _Fetched) -> list[tuple[SourceRecord, str]]:
+        """Dead letters for the records of a poison batch, with one loud line per partition."""
+        limit = self.settings.poison_attempts
+        partitions = sorted({r.partition for r in item.quarantined})
+        for partition in partitions:
+            count = sum(1 for r in item.quarantined if r.partition == partition)
+            log.error(
+                "POISON BATCH: %d attempt(s) at %s[%d]@%d crashed the worker; dead-lettering"
+                " its %d record(s) (reason poison_batch) so the stream goes on. Fix the bug,"
+                " then `abacus dlq replay --reason-contains poison_batch`.",
+                limit,
+                self.topic,
+                partition,
+                item.starts[partition],
+                count,
+            )
+            self.metrics.poison_batches.inc()
+        reason = reject(
+            "poison_batch", f"the worker crashed {limit} times on the batch holding this record"
+        ).reason
+        return [(record, reason) for record in item.quarantined]

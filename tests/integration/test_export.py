@@ -19,6 +19,7 @@ import pytest
 
 from abacus.domain.csvcells import EXPORT_HEADER
 from abacus.embedded.broker import EmbeddedBroker, free_port
+from abacus.kafka.broker_epoch import read_meta
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.export_truth import expected_export, norm_grade, read_csv
 from tests.support.produce import produce_events, wait_consumed
@@ -173,6 +174,9 @@ def test_a_district_export_equals_the_truth_cell_by_cell(
     assert any(r[1] == "'=HYPERLINK(1)" for r in rows), "formula cells must be neutralised"
     manifest = json.loads(Path(status["manifest"]).read_text())
     assert manifest["rows"] == 40
+    # Offsets name records only within a broker epoch (a new embedded broker starts at 0).
+    assert manifest["broker_epoch"] == read_meta(stack.settings).epoch
+    assert sum(manifest["events_offsets"].values()) > 0
     assert manifest["sha256"] == status["sha256"]
     assert manifest["bytes"] == Path(status["path"]).stat().st_size
 

@@ -10,49 +10,15 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from abacus.embedded.broker import EmbeddedBroker
 from abacus.events.codec import AVRO_MAGIC, encode_batch, encode_event, encode_json
 from schemas import EVENT_TYPES
 from tests.support.events import one_of_each, sample_event
-from tests.support.stack import Stack, wait_until
-
-
-def _produce(stack: Stack, records: list[tuple[bytes | None, bytes]]) -> list[int]:
-    """Send records to partition 0 in order; return their offsets."""
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
-    futures = [
-        producer.send(stack.topic("events"), key=k, value=v, partition=0) for k, v in records
-    ]
-    producer.flush()
-    offsets = [f.get(timeout=10).offset for f in futures]
-    producer.close()
-    return offsets
-
-
-def _dead_letters(stack: Stack, expected: int) -> list[dict[str, object]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000
-    )
-    tp = TopicPartition(stack.topic("events-dlq"), 0)
-    consumer.assign([tp])
-    out: list[dict[str, object]] = []
-
-    def poll() -> bool:
-        for recs in consumer.poll(timeout_ms=500).values():
-            for rec in recs:
-                out.append(
-                    {"key": rec.key, "value": rec.value, **{k: v.decode() for k, v in rec.headers}}
-                )
-        return len(out) >= expected
-
-    wait_until(poll, 60, f"{expected} dead letters")
-    consumer.close()
-    return out
+from tests.support.produce import produce_records, read_dead_letters
+from tests.support.stack import Stack, child_processes, wait_until
 
 
 def _stored_events(stack: Stack) -> dict[str, dict[str, object]]:
@@ -104,7 +70,7 @@ def test_every_event_type_round_trips_through_avro_json_and_batches(
     records += [(b"S1002", encode_json(e)) for e in as_json]
     records.append((b"S1003", encode_batch(batched)))
     stack.start_worker()
-    _produce(stack, records)
+    produce_records(stack, records)
     total = len(avro) + len(as_json) + len(batched)
     wait_until(
         lambda: stack.metric_sum("abacus_events_accepted_total") >= total,
@@ -130,7 +96,7 @@ del _MISSING["score_percent"]
 BAD = {
     "undecodable": b"\x00\x01garbage\xff",
     "fingerprint": AVRO_MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00\x02",
-    "missing field 'score_percent'": json.dumps(_MISSING).encode(),
+    "missing_field: field score_percent": json.dumps(_MISSING).encode(),
     "score_percent outside 0-100": encode_event(
         sample_event("quiz_submitted", student_id="S2001", score_percent=150.0)
     ),
@@ -165,11 +131,11 @@ def shared(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
     records: list[tuple[bytes | None, bytes]] = []
     for good, bad in zip(GOOD, BAD.values(), strict=True):
         records += [(b"S2001", encode_event(good)), (b"S2001", bad)]
-    offsets = _produce(stack, records)
+    offsets = produce_records(stack, records)
     batch = encode_batch([*BATCHED[:3], BAD_IN_BATCH, *BATCHED[3:]])
-    _produce(stack, [(b"S3001", batch)])
-    _produce(stack, [(b"S4001", encode_event(TWICE)), (b"S4001", encode_json(TWICE))])
-    letters = _dead_letters(stack, expected=len(BAD) + 1)
+    produce_records(stack, [(b"S3001", batch)])
+    produce_records(stack, [(b"S4001", encode_event(TWICE)), (b"S4001", encode_json(TWICE))])
+    letters = read_dead_letters(stack, expected=len(BAD) + 1)
     seen = len(GOOD) + len(BATCHED) + 2  # the duplicate is accepted twice or deduplicated
     wait_until(
         lambda: (
@@ -227,13 +193,7 @@ def test_the_same_event_sent_twice_is_stored_once(shared: SharedRun) -> None:
 
 def _ingest_processes(worker_pid: int) -> list[int]:
     """The worker's spawned ingest processes (not multiprocessing's resource tracker)."""
-    pids = []
-    for task in Path(f"/proc/{worker_pid}/task").iterdir():
-        for child in map(int, (task / "children").read_text().split()):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                pids.append(child)
-    return pids
+    return [pid for pid, cmdline in child_processes(worker_pid) if b"spawn_main" in cmdline]
 
 
 def test_a_dead_ingest_process_stops_the_worker_and_a_restart_stores_everything_once(
@@ -246,7 +206,7 @@ def test_a_dead_ingest_process_stops_the_worker_and_a_restart_stores_everything_
     children = _ingest_processes(stack.worker.pid)
     assert len(children) == 2
     os.kill(children[0], signal.SIGKILL)
-    _produce(stack, [(b"S5001", encode_event(e)) for e in events])
+    produce_records(stack, [(b"S5001", encode_event(e)) for e in events])
     # The worker must not carry on (or hang) without it: it exits with an error, having
     # committed nothing it did not store, so a supervisor's restart picks up the rest.
     assert stack.worker.wait(timeout=60) != 0

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from abacus.events.codec import encode_batch, encode_event, encode_json
-from abacus.events.processing import REJECT_REASONS
+from abacus.events.reasons import REASON_CLASSES
 from abacus.kafka.topics import ensure_topics
 from schemas import EVENT_TYPES as ALL_EVENT_TYPES
 from tests.support.events import sample_event
@@ -199,7 +199,7 @@ def test_readiness_flips_and_metrics_match_what_was_sent(stack: Stack) -> None:
     assert metrics["abacus_events_deduplicated_total"] == 1
     assert metrics["abacus_dead_letters_total"] == 3
     rejected = {k: v for k, v in metrics.items() if k.startswith("abacus_events_rejected_total")}
-    assert len(rejected) == len(REJECT_REASONS)
+    assert len(rejected) == len(REASON_CLASSES)
     assert {k: v for k, v in rejected.items() if v} == {
         "abacus_events_rejected_total{reason=undecodable}": 1,
         "abacus_events_rejected_total{reason=out_of_range}": 1,

@@ -10,7 +10,7 @@ from pathlib import Path
 from abacus.embedded.broker import free_port, port_is_open
 from abacus.kafka.topics import topic_specs
 from abacus.store.migrations import migration_files
-from tests.support.stack import ABACUS, Stack, http_get, wait_until
+from tests.support.stack import ABACUS, Stack, child_processes, http_get, wait_until
 
 
 def _broker_pids(port: int) -> list[int]:
@@ -31,17 +31,8 @@ def _broker_pids(port: int) -> list[int]:
 def _descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (children of each of its threads, recursively)."""
     found: set[int] = set()
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found |= {child} | _descendants(child)
+    for child, _ in child_processes(pid):
+        found |= {child} | _descendants(child)
     return found
 
 

@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from abacus.events.codec import encode_batch, encode_event
 from tests.support.stack import Stack, wait_until
@@ -48,6 +48,42 @@ def produce_events(
         ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
     producer.close()
     return ends
+
+
+def produce_records(stack: Stack, records: list[tuple[bytes | None, bytes]]) -> list[int]:
+    """Send records to partition 0 of the events topic in order; return their offsets.
+    Records up to 8 MiB go through (hostile tests send some over 1 MiB)."""
+    producer = KafkaProducer(
+        bootstrap_servers=stack.bootstrap, acks="all", max_request_size=8 << 20
+    )
+    futures = [
+        producer.send(stack.topic("events"), key=k, value=v, partition=0) for k, v in records
+    ]
+    producer.flush()
+    offsets = [f.get(timeout=30).offset for f in futures]
+    producer.close()
+    return offsets
+
+
+def read_dead_letters(stack: Stack, expected: int, timeout: float = 60) -> list[dict[str, Any]]:
+    """At least ``expected`` dead letters from the start of the topic, oldest first, each as
+    {"key", "value", header: value, …}."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, fetch_max_bytes=16 << 20)
+    tp = TopicPartition(stack.topic("events-dlq"), 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    out: list[dict[str, Any]] = []
+
+    def poll() -> bool:
+        for recs in consumer.poll(timeout_ms=500).values():
+            for rec in recs:
+                headers = {k: v.decode() for k, v in rec.headers}
+                out.append({"key": rec.key, "value": rec.value, **headers})
+        return len(out) >= expected
+
+    wait_until(poll, timeout, f"{expected} dead letters")
+    consumer.close()
+    return out
 
 
 def committed_offsets(stack: Stack) -> dict[int, int]:

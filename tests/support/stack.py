@@ -33,6 +33,27 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def child_processes(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of each child of ``pid`` (of every one of its threads); processes
+    that exit while we look are left out."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    out = []
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            try:
+                out.append((child, Path(f"/proc/{child}/cmdline").read_bytes()))
+            except OSError:
+                continue
+    return out
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -52,7 +73,9 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     web_port: int = field(default_factory=free_port)
-    worker: subprocess.Popen[bytes] | None = None
+    # True: `abacus up` starts its own embedded broker on ``bootstrap``'s port.
+    embedded: bool = False
+    worker: subprocess.Popen[bytes] | None = None  # `abacus worker`, or `abacus up`
 
     @property
     def env(self) -> dict[str, str]:
@@ -60,7 +83,6 @@ class Stack:
         env.update(
             ABACUS_HOME=str(self.home),
             ABACUS_APP_ID=f"abacus-{self.tag}",
-            ABACUS_BROKER__BOOTSTRAP=self.bootstrap,
             ABACUS_TOPICS__PREFIX=f"t{self.tag}.",
             ABACUS_WEB__PORT=str(self.web_port),
             ABACUS_BATCH_WITHIN_S="0.2",
@@ -70,6 +92,10 @@ class Stack:
             ABACUS_BROKER__SESSION_TIMEOUT_S="3",
             ABACUS_BROKER__HEARTBEAT_INTERVAL_S="0.5",
         )
+        if self.embedded:
+            env["ABACUS_BROKER__PORT"] = self.bootstrap.rsplit(":", 1)[1]
+        else:
+            env["ABACUS_BROKER__BOOTSTRAP"] = self.bootstrap
         env.update(self.extra_env)
         return env
 
@@ -103,14 +129,26 @@ class Stack:
             )
         return proc
 
-    def start_worker(self, ready_timeout: float = 60) -> None:
+    def start_worker(self, ready_timeout: float = 60, command: str = "worker") -> None:
         assert self.worker is None or self.worker.poll() is not None, "worker already running"
         self.home.mkdir(parents=True, exist_ok=True)
         log = (self.home / "worker.log").open("ab")
         self.worker = subprocess.Popen(
-            [*ABACUS, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [*ABACUS, command], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        wait_until(self._ready, ready_timeout, "worker /readyz")
+        wait_until(self._ready, ready_timeout, f"abacus {command} /readyz")
+
+    def start_up(self, ready_timeout: float = 90) -> None:
+        """`abacus up`: a supervised worker (and, when ``embedded``, its own broker)."""
+        self.start_worker(ready_timeout, command="up")
+
+    def supervised_worker_pid(self) -> int | None:
+        """The pid of the worker `abacus up` runs now (its child running `abacus worker`)."""
+        assert self.worker is not None
+        for child, cmdline in child_processes(self.worker.pid):
+            if b"worker" in cmdline.split(b"\0"):
+                return child
+        return None
 
     def _ready(self) -> bool:
         if self.worker is not None and self.worker.poll() is not None:

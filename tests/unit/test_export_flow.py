@@ -30,6 +30,7 @@ T = TypeVar("T")
 NOW = datetime(2026, 5, 1, 15, 0, tzinfo=UTC)  # 10:00 in Chicago, a Friday
 DISTRICT = "maple"
 KEY = "k" * 32
+EPOCH = "3f2a9c01b7de"  # the broker epoch the worker reads in
 CONFIG = DistrictConfig(
     district_id=DISTRICT, name="Maple", timezone="America/Chicago", school_year_start="08-15"
 )
@@ -83,8 +84,10 @@ class FakeStore:
             raise StorageError("query failed: Code: 241", retriable=True, code=241)
         return sink(iter(self.rows))
 
-    async def afigures(self, district_id: str) -> StoreFigures:
-        return StoreFigures(roster_version=1717, events_offsets={1: 10, 0: 5})
+    async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
+        # Offsets as stored in that epoch only (the store filters by src_epoch).
+        offsets = {1: 10, 0: 5} if broker_epoch == EPOCH else {}
+        return StoreFigures(roster_version=1717, events_offsets=offsets, broker_epoch=broker_epoch)
 
     async def aaudit(self, *entries: Any) -> None:
         self.audited.extend(entries)
@@ -110,8 +113,9 @@ class Harness:
             self.statuses.append(doc)
 
         self.consumer = ExportConsumer(
-            settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW
-        )
+            settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW,
+            broker_epoch=EPOCH,
+        )  # fmt: skip
         self.export_dir = settings.export_dir
 
     async def request(self, **fields: Any) -> str:
@@ -176,6 +180,7 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     assert manifest["rows"] == 2
     assert manifest["sha256"] == done["sha256"]
     assert manifest["roster_version"] == 1717
+    assert manifest["broker_epoch"] == EPOCH
     assert manifest["events_offsets"] == {"0": 5, "1": 10}
     assert manifest["generated_at"] == NOW.isoformat()
 

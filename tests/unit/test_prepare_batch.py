@@ -39,6 +39,11 @@ def _migrated_types() -> dict[str, dict[str, str]]:
                     continue
                 column, type_name = line.split(None, 1)
                 columns[column] = re.split(r" (?:CODEC|DEFAULT)\b", type_name)[0].strip()
+        added = re.compile(
+            r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+) (.+?) DEFAULT"
+        )
+        for name, column, type_name in added.findall(sql.read_text()):
+            tables.setdefault(name, {})[column] = type_name.strip()
     return tables
 
 
@@ -121,7 +126,7 @@ def test_bad_records_come_back_as_positions_with_reasons() -> None:
     ]
     prepared = prepare_batch(records, {}, NOW, ENCODER)
     assert prepared.dead_letters == [
-        (3, 8, "undecodable bytes: neither Avro single-object encoding nor JSON")
+        (3, 8, "undecodable: neither Avro single-object encoding nor JSON")
     ]
     assert prepared.duplicates_in_batch == 1
     assert dict(prepared.rejected) == {"undecodable": 1}
@@ -131,7 +136,7 @@ def test_bad_records_come_back_as_positions_with_reasons() -> None:
 def test_a_batch_of_only_bad_records_has_no_blocks() -> None:
     prepared = prepare_batch([(0, 0, None, b"")], {"D1": TZ}, NOW, ENCODER)
     assert prepared.blocks == []
-    assert prepared.dead_letters == [(0, 0, "empty record")]
+    assert prepared.dead_letters == [(0, 0, "undecodable: empty record")]
 
 
 def test_encoder_refuses_columns_it_does_not_know() -> None:

@@ -73,6 +73,16 @@ class FakeStore:
     async def aaudit(self, *entries: Any) -> None:
         self.audited += entries
 
+    async def adead_letter_positions(self, match: Any) -> list[tuple[str, str, int, int]]:
+        letters = {("e1", "events", 0, 1): (b"S1", b"\x00garbage"),
+                   ("e1", "events", 0, 2): (b"S9", b"\x00garbage"),
+                   ("e1", "events", 0, 3): (b"S3", b"\x00garbage")}  # fmt: skip
+        self.dead_letters = [p for p, (key, value) in letters.items() if match(key, value)]
+        return self.dead_letters
+
+    async def adistrict_students(self, district_id: str) -> set[str]:
+        return {"S3"}
+
 
 class FakeTopics:
     def __init__(self, calls: list[str]) -> None:
@@ -153,6 +163,9 @@ async def test_a_deletion_denies_first_then_deletes_verifies_and_signs_a_receipt
     assert receipt["request"]["students"] == ["S1", "S2"]
     assert receipt["software"]["version"] == "9.9.9"
     assert {t["table"] for t in receipt["tables"]} >= {"events", "daily_facts", "audit_log"}
+    assert h.store.dead_letters == [("e1", "events", 0, 1)]
+    dead = next(t for t in receipt["tables"] if t["table"] == "dead_letters")
+    assert "('e1', 'events', 0, 1)" in dead["query"]
     assert all(t["result"] == 0 for t in receipt["tables"])
     assert receipt["rows_removed"] == 5 * len(receipt["tables"])
     files = {f["path"]: f for f in receipt["export_files"]}
@@ -214,6 +227,8 @@ async def test_a_district_deletion_reaches_everything_of_the_district(tmp_path: 
     steps = {c.removeprefix("step:") for c in h.store.calls if c.startswith("step:")}
     assert {"districts", "roster_users", "events", "export_audit"} <= steps
     assert h.forgotten == [DISTRICT]
+    # Undecodable dead letters keyed by one of the district's students go too.
+    assert h.store.dead_letters == [("e1", "events", 0, 3)]
     assert h.topics.cleared == [(DISTRICT, None)]
     assert not (h.settings.export_dir / DISTRICT).exists()
     assert h.deny.district_denied(DISTRICT, NOW)

@@ -23,7 +23,7 @@ from abacus.privacy.deny import (
     encode_entry,
     record_students,
 )
-from abacus.privacy.plan import content_tables, district_plan, student_plan
+from abacus.privacy.plan import content_tables, dead_letter_step, district_plan, student_plan
 from abacus.privacy.pseudonym import pseudonym, pseudonym_key
 from abacus.privacy.receipt import (
     ReceiptError,
@@ -109,6 +109,15 @@ def test_a_student_deletion_reaches_every_per_student_table_of_the_catalog() -> 
     audit = next(s for s in steps if s.table.name == "audit_log")
     assert audit.action == "pseudonymise"
     assert "UPDATE target = transform(target" in audit.mutation_sql("abacus")
+
+
+def test_only_the_dead_letters_are_matched_by_content() -> None:
+    # A per-student table without a district column needs its own matcher in the consumer.
+    assert [t.name for t in content_tables()] == ["dead_letters"]
+    assert (
+        dead_letter_step([]).check_sql("abacus")
+        == "SELECT count() FROM abacus.dead_letters WHERE 0"
+    )
 
 
 def test_no_student_id_is_ever_written_into_a_mutation_or_a_check() -> None:

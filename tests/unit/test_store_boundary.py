@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from abacus.catalog import EXPORT_AUDIT
+from abacus.catalog import DEAD_LETTERS, EXPORT_AUDIT, ROSTER_LINKS
 from abacus.errors import AbacusError, StorageError
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.store import Store
@@ -100,3 +100,51 @@ def test_storage_errors_classify_driver_errors() -> None:
     assert RetryPolicy(attempts=6, first_delay_s=0.5, max_delay_s=3).delays() == [
         0.5, 1.0, 2.0, 3.0, 3.0,
     ]  # fmt: skip
+
+
+class RestoreClient(FakeClient):
+    """Answers the reads `streams.restore` makes: a roster table and the dead letters."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.rows = rows
+        self.queries: list[tuple[str, dict[str, str] | None]] = []
+
+    def query(self, sql: str, parameters: Any = None) -> Any:
+        self.queries.append((sql, None))
+        return type("Result", (), {"result_rows": self.rows})()
+
+    def query_row_block_stream(self, sql: str, column_formats: dict[str, str]) -> Any:
+        self.queries.append((sql, column_formats))
+        blocks = [self.rows[:1], self.rows[1:]]
+
+        class Stream:
+            def __enter__(self) -> list[list[tuple[Any, ...]]]:
+                return blocks
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Stream()
+
+
+def test_restore_reads_rows_by_catalog_columns_and_dead_letters_as_bytes() -> None:
+    letter = ("ep1", "events", 0, 7, b"S1", b"\xff\x00raw", "undecodable: x", "2026-01-01")
+    client = RestoreClient([letter, (*letter[:3], 8, *letter[4:])])
+    store = store_with(client, [])
+    assert store.has_rows(DEAD_LETTERS)
+    letters = store.stream_dead_letters(list)
+    assert [d["src_offset"] for d in letters] == [7, 8]
+    assert letters[0]["value"] == b"\xff\x00raw"
+    assert set(letters[0]) == set(DEAD_LETTERS.columns)
+    sql, formats = client.queries[-1]
+    assert formats == {"key": "bytes", "value": "bytes"}, "the record's bytes, not text"
+    assert "db.dead_letters FINAL" in sql
+    assert "ORDER BY failed_at" in sql
+    links = RestoreClient([("D1", "T-1", "S1", 1, "imp", 5, "2026-01-01")])
+    store.close()
+    store = store_with(links, [])
+    rows = store.latest_rows(ROSTER_LINKS)
+    assert rows == [dict(zip(ROSTER_LINKS.columns, links.rows[0], strict=True))]
+    assert links.queries[0][0].endswith("FROM db.roster_links FINAL")
+    store.close()
