@@ -69,6 +69,8 @@ class PrivacyStore(Protocol):
 
     async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome: ...
 
+    async def arun_steps(self, steps: Sequence[Step], passes: int = 3) -> list[StepOutcome]: ...
+
     async def acheck_count(self, query: str, params: dict[str, str]) -> int: ...
 
     async def aaudit(self, *entries: AuditEntry) -> None: ...
@@ -290,7 +292,8 @@ class PrivacyConsumer:
         steps.insert(0, dead_letter_step(await self.store.adead_letter_positions(match)))
         db = self.store.database
         async with self.exports_lock:
-            outcomes = {step.table.name: await self.store.arun_step(step) for step in steps}
+            done_steps = await self.store.arun_steps(steps)
+            outcomes = {step.table.name: done for step, done in zip(steps, done_steps, strict=True)}
             tables = []
             for step in steps:  # verified once every step ran (a link's check reads events)
                 query, params = step.check_sql(db), step.parameters

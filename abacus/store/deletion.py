@@ -7,6 +7,7 @@ other call and use its client, error wrapping and retry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from abacus.catalog import (
     ROSTER_STUDENTS_HISTORY,
 )
 from abacus.catalog import Table as CatalogTable
+from abacus.errors import StorageError
 from abacus.privacy.deny import DenyEntry
 from abacus.privacy.plan import Step
 
@@ -37,6 +39,7 @@ Row = Sequence[Any]
 # ALTER TABLE … DELETE/UPDATE waits until every part (and, on a server, every replica) is
 # rewritten; lightweight DELETE FROM would leave the bytes on disk until a merge.
 _SYNC_MUTATION = {"mutations_sync": 2}
+_ASYNC_MUTATION = {"mutations_sync": 0}  # waited for through system.mutations
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,53 @@ class DeletionMethods:
             {"db": db, "t": step.table.name},
         )
         return StepOutcome(rows, remaining, outdated)
+
+    def _run_steps(self, steps: Sequence[Step], passes: int) -> list[StepOutcome]:
+        db = self.database
+        rows = [self._count(step.count_sql(db), step.parameters) for step in steps]
+        # A step reached through an events link reads `events` in its predicate: it runs to
+        # its end first. The others then run at once: ClickHouse rewrites the parts of
+        # several tables in parallel, where one after the other they would add up.
+        first = [s for s, n in zip(steps, rows, strict=True) if n and s.table.student_link]
+        rest = [s for s, n in zip(steps, rows, strict=True) if n and not s.table.student_link]
+        for step in first:
+            self._client.command(step.mutation_sql(db), parameters=step.parameters,
+                                 settings=_SYNC_MUTATION)  # fmt: skip
+        for step in rest:
+            self._client.command(step.mutation_sql(db), parameters=step.parameters,
+                                 settings=_ASYNC_MUTATION)  # fmt: skip
+        self._wait_for_mutations({step.table.name for step in rest})
+        outcomes = []
+        for step, count in zip(steps, rows, strict=True):
+            done = self._run_step(step, passes - 1) if count else self._run_step(step, passes)
+            outcomes.append(StepOutcome(count, done.remaining, done.outdated_parts))
+        return outcomes
+
+    def _wait_for_mutations(self, tables: set[str], limit_s: float = 3600.0) -> None:
+        """Until no mutation of these tables is left to do; StorageError when one fails."""
+        delay, deadline = 0.05, time.monotonic() + limit_s
+        while tables:
+            pending = self._rows(
+                "SELECT table, latest_fail_reason FROM system.mutations "
+                "WHERE database = {db:String} AND table IN {t:Array(String)} AND is_done = 0",
+                {"db": self.database, "t": sorted(tables)},
+            )
+            if not pending:
+                return
+            failed = [(table, reason) for table, reason in pending if reason]
+            if failed:
+                table, reason = failed[0]
+                raise StorageError(f"mutation on {table} failed: {reason}", retriable=False)
+            if time.monotonic() > deadline:
+                raise StorageError(f"mutations on {sorted(tables)} still running", retriable=True)
+            time.sleep(delay)
+            delay = min(0.5, delay * 2)
+
+    async def arun_steps(self, steps: Sequence[Step], passes: int = 3) -> list[StepOutcome]:
+        """A deletion's steps: count each, then remove (or pseudonymise) with mutations that
+        run in parallel, wait for all, and check each (a second pass where rows remain)."""
+        names = ", ".join(sorted({s.table.name for s in steps}))
+        return await self._acall(f"deleting from {names} failed", self._run_steps, steps, passes)
 
     async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome:
         """Count, then remove (or pseudonymise) a step's rows with a synchronous mutation,
