@@ -1,9 +1,11 @@
-"""The one audit trail: who did what to which export, deletion or account, when (pure).
+"""The one audit trail: who did what to which export, deletion or account, when and from
+where (pure).
 
 Every entry is one `audit_log` row. Actions are dotted names, a family then the outcome
-(`export.requested`, `deletion.completed`, …). ``actor`` is an Employee_ID; ``target`` the
-request id the action was about, or a student's pseudonym (`abacus.privacy.pseudonym`),
-never a student id. ``detail`` holds counts and reasons, never personal values.
+(`signin`, `download.denied`, `deletion.completed`, …). ``actor`` is an Employee_ID (or what
+was typed at a failed sign-in, never a password); ``target`` the request id or account the
+action was about, or a student's pseudonym (`abacus.privacy.pseudonym`), never a student id.
+``detail`` holds counts and reasons, never personal values.
 """
 
 from __future__ import annotations
@@ -15,9 +17,20 @@ from typing import Any
 __all__ = ["ACTIONS", "AuditEntry"]
 
 ACTIONS: dict[str, str] = {
-    "export.requested": "export requested",
+    "signin": "signed in",
+    "signin.failed": "sign-in failed",
+    "signin.throttled": "sign-in refused: too many failures",
+    "signout": "signed out",
+    "session.ended": "session ended (idle, expired, deactivated or new password)",
+    "reset.requested": "password reset requested",
+    "reset.completed": "password set through a reset link",
+    "reset.denied": "reset link refused (used, expired or unknown)",
+    "export.requested": "export requested in the portal",
+    "export.accepted": "export request accepted by the export consumer (portal or CLI)",
     "download": "export downloaded",
     "download.denied": "download refused",
+    "csrf.denied": "form refused: missing or wrong CSRF token",
+    "roster.uploaded": "roster uploaded in the portal",
     "deletion.requested": "deletion requested",
     "deletion.completed": "deletion completed (receipt issued)",
     "deletion.failed": "deletion failed or refused",

@@ -18,10 +18,11 @@ __all__ = [
     "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
-    "EXPORT_AUDIT",
+    "EXPORT_JOBS",
     "EXPORT_REQUESTS",
     "LESSON_FACTS",
     "PENDING_FACTS",
+    "PORTAL_CREDENTIALS",
     "PRIVACY_DENY",
     "PRIVACY_REQUESTS",
     "ROSTER_LINKS",
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_MIGRATIONS",
     "TABLES",
     "Table",
+    "staff_tables",
     "student_tables",
     "table",
 ]
@@ -45,6 +47,8 @@ class Table:
     and replace the student column by a keyed pseudonym (audit rows keep their count).
     ``privacy_record`` says why a table that names students is the deletion's own record
     and is kept (the request, the deny-list), so the deletion does not walk it.
+    ``staff_column`` names a staff member (an Employee_ID) in tables about staff: not student
+    data, but a district's deletion reaches them through its district column.
     ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
@@ -56,6 +60,7 @@ class Table:
     student_link: str | None = None
     pseudonymise: bool = False
     privacy_record: str = ""
+    staff_column: str | None = None
     reach: str = ""
 
     def __post_init__(self) -> None:
@@ -141,8 +146,10 @@ ROSTER_USERS = Table(
     "staff: ids, names, e-mail (to mail export links), user type, buildings",
     columns=(
         "district_id", "employee_id", "username", "email", "first_name", "last_name",
-        "user_type", "buildings", "sourced_id", *_ROSTER_TAIL,
+        "user_type", "buildings", "sourced_id", "password_hash", "password_set_at",
+        *_ROSTER_TAIL,
     ),
+    staff_column="employee_id",
 )  # fmt: skip
 ROSTER_LINKS = Table(
     "roster_links",
@@ -150,24 +157,49 @@ ROSTER_LINKS = Table(
     columns=("district_id", "employee_id", "student_id", *_ROSTER_TAIL),
     holds_students=True,
     student_column="student_id",
+    staff_column="employee_id",
 )
 DISTRICTS = Table(
     "districts",
     "each district's validated config",
     columns=("district_id", "name", "timezone", "config_json", "version", "updated_at"),
 )
-EXPORT_AUDIT = Table(
-    "export_audit",
-    "who downloaded (or was refused) which export",
-    columns=("at", "district_id", "request_id", "requester", "action", "detail", "remote"),
-)
 AUDIT_LOG = Table(
     "audit_log",
-    "the audit trail: exports requested, downloads, deletions, re-enables (abacus/audit.py)",
+    "the audit trail: sign-ins, resets, export requests, downloads, refusals, deletions,"
+    " re-enables (abacus/audit.py)",
     columns=("at", "district_id", "actor", "action", "target", "detail", "remote"),
     holds_students=True,
     student_column="target",
     pseudonymise=True,
+    staff_column="actor",
+)
+PORTAL_CREDENTIALS = Table(
+    "portal_credentials",
+    "passwords staff set in the portal (argon2id hashes), apart from the roster's",
+    columns=("district_id", "employee_id", "password_hash", "set_at", "updated_at"),
+    staff_column="employee_id",
+)
+EXPORT_JOBS = Table(
+    "export_jobs",
+    "every export request and its latest status (the portal's lists)",
+    columns=(
+        "district_id",
+        "request_id",
+        "requester",
+        "product",
+        "range_kind",
+        "start",
+        "end",
+        "status",
+        "reason",
+        "rows",
+        "bytes",
+        "requested_at",
+        "updated_at",
+        "version",
+    ),
+    staff_column="requester",
 )
 PRIVACY_REQUESTS = Table(
     "privacy_requests",
@@ -191,6 +223,7 @@ EXPORT_REQUESTS = Table(
     "export_requests",
     "every export request id used per district: its requester and a digest of the request",
     columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
+    staff_column="requester",
 )
 DEAD_LETTERS = Table(
     "dead_letters",
@@ -230,8 +263,9 @@ TABLES: tuple[Table, ...] = (
     ROSTER_USERS,
     ROSTER_LINKS,
     DISTRICTS,
-    EXPORT_AUDIT,
     AUDIT_LOG,
+    PORTAL_CREDENTIALS,
+    EXPORT_JOBS,
     PRIVACY_REQUESTS,
     PRIVACY_DENY,
     EXPORT_REQUESTS,
@@ -249,3 +283,8 @@ def table(name: str) -> Table:
 def student_tables() -> tuple[Table, ...]:
     """Every table holding per-student data, in catalog order."""
     return tuple(t for t in TABLES if t.holds_students)
+
+
+def staff_tables() -> tuple[Table, ...]:
+    """Every table naming staff members (``staff_column``), in catalog order."""
+    return tuple(t for t in TABLES if t.staff_column)

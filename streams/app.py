@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import partial
 
 import faust
 
@@ -20,6 +21,8 @@ from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
+from streams.portal.board import ExportBoard
 from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
@@ -40,6 +43,8 @@ class Worker:
     # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
     # event's offset and in export manifests.
     broker_epoch: str
+    accounts: AccountDirectory
+    board: ExportBoard
     deny: DenyList = field(default_factory=DenyList)
 
 
@@ -72,6 +77,15 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     )
 
 
+def _forget_district(
+    districts: DistrictRegistry, accounts: AccountDirectory, board: ExportBoard, district_id: str
+) -> None:
+    """After a district's deletion: its config, staff and export jobs leave memory too."""
+    districts.forget(district_id)
+    accounts.forget(district_id)
+    board.forget(district_id)
+
+
 def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> Worker:
     """Build the app and register every agent, service and view; nothing connects until the
     worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
@@ -81,20 +95,37 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
     ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)
-    roster.register(app, settings, store, districts, metrics, deny)
+    accounts = AccountDirectory(store)
+    board = ExportBoard(store)
+    roster.register(app, settings, store, districts, metrics, deny, accounts)
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(
-        app, settings, store, districts.configs, metrics, broker_epoch, exports_lock=exports_lock
-    )
+        app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
+        exports_lock=exports_lock,
+    )  # fmt: skip
     privacy.register(
         app, settings, store, deny, metrics, barrier=ingest.barrier,
-        forget_district=districts.forget, exports_lock=exports_lock,
+        forget_district=partial(_forget_district, districts, accounts, board),
+        exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
     readiness = Readiness()
-    web.register(app, settings, store, metrics, readiness, ingest)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
+    )
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
     return Worker(
-        app, settings, store, metrics, readiness, districts, ingest, monitor, broker_epoch, deny
+        app,
+        settings,
+        store,
+        metrics,
+        readiness,
+        districts,
+        ingest,
+        monitor,
+        broker_epoch,
+        accounts,
+        board,
+        deny,
     )

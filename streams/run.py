@@ -35,6 +35,8 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
         restore_topics(settings, store, epoch)
     worker.districts.load()
     worker.deny.update(store.load_deny())
+    worker.accounts.load()
+    worker.board.load()
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(

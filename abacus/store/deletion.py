@@ -1,5 +1,5 @@
 """The Store's deletion methods: deletion steps as synchronous mutations, the deny-list,
-deletion requests and receipts, the audit trail (a part of `Store`, kept apart for size).
+deletion requests and receipts (a part of `Store`, kept apart for size).
 
 `Store` (abacus/store/store.py) inherits these; they run on its owning thread like every
 other call and use its client, error wrapping and retry.
@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from abacus.audit import AuditEntry
 from abacus.catalog import (
-    AUDIT_LOG,
     DEAD_LETTERS,
     EVENTS,
-    EXPORT_AUDIT,
     PRIVACY_DENY,
     PRIVACY_REQUESTS,
     ROSTER_STUDENTS_HISTORY,
@@ -207,7 +204,7 @@ class DeletionMethods:
             f"FROM {self._name(PRIVACY_DENY)} FINAL"
         )
         return [
-            DenyEntry(d, s, r, _utc(at), None if re is None else _utc(re))
+            DenyEntry(d, s, r, as_utc(at), None if re is None else as_utc(re))
             for d, s, r, at, re in rows
         ]
 
@@ -246,53 +243,7 @@ class DeletionMethods:
     async def aprivacy_receipt(self, request_id: str) -> str | None:
         return await self._acall("reading the receipt failed", self._receipt, request_id)
 
-    # --- the audit trail ---------------------------------------------------------------------
 
-    async def aaudit(self, *entries: AuditEntry) -> None:
-        """Append entries to the audit trail."""
-        await self.ainsert_rows(AUDIT_LOG, [entry.row() for entry in entries])
-
-    def _audit_rows(self, district_id: str, since: datetime | None, limit: int) -> list[AuditEntry]:
-        params: dict[str, Any] = {"d": district_id, "n": limit, "since": since or _EPOCH}
-        where = "district_id = {d:String} AND at >= {since:DateTime64(3, 'UTC')}"
-        sql = (
-            f"SELECT at, district_id, actor, action, target, detail, remote "  # noqa: S608
-            f"FROM {self._name(AUDIT_LOG)} WHERE {where}"
-        )
-        # Downloads are audited in export_audit until the portal moves them onto audit_log
-        # (it leaves export_audit as a view of them, which must not be read twice).
-        engine = self._rows(
-            "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            {"db": self.database, "t": EXPORT_AUDIT.name},
-        )
-        if engine and engine[0][0] != "View":
-            sql += (
-                " UNION ALL SELECT at, district_id, requester, "  # noqa: S608
-                "if(action = 'denied', 'download.denied', action), request_id, detail, remote "
-                f"FROM {self._name(EXPORT_AUDIT)} WHERE {where}"
-            )
-        sql = f"SELECT * FROM ({sql}) ORDER BY at DESC LIMIT {{n:UInt32}}"  # noqa: S608
-        return [AuditEntry(_utc(r[0]), *r[1:]) for r in self._rows(sql, params)]
-
-    def audit_entries(
-        self, district_id: str, *, since: datetime | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        """A district's audit entries since ``since``, newest first."""
-        return self._call(
-            "reading the audit log failed", self._audit_rows, district_id, since, limit
-        )
-
-    async def aaudit_entries(
-        self, district_id: str, *, since: datetime | None = None, limit: int = 1000
-    ) -> list[AuditEntry]:
-        return await self._acall(
-            "reading the audit log failed", self._audit_rows, district_id, since, limit
-        )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc(at: datetime) -> datetime:
+def as_utc(at: datetime) -> datetime:
     """ClickHouse DateTime64 values come back naive or zoned; always UTC-aware here."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

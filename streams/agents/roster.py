@@ -30,6 +30,7 @@ from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
 
 __all__ = ["register"]
 
@@ -62,6 +63,7 @@ def register(
     districts: DistrictRegistry,
     metrics: Metrics,
     deny: DenyList,
+    accounts: AccountDirectory,
 ) -> None:
     t = settings.topics
     kinds = {
@@ -119,5 +121,9 @@ def register(
                 for table in _TABLES[kind]:
                     await store.ainsert_rows(table, batch)
                 metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
+                if kind is RosterKind.USERS:
+                    # Stored first, then in force: a deactivated user's sessions end at
+                    # their next request.
+                    accounts.apply_rows(batch)
             for config in configs.values():
                 await districts.update(config)

@@ -299,7 +299,7 @@ def test_the_audit_trail_has_the_deletions_and_the_exports(stack: Stack) -> None
     proc = stack.run("audit", "list", "--district", MAPLE, "--json")
     entries = [json.loads(line) for line in proc.stdout.splitlines()]
     actions = [e["action"] for e in entries]
-    assert {"export.requested", "deletion.requested", "deletion.completed"} <= set(actions)
+    assert {"export.accepted", "deletion.requested", "deletion.completed"} <= set(actions)
     assert "deletion.failed" in actions  # the refused non-admin request
     assert not any(sid in json.dumps(entries) for sid in GONE)
 

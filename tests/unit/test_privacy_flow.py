@@ -228,7 +228,9 @@ async def test_a_district_deletion_reaches_everything_of_the_district(tmp_path: 
     h.export("exp-a", ["S1"])
     assert await h.send(kind="district", students=[]) == "completed"
     steps = {c.removeprefix("step:") for c in h.store.calls if c.startswith("step:")}
-    assert {"districts", "roster_users", "events", "export_audit"} <= steps
+    assert {"districts", "roster_users", "events", "audit_log"} <= steps
+    # The portal's tables: its passwords and export list go with the district.
+    assert {"portal_credentials", "export_jobs", "export_requests"} <= steps
     assert h.forgotten == [DISTRICT]
     # Undecodable dead letters keyed by one of the district's students go too.
     assert h.store.dead_letters == [("e1", "events", 0, 3)]
