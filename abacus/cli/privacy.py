@@ -13,7 +13,7 @@ from abacus.cli.common import fail, load_settings
 from abacus.errors import AbacusError, StackError
 from abacus.kafka.privacy import read_final_status, send_request, wait_status
 from abacus.privacy.receipt import ReceiptError, check_signature
-from abacus.privacy.request import new_request_id
+from abacus.privacy.request import new_request_id, parse_student_list
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from abacus.worker_api import call_worker
@@ -45,10 +45,7 @@ def with_store(settings: AbacusSettings, use: Callable[[Store], T]) -> T:
 def _students(students: list[str] | None, students_file: Path | None) -> list[str]:
     out = list(students or [])
     if students_file is not None:
-        for line in students_file.read_text(encoding="utf-8-sig").splitlines():
-            value = line.strip().strip(",")
-            if value and not value.startswith("#") and value.lower() != "studentid":
-                out.append(value)
+        out.extend(parse_student_list(students_file.read_text(encoding="utf-8-sig")))
     return out
 
 

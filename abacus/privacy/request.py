@@ -24,6 +24,7 @@ __all__ = [
     "check_requester",
     "new_request_id",
     "parse_request",
+    "parse_student_list",
 ]
 
 ADMIN_USER_TYPE = 4
@@ -32,6 +33,21 @@ MAX_STUDENTS = 100_000
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # A roster id: printable 7-bit ASCII without the `|` that separates key parts on the topics.
 _STUDENT = re.compile(r"^[\x21-\x7b\x7d\x7e]{1,64}$")
+
+
+def parse_student_list(text: str) -> list[str]:
+    """Student ids from a `--students-file` or the portal's text box: one a line (or several
+    separated by blanks; commas around one ignored), `#` comments and an optional
+    `StudentID` header skipped."""
+    out = []
+    for line in text.splitlines():
+        if line.strip().startswith("#"):
+            continue
+        for word in line.split():
+            value = word.strip(",")
+            if value and value.lower() != "studentid":
+                out.append(value)
+    return out
 
 
 def new_request_id() -> str:

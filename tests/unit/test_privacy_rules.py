@@ -34,7 +34,12 @@ from abacus.privacy.receipt import (
     verification_queries,
 )
 from abacus.privacy.redact import redact_csv, redacted_manifest
-from abacus.privacy.request import DeletionRequest, check_requester, parse_request
+from abacus.privacy.request import (
+    DeletionRequest,
+    check_requester,
+    parse_request,
+    parse_student_list,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -76,6 +81,12 @@ def test_a_valid_request_parses() -> None:
 def test_bad_requests_are_refused_with_a_reason(fields: dict[str, object], reason: str) -> None:
     with pytest.raises(PrivacyRequestError, match=reason):
         parse_request(request_doc(**fields))
+
+
+def test_a_student_list_is_one_id_a_line_or_blank_separated() -> None:
+    text = "\ufeffStudentID\n# leavers\n20001,\n  20002  \n\n20003 20004\n"
+    assert parse_student_list(text.lstrip("\ufeff")) == ["20001", "20002", "20003", "20004"]
+    assert parse_student_list("") == []
 
 
 def test_a_refusal_never_repeats_a_student_id() -> None:
