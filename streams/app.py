@@ -96,7 +96,7 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)
     accounts = AccountDirectory(store)
-    board = ExportBoard(store)
+    board = ExportBoard(store, known=lambda district_id: district_id in districts.configs)
     roster.register(app, settings, store, districts, metrics, deny, accounts)
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(

@@ -27,10 +27,17 @@ class ExportBoard:
     """Export jobs by (district, request id)."""
 
     def __init__(
-        self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: Store,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        known: Callable[[str], bool] = lambda _district: True,
     ) -> None:
         self.store = store
         self.clock = clock
+        # Whether a district is configured: a request for one that is not (never was, or
+        # deleted at the end of its contract) is refused by the consumer and listed nowhere,
+        # so nothing of a deleted district is written again.
+        self.known = known
         self._jobs: dict[tuple[str, str], ExportJobView] = {}
 
     def load(self) -> None:
@@ -56,6 +63,8 @@ class ExportBoard:
         if before is not None and (before.requester != request.requester or before.final):
             # A request id is its requester's for good, and a finished job stays finished:
             # a refused reuse of the id (another requester, another payload) changes nothing.
+            return
+        if before is None and not self.known(request.district_id):
             return
         before = before or ExportJobView.queued(request, now)
         job = before.with_status(doc, now)
