@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from abacus.audit import AuditEntry
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
@@ -71,6 +72,8 @@ class ExportStore(Protocol):
     async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
+
+    async def aaudit(self, *entries: AuditEntry) -> None: ...
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
 
@@ -162,6 +165,7 @@ class ExportConsumer:
                 # Claimed before any file is written: a crash from here on redelivers a
                 # record that matches its claim, and it runs again.
                 await self.store.aclaim_export(claim_of(job.request), self.now())
+                await self.store.aaudit(self._requested(job))
         except ExportRequestError as exc:
             await self._final(parsed, status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
@@ -343,6 +347,13 @@ class ExportConsumer:
         await asyncio.to_thread(_write_private, paths.manifest, text)
         os.replace(paths.partial, csv_path)  # the export exists from here on
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
+
+    def _requested(self, job: ExportJob) -> AuditEntry:
+        r = job.request
+        detail = f"{r.product} {job.range.start}..{job.range.end} ({job.scope.kind})"
+        return AuditEntry(
+            self.now(), r.district_id, r.requester, "export.accepted", r.request_id, detail
+        )
 
     def _link(self, request: ExportRequest, csv_path: Path, expires_at: datetime) -> str:
         web = self.settings.web

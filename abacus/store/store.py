@@ -57,11 +57,12 @@ from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
 from abacus.settings import AbacusSettings
 from abacus.store import migrations
+from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.lanes import EXPORT, INGEST, SERVICE, Lanes
 from abacus.store.native import EncodedBlock
 
-__all__ = ["Row", "Store"]
+__all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -77,7 +78,7 @@ _INGEST_TABLES = frozenset(
 )
 
 
-class Store:
+class Store(DeletionMethods):
     """ClickHouse for Abacus. Open with `Store.open(settings)`; `close()` when done.
 
     ``lanes``: a client and thread per lane (`LANES`); False: one client and thread for
@@ -401,10 +402,18 @@ class Store:
         await self.ainsert_rows(AUDIT_LOG, [entry.row() for entry in entries])
 
     def _audit_rows(
-        self, district_id: str, limit: int, actions: Sequence[str], target: str | None
+        self,
+        district_id: str,
+        limit: int,
+        actions: Sequence[str],
+        target: str | None,
+        since: datetime | None,
     ) -> list[AuditEntry]:
         where = ["district_id = {d:String}"]
         params: dict[str, Any] = {"d": district_id, "n": limit}
+        if since is not None:
+            where.append("at >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = since
         if actions:
             where.append("action IN {a:Array(String)}")
             params["a"] = list(actions)
@@ -416,7 +425,7 @@ class Store:
             f"SELECT {columns} FROM {self._name(AUDIT_LOG)} "  # noqa: S608
             f"WHERE {' AND '.join(where)} ORDER BY at DESC LIMIT {{n:UInt32}}"
         )
-        return [AuditEntry(*row) for row in self._rows(sql, params)]
+        return [AuditEntry(as_utc(r[0]), *r[1:]) for r in self._rows(sql, params)]
 
     def audit_entries(
         self,
@@ -425,11 +434,14 @@ class Store:
         limit: int = 200,
         actions: Sequence[str] = (),
         target: str | None = None,
+        since: datetime | None = None,
     ) -> list[AuditEntry]:
-        """A district's newest audit entries (optionally of some actions or one target)."""
+        """A district's newest audit entries (optionally of some actions, one target, or
+        since a time)."""
         return self._call(
-            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
-        )
+            "reading the audit log failed",
+            self._audit_rows, district_id, limit, actions, target, since,
+        )  # fmt: skip
 
     async def aaudit_entries(
         self,
@@ -438,7 +450,9 @@ class Store:
         limit: int = 200,
         actions: Sequence[str] = (),
         target: str | None = None,
+        since: datetime | None = None,
     ) -> list[AuditEntry]:
         return await self._acall(
-            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
-        )
+            "reading the audit log failed",
+            self._audit_rows, district_id, limit, actions, target, since,
+        )  # fmt: skip

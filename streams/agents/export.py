@@ -13,6 +13,7 @@ crash in the engine) is counted per record like a poison ingest batch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -75,7 +76,11 @@ def register(
     metrics: Metrics,
     broker_epoch: str,
     on_status: StatusHook | None = None,
+    *,
+    exports_lock: asyncio.Lock,
 ) -> None:
+    """``exports_lock``: held while a request runs, so a deletion never runs while an
+    export is being written."""
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     requests = app.topic(topics.name(topics.export_requests), **raw)
@@ -110,7 +115,8 @@ def register(
         async for event in manual.events():
             message = event.message
             try:
-                await handler.process(message.value, message.partition, message.offset)
+                async with exports_lock:
+                    await handler.process(message.value, message.partition, message.offset)
             except StackError as exc:
                 # The broker would not take the final status: stop the worker without
                 # acking; after the restart the request runs again and says how it ended.

@@ -26,6 +26,7 @@ from abacus.events.processing import SourceRecord
 from abacus.events.reasons import reject
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
 from abacus.kafka_clients import aiokafka_config
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.attempts import AttemptLog
@@ -83,6 +84,7 @@ class IngestService(Service):
         districts: DistrictRegistry,
         metrics: Metrics,
         broker_epoch: str,
+        deny: DenyList,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -90,6 +92,7 @@ class IngestService(Service):
         self.districts = districts
         self.metrics = metrics
         self.broker_epoch = broker_epoch  # stored with each event's partition and offset
+        self.deny = deny  # deleted students: their events and dead letters are dropped
         self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
@@ -112,6 +115,9 @@ class IngestService(Service):
         self._generation = 0
         self._holding = False  # a revoke is waiting for the batches in flight
         self.batch_done = asyncio.Event()  # set each time a batch is finished with
+        self._handed = 0  # batches handed to the ingest processes, and stored since start
+        self._stored = 0
+        self._progress = asyncio.Condition()
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -309,11 +315,24 @@ class IngestService(Service):
         raw = [
             (r.partition, r.offset, r.key, r.value) for r in records if r.partition not in poisoned
         ]
+        # Only the deny-list entries this batch's record keys (student ids) need cross over.
+        deny = self.deny.for_keys(r.key for r in records) if len(self.deny) else None
+        zones, now = self.districts.zones(), datetime.now(UTC)
         prepared = asyncio.ensure_future(
-            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC), self.broker_epoch)
+            self.preparer.prepare(raw, zones, now, self.broker_epoch, deny=deny)
         )
         item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation)
         await self._queue.put(item)
+        self._handed += 1
+
+    async def barrier(self, timeout_s: float = 120.0) -> None:
+        """Wait until every batch handed over before now is stored (those prepared before a
+        deny-list change); later batches see the change."""
+        target = self._handed
+        with contextlib.suppress(TimeoutError):
+            async with self._progress:
+                done = self._progress.wait_for(lambda: self._stored >= target or self.should_stop)
+                await asyncio.wait_for(done, timeout_s)
 
     @Service.task
     async def _store(self) -> None:
@@ -323,6 +342,9 @@ class IngestService(Service):
                 try:
                     await self._finish(item, await item.prepared)
                     self.batch_done.set()
+                    async with self._progress:
+                        self._stored += 1
+                        self._progress.notify_all()
                 except (StorageError, KafkaError, OSError) as exc:
                     # The store or the broker failed, not this batch: a restart retries it,
                     # and the attempt does not count towards quarantining it.
@@ -358,6 +380,11 @@ class IngestService(Service):
         letters = [(by_position[p, o], reason) for p, o, reason in batch.dead_letters]
         if item.quarantined:
             letters += self._quarantine(item)
+        denied = batch.denied
+        if letters and len(self.deny):
+            kept = self._without_denied(letters)
+            denied += len(letters) - len(kept)
+            letters = kept
         if letters:
             pointers = await self.dead_letters.deliver(letters, self.broker_epoch)
             metrics.dead_letters_oversized.inc(pointers)
@@ -383,6 +410,7 @@ class IngestService(Service):
         for reason, n in batch.rejected.items():
             metrics.events_rejected.labels(reason).inc(n)
         metrics.dead_letters.inc(len(letters))
+        metrics.events_denied.inc(denied)
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
         log.debug(
             "batch of %d records (%d events) stored in %.3fs",
@@ -411,6 +439,19 @@ class IngestService(Service):
                 self.attempts.release(partition)
             return False
         return True
+
+    def _without_denied(
+        self, letters: list[tuple[SourceRecord, str]]
+    ) -> list[tuple[SourceRecord, str]]:
+        """Dead letters of deleted students are dropped, not kept (their data would live on
+        in the dead-letter topic and table): whoever the record names, or its key when it
+        names nobody readable. Dead letters are few; this decodes only them."""
+        now = datetime.now(UTC)
+        return [
+            (source, reason)
+            for source, reason in letters
+            if not self.deny.record_denied(source.key, source.value, now)
+        ]
 
     def _quarantine(self, item: _Fetched) -> list[tuple[SourceRecord, str]]:
         """Dead letters for the records of a poison batch, with one loud line per partition."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -19,6 +20,7 @@ from abacus.catalog import (
     Table,
 )
 from abacus.district import DistrictConfig
+from abacus.privacy.deny import DenyList
 from abacus.roster.records import (
     BadRecordError,
     RosterKind,
@@ -45,6 +47,17 @@ _TABLES: dict[RosterKind, tuple[Table, ...]] = {
     RosterKind.LINKS: (ROSTER_LINKS,),
     RosterKind.DISTRICT: (DISTRICTS,),
 }
+# Where a kind's row names its student (the deny-list applies to these kinds only: a deleted
+# district's staff and config may come back with a new contract, its students may not).
+_STUDENT_AT = {RosterKind.STUDENTS: 1, RosterKind.LINKS: 2}
+
+
+def _denied(deny: DenyList, kind: RosterKind, row: tuple[Any, ...]) -> bool:
+    at = _STUDENT_AT.get(kind)
+    if at is None or not len(deny):
+        return False
+    imported_at = datetime.fromtimestamp(row[-2] / 1000, UTC)  # the record's version (ms)
+    return deny.denies(row[0], row[at], imported_at)
 
 
 def register(
@@ -53,6 +66,7 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    deny: DenyList,
     accounts: AccountDirectory,
     readiness: Readiness,
 ) -> None:
@@ -64,6 +78,7 @@ def register(
         t.name(t.district_config): RosterKind.DISTRICT,
     }
     source = app.topic(*kinds, key_serializer="raw", value_serializer="raw")
+    sinks = {name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in kinds}
 
     def failing(now: bool) -> None:
         readiness.roster_store = not now
@@ -79,6 +94,9 @@ def register(
                 msg = event.message
                 kind = kinds.get(msg.topic)
                 if kind is None:  # cannot happen: the agent reads only these topics
+                    continue
+                if msg.value is None:  # a tombstone: a deletion already removed the rows
+                    metrics.roster_records.labels(kind.value, "tombstone").inc()
                     continue
                 # A bad record is logged (no values: they may be personal) and skipped; an
                 # exception escaping here would kill the actor.
@@ -100,6 +118,12 @@ def register(
                         _why(exc),
                     )
                     metrics.roster_records.labels(kind.value, "skipped").inc()
+                    continue
+                if _denied(deny, kind, row):
+                    # A deleted student rostered again: dropped, and its key tombstoned
+                    # again, until an admin re-enables them (abacus privacy reenable).
+                    await sinks[msg.topic].send(key=msg.key, value=None)
+                    metrics.roster_records.labels(kind.value, "denied").inc()
                     continue
                 rows[kind].append(row)
             # Until the store takes the batch: the agent must not move past it (acks).

@@ -4,6 +4,7 @@ links, throttled sign-ins; and passwords that survive roster re-uploads. One wor
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from abacus.embedded.broker import EmbeddedBroker
+from abacus.privacy.receipt import check_signature
 from tests.support.mail import Mailbox, first_link
 from tests.support.portal_client import PortalClient
 from tests.support.stack import Stack, wait_until
@@ -227,6 +229,50 @@ def test_a_reset_link_works_once_and_the_password_survives_reuploads(
     time.sleep(1.0)
     signed_in(stack, "0102", "rbirch", "Birch-New-Pass-1")
     signed_in(stack, "0101", "pwillow", PASSWORDS["0101"])
+
+
+def test_an_admin_deletes_a_student_with_a_confirmation_then_downloads_the_receipt(
+    stack: Stack,
+) -> None:
+    teacher = signed_in(stack, "0101", "pwillow", PASSWORDS["0101"])
+    assert teacher.get("/portal/admin/deletions").status == 403  # admins only
+    admin = signed_in(stack, "0501", "aquill", "Example-Only-1")
+    form = "/portal/admin/deletions"
+    bad = admin.form_post(form, form, {"students": "20001\n20001"})
+    assert bad.status == 400
+    assert "a student is named twice" in bad.text
+    assert 'aria-invalid="true"' in bad.text
+    confirm = admin.form_post(form, form, {"students": "StudentID\n20001\n", "reason": "parent"})
+    assert confirm.status == 200
+    assert "Confirm the deletion" in confirm.text
+    assert "1 student</strong>" in confirm.text
+    request_id = re.search(r'name="request_id" value="(del-[0-9a-f]+)"', confirm.text)
+    assert request_id is not None
+    assert "Delete student data" in confirm.text  # the navigation pane's link
+    fields = {
+        "students": "20001",
+        "reason": "parent",
+        "request_id": request_id[1],
+        "confirm": "yes",
+    }
+    sent = admin.form_post(form, form, fields)
+    assert (sent.status, sent.location) == (303, f"/portal/admin/deletions/{request_id[1]}")
+    page = sent.location
+    wait_until(lambda: "completed" in admin.get(page).text, 120, "deletion completed")
+    receipt = admin.get(f"{page}/receipt")
+    assert receipt.status == 200
+    assert f'filename="{request_id[1]}.json"' in receipt.headers["Content-Disposition"]
+    doc = json.loads(receipt.text)
+    check_signature(doc, b"s" * 32)
+    assert doc["request"]["students"] == ["20001"]
+    assert doc["request"]["requester"] == "0501"
+    checked = {t["table"]: t["result"] for t in doc["tables"]}
+    assert {"events", "daily_facts", "roster_students", "audit_log"} <= set(checked)
+    assert set(checked.values()) == {0}
+    teacher = signed_in(stack, "0101", "pwillow", PASSWORDS["0101"])  # the first one idled
+    assert teacher.get(f"{page}/receipt").status == 403
+    assert admin.get("/portal/admin/deletions/del-0000000000000000").status == 200  # queued
+    assert admin.get("/portal/admin/deletions/del-0000000000000000/receipt").status == 404
 
 
 def test_failed_sign_ins_are_throttled_per_username_then_per_address(stack: Stack) -> None:
