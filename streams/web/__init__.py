@@ -37,7 +37,7 @@ def register(
     districts: Mapping[str, DistrictConfig],
 ) -> portal.Portal:
     ops.register(app, metrics, readiness, ingest)
-    exports.register(app, settings, store)
+    exports.register(app, settings, store, accounts)
     return register_portal(app, settings, store, accounts, board, districts)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from abacus.accounts.account import Account
 from abacus.accounts.passwords import new_password_problem, verify_password
+from abacus.accounts.resets import ResetTicket
 from abacus.errors import AbacusError
 from abacus.mail import ResetMail
 from streams.web.portal import PREFIX, Portal, safe_next
@@ -197,8 +198,9 @@ def register(
     async def reset_form(request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         ticket, problem = portal.resets.check(token)
-        if ticket is None or problem is not None:
-            return await reset_denied(request, token, problem or "unknown")
+        account = portal.accounts.active(ticket.district_id, ticket.employee_id) if ticket else None
+        if ticket is None or problem is not None or account is None:
+            return await reset_denied(request, token, _why_denied(ticket, problem))
         return portal.render(request, "reset.html", {"token": token, "error": ""})
 
     async def reset(request: web.Request) -> web.StreamResponse:
@@ -207,7 +209,7 @@ def register(
         ticket, problem = portal.resets.check(token)
         account = portal.accounts.active(ticket.district_id, ticket.employee_id) if ticket else None
         if ticket is None or problem is not None or account is None:
-            return await reset_denied(request, token, problem or "unknown")
+            return await reset_denied(request, token, _why_denied(ticket, problem))
         password = form.get("password", "")
         error = new_password_problem(
             password,
@@ -236,6 +238,14 @@ def register(
     r.add_post(f"{PREFIX}/forgot", forgot)
     r.add_get(f"{PREFIX}/reset/{{token}}", reset_form)
     r.add_post(f"{PREFIX}/reset/{{token}}", reset)
+
+
+def _why_denied(ticket: ResetTicket | None, problem: str | None) -> str:
+    """The audit's reason a reset link is refused: its own problem (used, expired), an
+    unknown token, or a user deactivated since the link was mailed."""
+    if ticket is None:
+        return "unknown"
+    return problem or "deactivated"
 
 
 _background: set[asyncio.Task[None]] = set()
