@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,7 +242,8 @@ def test_a_deactivated_user_loses_session_links_and_reset_links_at_once(
 
 def test_every_answer_to_forgot_password_looks_the_same(stack: Stack, mailbox: Mailbox) -> None:
     """Known by username or by e-mail, unknown, deactivated, throttled (a 4th request for
-    one name): one status, one page, the same cookies; mail only where it is due."""
+    one account, by name or e-mail alike): one status, one page, the same cookies; mail only
+    where it is due."""
     before = mailbox.count("pwillow@maplevalley.example")
     answers = {
         "known": forgot(D, "pwillow", stack),
@@ -255,8 +257,10 @@ def test_every_answer_to_forgot_password_looks_the_same(stack: Stack, mailbox: M
     assert "If an account matches" in pages["known"][1]
     for label, page in pages.items():
         assert page == pages["known"], label
-    # known + by e-mail + the 2nd and 3rd by name; the 4th is throttled, silently
-    wait_until(lambda: mailbox.count("pwillow@maplevalley.example") == before + 4, 30, "mails")
+    # known, by e-mail, then the 3rd by name; the 4th and 5th are throttled, silently
+    wait_until(lambda: mailbox.count("pwillow@maplevalley.example") >= before + 3, 30, "mails")
+    time.sleep(1.0)  # a 4th mail would have been sent by now (the first three were)
+    assert mailbox.count("pwillow@maplevalley.example") == before + 3
 
 
 def test_the_audit_trail_has_the_refusals_and_the_log_no_password_email_or_student(
