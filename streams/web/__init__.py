@@ -48,7 +48,7 @@ def register(
     districts: Mapping[str, DistrictConfig],
 ) -> portal.Portal:
     ops.register(app, metrics, readiness, ingest)
-    exports.register(app, settings, store)
+    exports.register(app, settings, store, accounts)
     privacy.register(app, settings, store)
     return register_portal(app, settings, store, accounts, board, districts)
 
