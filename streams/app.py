@@ -85,10 +85,11 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     roster.register(app, settings, store, districts, metrics, accounts)
     export.register(app, settings, store, districts.configs, metrics, broker_epoch, board.on_status)
     readiness = Readiness()
-    web.register(
-        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
-    )
     monitor = lag_monitor.register(app, settings, metrics)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
+        monitor,
+    )  # fmt: skip
     retention.register(app, settings)
     return Worker(
         app,

@@ -17,10 +17,19 @@ from abacus.mail import send_reset_mail
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.health import Assigned, Readiness
+from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
-from streams.web import exports, ops, portal, portal_admin, portal_auth, portal_exports
+from streams.web import (
+    exports,
+    ops,
+    ops_page,
+    portal,
+    portal_admin,
+    portal_auth,
+    portal_exports,
+)
 
 __all__ = ["register"]
 
@@ -35,10 +44,14 @@ def register(
     accounts: AccountDirectory,
     board: ExportBoard,
     districts: Mapping[str, DistrictConfig],
+    monitor: LagMonitor,
 ) -> portal.Portal:
     ops.register(app, metrics, readiness, ingest)
     exports.register(app, settings, store)
-    return register_portal(app, settings, store, accounts, board, districts)
+    core = register_portal(app, settings, store, accounts, board, districts)
+    # The read-only operations page, inside the portal (its sign-in, headers, templates).
+    ops_page.register(app.web.web_app, core, monitor, metrics)  # type: ignore[attr-defined]
+    return core
 
 
 def register_portal(
