@@ -80,6 +80,7 @@ class LagMonitor:
         # Reading log ends waits for a quiet topic for up to 5 s (consumers/lag.py), twice.
         self.timeout_s = timeout_s or max(30.0, 2 * settings.lag_interval_s)
         self._running: asyncio.Future[list[GroupSample]] | None = None
+        self.measured = 0  # successful ticks so far: views built from the history cache on it
 
     def measure(self) -> list[GroupSample]:
         """One look at every group. Blocking broker calls: run it in a thread."""
@@ -109,6 +110,7 @@ class LagMonitor:
             self.publish(sample)
         at = samples[0].at if samples else self._clock()
         self.freshness.add(at, self.metrics.freshness_buckets())
+        self.measured += 1
 
     def publish(self, sample: GroupSample) -> None:
         self.history.add(sample)
