@@ -33,9 +33,10 @@ FRESHNESS_WINDOW_S = 300.0
 
 
 def token_matches(expected: str | None, header: str) -> bool:
-    """Whether an ``Authorization`` header carries the operator token (constant time)."""
+    """Whether an ``Authorization`` header carries the operator token (constant time); an
+    unset or empty token lets nobody in."""
     scheme, _, given = header.partition(" ")
-    if expected is None or scheme.lower() != "bearer":
+    if not expected or scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode(), expected.encode())
 

@@ -136,6 +136,8 @@ def test_the_chart_escapes_group_names_and_says_when_empty() -> None:
         ("s3cret-token", "Basic s3cret-token", False),
         ("s3cret-token", "s3cret-token", False),
         (None, "Bearer anything", False),
+        (None, "Bearer ", False),
+        ("", "Bearer ", False),  # an empty setting is no token at all
     ],
 )
 def test_the_operator_token_check(expected: str | None, header: str, ok: bool) -> None:
