@@ -129,7 +129,7 @@ class Stack:
             )
         return proc
 
-    def start_worker(self, ready_timeout: float = 60, command: str = "worker") -> None:
+    def start_worker(self, ready_timeout: float = 120, command: str = "worker") -> None:
         assert self.worker is None or self.worker.poll() is not None, "worker already running"
         self.home.mkdir(parents=True, exist_ok=True)
         log = (self.home / "worker.log").open("ab")
@@ -138,7 +138,7 @@ class Stack:
         )
         wait_until(self._ready, ready_timeout, f"abacus {command} /readyz")
 
-    def start_up(self, ready_timeout: float = 90) -> None:
+    def start_up(self, ready_timeout: float = 150) -> None:
         """`abacus up`: a supervised worker (and, when ``embedded``, its own broker)."""
         self.start_worker(ready_timeout, command="up")
 
