@@ -201,7 +201,7 @@ def test_real_lag_dead_letters_and_freshness_show_on_the_page(stack: Stack) -> N
     )
 
 
-def test_the_page_in_chromium_refreshes_in_place_and_passes_axe(stack: Stack) -> None:
+def test_browser_the_page_refreshes_in_place_and_passes_axe(stack: Stack) -> None:
     group = stack.settings.ingest_group
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
