@@ -103,11 +103,15 @@ class LagMonitor:
             self._failed(exc)
             return
         self._running = None
+        try:
+            for sample in samples:
+                self.publish(sample)
+        except Exception as exc:  # noqa: BLE001 - a bug in the rules must not stop the timer
+            self._failed(exc, close=False)
+            return
         if self._failures:
             log.info("consumer lag measured again after %d failed attempt(s)", self._failures)
             self._failures = 0
-        for sample in samples:
-            self.publish(sample)
         at = samples[0].at if samples else self._clock()
         self.freshness.add(at, self.metrics.freshness_buckets())
         self.measured += 1
