@@ -110,10 +110,11 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
         exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
-    web.register(
-        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
-    )
     monitor = lag_monitor.register(app, settings, metrics)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
+        monitor,
+    )  # fmt: skip
     retention.register(app, settings)
     return Worker(
         app,
