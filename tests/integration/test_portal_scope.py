@@ -66,14 +66,6 @@ def rosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory,
     rosters: dict[str, Path], mailbox: Mailbox,

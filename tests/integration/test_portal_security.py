@@ -38,14 +38,6 @@ def roster(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory, roster: Path,
     mailbox: Mailbox,
