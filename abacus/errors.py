@@ -6,6 +6,7 @@ __all__ = [
     "AbacusError",
     "ExportRequestError",
     "InvalidEventError",
+    "RosterInputError",
     "SettingsError",
     "StackError",
     "StorageError",
@@ -22,6 +23,11 @@ class SettingsError(AbacusError):
 
 class StackError(AbacusError):
     """A part of the running stack (broker, store, worker) cannot be started or reached."""
+
+
+class RosterInputError(AbacusError):
+    """A roster upload refused as a whole, before anything is published (too large, no
+    roster file in it); the message is the one line the operator sees."""
 
 
 class InvalidEventError(AbacusError):

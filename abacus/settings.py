@@ -15,6 +15,7 @@ __all__ = [
     "BrokerSettings",
     "ClickHouseSettings",
     "ExportSettings",
+    "RosterSettings",
     "SmtpSettings",
     "SupervisorSettings",
     "TopicSettings",
@@ -146,6 +147,15 @@ class ExportSettings(BaseModel):
     sweep_interval_s: float = Field(default=300.0, gt=0)
 
 
+class RosterSettings(BaseModel):
+    """Roster uploads: a file over either cap is refused whole, with one line, before
+    anything is published. The defaults sit far above a 1M-student district (README)."""
+
+    model_config = _FROZEN
+    max_file_bytes: int = Field(default=1 << 30, ge=1)  # per CSV file (uncompressed in a zip)
+    max_rows: int = Field(default=20_000_000, ge=1)  # data rows per CSV file
+
+
 class SmtpSettings(BaseModel):
     """Mail for export links; disabled while ``host`` is unset."""
 
@@ -203,6 +213,7 @@ class AbacusSettings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     exports: ExportSettings = ExportSettings()
+    roster: RosterSettings = RosterSettings()
     smtp: SmtpSettings = SmtpSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
 

@@ -29,6 +29,7 @@ __all__ = [
     "district_row",
     "encode_value",
     "fields_of",
+    "key_parts",
     "link_fields",
     "record_key",
     "roster_row",
@@ -94,6 +95,16 @@ def record_key(district_id: str, kind: RosterKind, fields: Mapping[str, Any]) ->
     if kind is RosterKind.LINKS:
         return f"{district_id}|{fields['employee_id']}|{fields['student_id']}"
     return district_id
+
+
+def key_parts(kind: RosterKind, key: str) -> tuple[str, ...]:
+    """A key's parts: (district, employee), (district, student), (district, employee,
+    student). A staff id may hold ``|`` (any 7-bit ASCII); district and student ids never do."""
+    district_id, _, rest = key.partition("|")
+    if kind is RosterKind.LINKS:
+        employee_id, _, student_id = rest.rpartition("|")
+        return (district_id, employee_id, student_id)
+    return (district_id, rest)
 
 
 # --- values ---------------------------------------------------------------------------------------
