@@ -188,7 +188,7 @@ class AbacusSettings(BaseSettings):
     app_id: str = "abacus"
     log_level: str = "info"
     log_json: bool = False
-    batch_size: int = 5000  # roster/config agents: records per batch
+    batch_size: int = 5000  # roster consumer: records per batch
     # Ingest: records per fetched batch, and the processes that decode/derive/encode
     # them (None = one per core up to 4; 0 = inside the worker process).
     ingest_batch_records: int = Field(default=20_000, ge=1)
@@ -221,6 +221,11 @@ class AbacusSettings(BaseSettings):
     def ingest_group(self) -> str:
         """Consumer group of the ingest service (the Faust agents use ``app_id``)."""
         return f"{self.app_id}-ingest"
+
+    @property
+    def roster_group(self) -> str:
+        """Consumer group of the roster consumer (roster, district-config, OneRoster state)."""
+        return f"{self.app_id}-roster"
 
     @cached_property
     def chdb_path(self) -> Path:

@@ -13,6 +13,7 @@ from abacus.store.store import Store
 from streams import lag_monitor, retention, web
 from streams.agents import export, roster
 from streams.agents.ingest import IngestService
+from streams.agents.roster import RosterService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
@@ -33,6 +34,7 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    roster: RosterService
     lag_monitor: LagMonitor
     # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
     # event's offset and in export manifests.
@@ -76,12 +78,21 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     districts = DistrictRegistry(store, metrics)
     ingest = IngestService(settings, store, districts, metrics, broker_epoch)
     app.service(ingest)
-    roster.register(app, settings, store, districts, metrics)
+    roster_service = roster.register(app, settings, store, districts, metrics)
     export.register(app, settings, store, districts.configs, metrics, broker_epoch)
     readiness = Readiness()
     web.register(app, settings, store, metrics, readiness, ingest)
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
     return Worker(
-        app, settings, store, metrics, readiness, districts, ingest, monitor, broker_epoch
+        app,
+        settings,
+        store,
+        metrics,
+        readiness,
+        districts,
+        ingest,
+        roster_service,
+        monitor,
+        broker_epoch,
     )

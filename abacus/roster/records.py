@@ -33,6 +33,7 @@ __all__ = [
     "link_fields",
     "record_key",
     "roster_row",
+    "state_row",
     "student_fields",
     "user_fields",
 ]
@@ -209,6 +210,17 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
     if record_key(district_id, kind, doc) != key:
         raise BadRecordError("record key does not match its value")
     return (*row, *_tail(doc))
+
+
+def state_row(key: str, doc: Mapping[str, Any], value: bytes) -> tuple[Any, ...]:
+    """The ``roster_oneroster_state`` row of a OneRoster importer state record (a bucket):
+    its value kept as published, so that it can be put back byte for byte."""
+    district_id = _get(doc, "district_id", str)
+    if not key.startswith(f"{district_id}|"):
+        raise BadRecordError("record key does not match its value")
+    version = _get(doc, "imported_at", int)
+    updated = datetime.fromtimestamp(version / 1000, UTC)
+    return (district_id, key, value.decode(), version, updated)
 
 
 def district_row(key: str, doc: Mapping[str, Any]) -> tuple[DistrictConfig, tuple[Any, ...]]:

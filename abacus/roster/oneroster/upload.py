@@ -92,7 +92,11 @@ def _fields(district_id: str, mapped: Mapped) -> dict[RosterKind, dict[str, dict
 
 
 def _read(
-    manifest: Manifest, files: Mapping[str, bytes], present: frozenset[str], today: date
+    manifest: Manifest,
+    files: Mapping[str, bytes],
+    present: frozenset[str],
+    today: date,
+    max_rows: int | None,
 ) -> tuple[dict[str, Checked], list[RowError]]:
     checked: dict[str, Checked] = {}
     errors: list[RowError] = []
@@ -108,7 +112,8 @@ def _read(
             checked[name] = Checked(name, mode, errors=[RowError(name, 0, "", "", reason)])
             checked[name].usable = False
             continue
-        checked[name] = check_table(read_table(f.SPECS[name], files[name]), mode, today=today)
+        table = read_table(f.SPECS[name], files[name], max_rows=max_rows)
+        checked[name] = check_table(table, mode, today=today)
     return checked, errors
 
 
@@ -169,9 +174,11 @@ def build_upload(
     old: State,
     *,
     today: date,
+    max_rows: int | None = None,
 ) -> OneRosterUpload:
-    """Everything an import publishes, from the package and the district's stored state."""
-    checked, errors = _read(manifest, files, present, today)
+    """Everything an import publishes, from the package and the district's stored state
+    (RosterInputError for a file over `max_rows` rows)."""
+    checked, errors = _read(manifest, files, present, today, max_rows)
     staged = stage(old, checked)
     mapped = map_state(staged.state, staged.lines.get(f.USERS, {}))
     fields = _fields(district_id, mapped)
