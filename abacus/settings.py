@@ -152,7 +152,7 @@ class RosterSettings(BaseModel):
     anything is published. The defaults sit far above a 1M-student district (README)."""
 
     model_config = _FROZEN
-    max_file_bytes: int = Field(default=1 << 30, ge=1)  # per CSV file (uncompressed in a zip)
+    max_file_bytes: int = Field(default=2 << 30, ge=1)  # per CSV file (uncompressed in a zip)
     max_rows: int = Field(default=20_000_000, ge=1)  # data rows per CSV file
 
 

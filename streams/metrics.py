@@ -99,7 +99,7 @@ class Metrics:
         )
         self.roster_records = Counter(
             "abacus_roster_records",
-            "Roster and district-config records consumed, by kind and outcome (stored|skipped).",
+            "Roster, district-config and OneRoster state records consumed, by kind and outcome.",
             ["kind", "outcome"],
             registry=r,
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from abacus.district import ConfigError, DistrictConfig, load_district_config
 from abacus.errors import RosterInputError
 from abacus.roster.diff import RosterDiff
+from abacus.roster.oneroster.upload import no_cyclic_gc
 from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
@@ -143,20 +144,33 @@ def import_roster(
     a file over a cap) and StackError (broker trouble).
     """
     config = load_config(directory, district_id, config_path)
-    limits = settings.roster
-    files = read_roster_dir(directory, max_bytes=limits.max_file_bytes)
+    files = read_roster_dir(directory, max_bytes=settings.roster.max_file_bytes)
     if not files:
         raise RosterInputError(
             f"{directory.name or directory}: none of {', '.join(ROSTER_FILES)} is there;"
             " nothing imported"
         )
+    with no_cyclic_gc():  # hundreds of thousands of acyclic dicts (see no_cyclic_gc)
+        return _import(settings, directory, district_id, files, config, strict, today)
+
+
+def _import(
+    settings: AbacusSettings,
+    directory: Path,
+    district_id: str,
+    files: dict[str, bytes],
+    config: DistrictConfig | None,
+    strict: bool,
+    today: date | None,
+) -> ImportResult:
     published: Published | None = None
     known: PublishedIds | None = None
     if len(files) < len(ROSTER_FILES):
         # A file on its own is checked against what the district has published.
         published = read_published(settings, district_id)
         known = published_ids(published.docs)
-    checked = validate_roster(files, today=today, published=known, max_rows=limits.max_rows)
+    max_rows = settings.roster.max_rows
+    checked = validate_roster(files, today=today, published=known, max_rows=max_rows)
     upload = upload_of(district_id, checked)
     warnings = list(upload.warnings)
     if published is not None:

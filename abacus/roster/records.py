@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from abacus.district import DISTRICT_DATA_COLUMNS, DistrictConfig
 from abacus.errors import AbacusError
 from abacus.roster.validation import Student, TeacherStudentLink, User
@@ -126,7 +128,9 @@ def encode_value(
         "is_active": is_active,
         **fields,
     }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    # The bytes of json.dumps(doc, separators=(",", ":"), sort_keys=True) for ASCII text
+    # (non-ASCII is written as UTF-8 instead of \u escapes), ten times faster.
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def config_value(config: DistrictConfig, import_id: str, imported_at: int) -> bytes:
@@ -140,8 +144,8 @@ def decode_value(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise BadRecordError("empty value (tombstone)")
     try:
-        doc = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:  # also bytes that are not UTF-8
         raise BadRecordError("value is not JSON") from None
     if not isinstance(doc, dict):
         raise BadRecordError("value is not a JSON object")

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 _DOB_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_DIGIT_RE = re.compile(r"[0-9]")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SHOWN_MAX = 60
 
@@ -37,10 +38,8 @@ class FieldError(AbacusError, ValueError):
 
 
 def _ascii(raw: str) -> str:
-    if "\ufffd" in raw:
-        raise FieldError("not valid UTF-8")
     if not raw.isascii():
-        raise FieldError("not 7-bit ASCII")
+        raise FieldError("not valid UTF-8" if "\ufffd" in raw else "not 7-bit ASCII")
     if not raw.isprintable():
         raise FieldError("contains control characters")
     return raw
@@ -62,7 +61,7 @@ def _staff_id(raw: str) -> str:
 def _name_warning(raw: str) -> str | None:
     """Names are type A ("alpha and any ASCII 7-bit non-numeric characters"): a digit is
     reported, and the name imported as it is (it may be a real name, or a shifted column)."""
-    if any(c.isdigit() for c in raw):
+    if _DIGIT_RE.search(raw):
         return "warning: contains digits (a name is type A: no numeric characters); imported as is"
     return None
 

@@ -55,6 +55,17 @@ class Table:
     width: int = 0
     usable: bool = True  # False once the file itself (not just a row) is rejected
     names: list[str] = field(default_factory=list)  # the header as written
+    _plans: dict[int, list[tuple[Column, int]]] = field(default_factory=dict)
+
+    def plan(self, columns: Sequence[Column]) -> list[tuple[Column, int]]:
+        """Each column with its index in the rows (past the end when the file lacks it),
+        worked out once per file rather than per row."""
+        plan = self._plans.get(id(columns))
+        if plan is None:
+            missing = max(self.width, len(self.names)) + 1
+            plan = [(c, self.header.get(c.name, missing)) for c in columns]
+            self._plans[id(columns)] = plan
+        return plan
 
 
 def _broken_quote(
@@ -92,7 +103,7 @@ def read_table(
             table.usable = False
             break
         end = reader.line_num
-        fields = [f.strip() for f in fields]
+        fields = list(map(str.strip, fields))
         if not any(fields):
             continue
         last = None
@@ -156,9 +167,9 @@ def check_row(
     values: dict[str, object] = {}
     errors: list[RowError] = []
     warnings: list[RowError] = []
-    for column in columns:
-        index = table.header.get(column.name)
-        raw = fields[index] if index is not None and index < len(fields) else ""
+    width = len(fields)
+    for column, index in table.plan(columns):
+        raw = fields[index] if index < width else ""
         if not raw:
             if column.value_required:
                 errors.append(

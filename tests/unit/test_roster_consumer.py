@@ -1,0 +1,180 @@
+"""The roster consumer's batch in memory (fake store), the OneRoster state's rows and their
+restore, and the single-file helpers: keys, the published roster, orphaned buildings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from abacus.catalog import (
+    DISTRICTS,
+    ROSTER_LINKS,
+    ROSTER_ONEROSTER_STATE,
+    ROSTER_STUDENTS,
+    ROSTER_STUDENTS_HISTORY,
+    ROSTER_USERS,
+    Table,
+)
+from abacus.district import DistrictConfig
+from abacus.errors import StorageError
+from abacus.roster import records as rec
+from abacus.roster.records import RosterKind
+from abacus.roster.restore import restored_state
+from abacus.roster.upload import keep, orphaned_buildings, published_ids, upload_of
+from abacus.roster.validation import (
+    LINKS_FILE,
+    STUDENTS_FILE,
+    USERS_FILE,
+    RosterValidation,
+    TeacherStudentLink,
+)
+from abacus.settings import AbacusSettings
+from streams.agents.roster import RosterService
+from streams.districts import DistrictRegistry
+from streams.metrics import Metrics
+
+SETTINGS = AbacusSettings(home=Path("/x"))
+T = SETTINGS.topics
+
+
+class FakeStore:
+    def __init__(self, fail: bool = False) -> None:
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.fail = fail
+
+    async def ainsert_rows(self, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        if self.fail:
+            raise StorageError("insert failed", retriable=True)
+        self.rows.setdefault(table.name, []).extend(rows)
+
+    def load_districts(self) -> dict[str, DistrictConfig]:
+        return {}
+
+    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+        return 0
+
+
+def record(topic: str, offset: int, key: bytes, value: bytes | None) -> ConsumerRecord[Any, Any]:
+    return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(key), len(value or b""), ())
+
+
+def student(student_id: str, version: int, grade: str = "3") -> bytes:
+    fields = {
+        "student_id": student_id, "first_name": "Ann", "last_name": "Bee", "grade": grade,
+        "building": "North", "is_ell": False, "is_iep": True,
+        **{f"district_data_{n}": "" for n in range(1, 6)},
+    }  # fmt: skip
+    return rec.encode_value("d1", "imp", version, True, fields)
+
+
+def service(store: FakeStore) -> tuple[RosterService, Metrics, DistrictRegistry]:
+    metrics = Metrics()
+    districts = DistrictRegistry(store, metrics)  # type: ignore[arg-type]
+    return RosterService(SETTINGS, store, districts, metrics), metrics, districts  # type: ignore[arg-type]
+
+
+def counted(metrics: Metrics, kind: str, outcome: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "abacus_roster_records_total", {"kind": kind, "outcome": outcome}
+    )
+
+
+async def test_a_batch_is_stored_per_table_with_every_version_and_bad_records_counted() -> None:
+    store = FakeStore()
+    roster, metrics, districts = service(store)
+    config = DistrictConfig(
+        district_id="d1", name="D One", timezone="America/Chicago", school_year_start="08-15"
+    )
+    bucket = {"file": "users.csv", "buckets": 1, "rows": {"u1": {"role": "student"}}}
+    state_value = rec.encode_value("d1", "imp", 7, True, bucket)
+    user = rec.encode_value(
+        "d1", "imp", 5, True,
+        {"employee_id": "T-100|a", "username": "t", "email": None, "first_name": "Tea",
+         "last_name": None, "user_type": 1, "buildings": ["North"]},
+    )  # fmt: skip
+    await roster.store_batch(
+        [
+            record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5)),
+            record(T.name(T.roster_students), 1, b"d1|S1", student("S1", 6, grade="4")),
+            record(T.name(T.roster_users), 0, b"d1|T-100|a", user),
+            record(T.name(T.roster_links), 0, b"d1|T-100|a|S1", b"not json"),
+            record(T.name(T.district_config), 0, b"d1", rec.config_value(config, "imp", 5)),
+            record(T.name(T.roster_oneroster), 0, b"d1|users.csv|00000", state_value),
+            record(T.name(T.roster_oneroster), 1, b"d2|users.csv|00000", state_value),
+        ]
+    )
+    # Both versions of S1 reach the history; the latest wins in the table by its version.
+    history = store.rows[ROSTER_STUDENTS_HISTORY.name]
+    assert [(r[1], r[4], r[-2]) for r in history] == [("S1", "3", 5), ("S1", "4", 6)]
+    assert store.rows[ROSTER_STUDENTS.name] == history
+    assert [r[1] for r in store.rows[ROSTER_USERS.name]] == ["T-100|a"]
+    assert ROSTER_LINKS.name not in store.rows
+    assert [r[0] for r in store.rows[DISTRICTS.name]] == ["d1"]
+    (state,) = store.rows[ROSTER_ONEROSTER_STATE.name]
+    assert state[:2] == ("d1", "d1|users.csv|00000")
+    assert restored_state(dict(zip(ROSTER_ONEROSTER_STATE.columns, state, strict=True))) == (
+        b"d1|users.csv|00000",
+        state_value,
+    )
+    assert districts.zones() == {"d1": "America/Chicago"}
+    assert counted(metrics, "students", "stored") == 2
+    assert counted(metrics, "links", "skipped") == 1
+    assert counted(metrics, "oneroster_state", "stored") == 1
+    assert counted(metrics, "oneroster_state", "skipped") == 1  # key of another district
+
+
+async def test_a_storage_error_escapes_so_nothing_is_committed() -> None:
+    roster, metrics, _ = service(FakeStore(fail=True))
+    with pytest.raises(StorageError):
+        await roster.store_batch([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
+    assert counted(metrics, "students", "stored") is None
+
+
+def test_link_keys_split_with_a_staff_id_holding_the_separator() -> None:
+    assert rec.key_parts(RosterKind.LINKS, "d1|T|100|S1") == ("d1", "T|100", "S1")
+    assert rec.key_parts(RosterKind.USERS, "d1|T|100") == ("d1", "T|100")
+    validation = RosterValidation([], [], [TeacherStudentLink("T|100", "S2", 2)], [])
+    upload = upload_of("d1", validation)
+    upload.rejected_ids[RosterKind.USERS].add("T|100")
+    current = ["d1|T|100|S1", "d1|T|1000|S1", "d1|U|S1"]
+    assert keep(RosterKind.LINKS, current, upload, "d1") == {"d1|T|100|S1"}
+
+
+def test_the_published_roster_and_buildings_no_row_names_any_more() -> None:
+    docs = {
+        RosterKind.USERS: {
+            "d1|A": {"employee_id": "A", "is_active": True, "buildings": ["North", "South"]},
+            "d1|B": {"employee_id": "B", "is_active": False, "buildings": ["West"]},
+        },
+        RosterKind.STUDENTS: {
+            "d1|S1": {"student_id": "S1", "is_active": True, "building": "North"},
+            "d1|S2": {"student_id": "S2", "is_active": True, "building": "South"},
+            "d1|S3": {"student_id": "S3", "is_active": True, "building": "South"},
+            "d1|S4": {"student_id": "S4", "is_active": False, "building": "West"},
+        },
+    }
+    known = published_ids(docs)
+    assert known.staff == {"A": True, "B": False}
+    assert known.students == {"S1": True, "S2": True, "S3": True, "S4": False}
+    assert known.buildings == {"North", "South"}
+    users_only = RosterValidation(
+        [], [], [], [], frozenset({"North"}),
+        usable={USERS_FILE: True, STUDENTS_FILE: False, LINKS_FILE: False},
+        uploaded=frozenset({USERS_FILE}),
+    )  # fmt: skip
+    (warning,) = orphaned_buildings(users_only, docs[RosterKind.STUDENTS])
+    assert warning.warning
+    assert (warning.file, warning.line, warning.column) == (USERS_FILE, 0, "Building_Names")
+    assert warning.reason == (
+        "warning: 2 published student(s) are in building(s) no row names now (South); they"
+        " are kept, but a 2_students.csv naming them will be rejected"
+    )
+    with_students = RosterValidation(
+        [], [], [], [], frozenset({"North"}), usable={USERS_FILE: True},
+        uploaded=frozenset({USERS_FILE, STUDENTS_FILE}),
+    )  # fmt: skip
+    assert orphaned_buildings(with_students, docs[RosterKind.STUDENTS]) == []
