@@ -37,6 +37,7 @@ from abacus.roster.records import (
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
+from streams.ingest_stop import Drain
 from streams.metrics import Metrics
 
 __all__ = ["STATE_KIND", "RosterService", "register"]
@@ -65,7 +66,9 @@ class RosterService(Service):
     the tables keep the latest version per key (ReplacingMergeTree on the record's
     version), so order across topics and a batch read twice change nothing. Offsets are
     committed only after the batch is stored: a storage error escapes, stops the worker
-    before the commit, and the batch is read again after the restart.
+    before the commit, and the batch is read again after the restart. On SIGTERM it drains
+    like ingest (reads until its lag is 0, or ``drain_timeout_s``): records an import has
+    just published are stored before an embedded broker goes away with them.
     """
 
     def __init__(
@@ -111,10 +114,11 @@ class RosterService(Service):
         self._consuming = True
 
     async def on_stop(self) -> None:
-        # The batch in hand is stored and committed first; then leave the group.
+        # Drained, stored and committed first (see _consume); then leave the group.
         if self._consuming:
+            timeout = self.settings.drain_timeout_s + 60
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), timeout=60)
+                await asyncio.wait_for(self._done.wait(), timeout=timeout)
         if self.consumer is not None:
             await self.consumer.stop()
 
@@ -126,16 +130,19 @@ class RosterService(Service):
     async def _consume(self) -> None:
         assert self.consumer is not None
         timeout_ms = int(self.settings.batch_within_s * 1000)
+        drain = Drain(self.settings.drain_timeout_s, "roster")
         try:
-            while not (self.should_stop or self.crashed):
+            while not (self.crashed or (self.should_stop and drain.done)):
                 fetched = await self.consumer.getmany(
                     timeout_ms=timeout_ms, max_records=self.settings.batch_size
                 )
                 records = [record for batch in fetched.values() for record in batch]
-                if not records:
-                    continue
-                await self.store_batch(records)
-                await self._commit({tp: batch[-1].offset + 1 for tp, batch in fetched.items()})
+                if records:
+                    await self.store_batch(records)
+                    offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
+                    await self._commit(offsets)
+                if self.should_stop:
+                    await drain.check(self.consumer, idle=not records)
         finally:
             self._done.set()
 

@@ -57,7 +57,7 @@ class OneRosterUpload:
         scope = self.deactivatable[kind]
         staff, students = self.failed["staff"], self.failed["student"]
 
-        def unmappable(parts: list[str]) -> bool:
+        def unmappable(parts: tuple[str, ...]) -> bool:
             if kind is RosterKind.LINKS:
                 return parts[1] in staff or parts[2] in students
             return parts[1] in (staff if kind is RosterKind.USERS else students)
@@ -66,7 +66,7 @@ class OneRosterUpload:
         for key in current:
             if key in self.fields[kind]:
                 continue
-            if (scope is not None and key not in scope) or unmappable(key.split("|")):
+            if (scope is not None and key not in scope) or unmappable(rec.key_parts(kind, key)):
                 out.add(key)
         return out
 

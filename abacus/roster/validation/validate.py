@@ -121,11 +121,8 @@ def validate_students(
     students: list[Student] = []
     errors = list(table.errors)
     warnings: list[RowError] = []
-    source = (
-        f"of the published staff ({USERS_FILE} not uploaded)"
-        if published
-        else (f"named in {USERS_FILE}")
-    )
+    published_staff = f"of the published staff ({USERS_FILE} not uploaded)"
+    source = published_staff if published else f"named in {USERS_FILE}"
     ids: dict[str, int] = {}
     by_fold = {b.casefold(): b for b in buildings or ()}
     for line, fields in table.rows if table.usable else []:
