@@ -17,12 +17,12 @@ from pathlib import Path
 from abacus.district import ConfigError, DistrictConfig, load_district_config
 from abacus.errors import RosterInputError
 from abacus.roster.diff import RosterDiff
-from abacus.roster.oneroster.upload import no_cyclic_gc
 from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
 from abacus.roster.upload import (
     keep,
+    no_cyclic_gc,
     orphaned_buildings,
     published_ids,
     rejected_rows,

@@ -50,6 +50,7 @@ class RosterKind(StrEnum):
     STUDENTS = "students"
     LINKS = "links"
     DISTRICT = "district_config"
+    ONEROSTER_STATE = "oneroster_state"  # the OneRoster importer's state buckets
 
 
 class BadRecordError(AbacusError, ValueError):

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -40,7 +40,7 @@ from streams.districts import DistrictRegistry
 from streams.ingest_stop import Drain
 from streams.metrics import Metrics
 
-__all__ = ["STATE_KIND", "RosterService", "register"]
+__all__ = ["RosterService", "register", "store_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ _TABLES: dict[RosterKind, tuple[Table, ...]] = {
     RosterKind.STUDENTS: (ROSTER_STUDENTS, ROSTER_STUDENTS_HISTORY),
     RosterKind.LINKS: (ROSTER_LINKS,),
     RosterKind.DISTRICT: (DISTRICTS,),
+    RosterKind.ONEROSTER_STATE: (ROSTER_ONEROSTER_STATE,),
 }
-STATE_KIND = "oneroster_state"  # the `kind` label of the OneRoster importer's state buckets
 
 
 class RosterService(Service):
@@ -89,8 +89,8 @@ class RosterService(Service):
             t.name(t.roster_students): RosterKind.STUDENTS,
             t.name(t.roster_links): RosterKind.LINKS,
             t.name(t.district_config): RosterKind.DISTRICT,
+            t.name(t.roster_oneroster): RosterKind.ONEROSTER_STATE,
         }
-        self.state_topic = t.name(t.roster_oneroster)
         self.consumer: AIOKafkaConsumer | None = None
         self._consuming = False
         self._done = asyncio.Event()
@@ -99,7 +99,6 @@ class RosterService(Service):
         broker = self.settings.broker
         self.consumer = AIOKafkaConsumer(
             *self.kinds,
-            self.state_topic,
             **aiokafka_config(broker),
             group_id=self.settings.roster_group,
             enable_auto_commit=False,
@@ -138,7 +137,7 @@ class RosterService(Service):
                 )
                 records = [record for batch in fetched.values() for record in batch]
                 if records:
-                    await self.store_batch(records)
+                    await self.handle(records)
                     offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
                     await self._commit(offsets)
                 if self.should_stop:
@@ -154,49 +153,62 @@ class RosterService(Service):
             # Stored already; a member that reads the batch again stores the same versions.
             log.warning("roster offsets not committed (read again later): %s", exc)
 
-    async def store_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Decode, store per table, then update the district registry. A bad record is
-        logged (no values: they may be personal) and counted; storage errors escape."""
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Decode one batch, store it, count it; storage errors escape (nothing committed)."""
+        rows, configs = self.decode(records)
+        # Storage errors escape on purpose: the worker stops before committing offsets.
+        await store_batch(self.store, self.districts, rows, configs)
+        for kind, batch in rows.items():
+            self.metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
+
+    def decode(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[dict[RosterKind, list[tuple[Any, ...]]], dict[str, DistrictConfig]]:
+        """Rows per kind and district configs; a bad record is logged (no values: they may
+        be personal), counted as skipped and left out."""
         rows: dict[RosterKind, list[tuple[Any, ...]]] = defaultdict(list)
-        states: list[tuple[Any, ...]] = []
         configs: dict[str, DistrictConfig] = {}
         for msg in records:
-            kind = self.kinds.get(msg.topic)
-            label = kind.value if kind is not None else STATE_KIND
+            kind = self.kinds[msg.topic]
             try:
                 key = msg.key.decode() if isinstance(msg.key, bytes) else ""
                 doc = decode_value(msg.value)
-                if kind is None:
-                    assert msg.value is not None  # decode_value refuses a tombstone
-                    states.append(state_row(key, doc, msg.value))
-                    continue
                 if kind is RosterKind.DISTRICT:
                     config, row = district_row(key, doc)
                     configs[key] = config
+                elif kind is RosterKind.ONEROSTER_STATE:
+                    assert msg.value is not None  # decode_value refuses a tombstone
+                    row = state_row(key, doc, msg.value)
                 else:
                     row = roster_row(kind, key, doc)
             except (BadRecordError, UnicodeDecodeError) as exc:
                 log.warning(
                     "skipping %s record at %s[%d]@%d: %s",
-                    label,
+                    kind.value,
                     msg.topic,
                     msg.partition,
                     msg.offset,
                     exc if isinstance(exc, BadRecordError) else "key is not UTF-8",
                 )
-                self.metrics.roster_records.labels(label, "skipped").inc()
+                self.metrics.roster_records.labels(kind.value, "skipped").inc()
                 continue
             rows[kind].append(row)
-        # Storage errors escape on purpose: the worker stops before committing offsets.
-        for kind, batch in rows.items():
-            for table in _TABLES[kind]:
-                await self.store.ainsert_rows(table, batch)
-            self.metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
-        if states:
-            await self.store.ainsert_rows(ROSTER_ONEROSTER_STATE, states)
-            self.metrics.roster_records.labels(STATE_KIND, "stored").inc(len(states))
-        for config in configs.values():
-            await self.districts.update(config)
+        return rows, configs
+
+
+async def store_batch(
+    store: Store,
+    districts: DistrictRegistry,
+    rows: Mapping[RosterKind, Sequence[tuple[Any, ...]]],
+    configs: Mapping[str, DistrictConfig],
+) -> None:
+    """Write one batch's rows, then apply its district configs. Every row is keyed
+    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing."""
+    for kind, batch in rows.items():
+        for table in _TABLES[kind]:
+            await store.ainsert_rows(table, batch)
+    for config in configs.values():
+        await districts.update(config)
 
 
 def register(

@@ -96,7 +96,7 @@ async def test_a_batch_is_stored_per_table_with_every_version_and_bad_records_co
         {"employee_id": "T-100|a", "username": "t", "email": None, "first_name": "Tea",
          "last_name": None, "user_type": 1, "buildings": ["North"]},
     )  # fmt: skip
-    await roster.store_batch(
+    await roster.handle(
         [
             record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5)),
             record(T.name(T.roster_students), 1, b"d1|S1", student("S1", 6, grade="4")),
@@ -130,7 +130,7 @@ async def test_a_batch_is_stored_per_table_with_every_version_and_bad_records_co
 async def test_a_storage_error_escapes_so_nothing_is_committed() -> None:
     roster, metrics, _ = service(FakeStore(fail=True))
     with pytest.raises(StorageError):
-        await roster.store_batch([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
+        await roster.handle([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
     assert counted(metrics, "students", "stored") is None
 
 
