@@ -34,6 +34,8 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
     worker.districts.load()
+    worker.accounts.load()
+    worker.board.load()
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(

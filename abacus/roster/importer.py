@@ -205,6 +205,7 @@ def _import(
             upload.fields[kind],
             complete=upload.complete[kind],
             keep=keep(kind, published.docs[kind], upload, district_id),
+            passwords=upload.passwords if kind is RosterKind.USERS else None,
         )
         rejected = rejected_rows(upload.errors, file)
         result.summaries.append(FileSummary(file, upload.accepted[file], rejected, diff))

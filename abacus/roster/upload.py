@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from abacus.roster import records as rec
 from abacus.roster.records import RosterKind
 from abacus.roster.validation import (
@@ -44,6 +46,7 @@ class Upload:
     warnings: list[RowError]
     accepted: dict[str, int]
     uploaded: frozenset[str]
+    passwords: dict[str, SecretStr | None]  # users' key -> the upload's password (plain)
 
 
 def _complete(v: RosterValidation) -> dict[RosterKind, bool]:
@@ -64,6 +67,10 @@ def _complete(v: RosterValidation) -> dict[RosterKind, bool]:
 
 def upload_of(district_id: str, v: RosterValidation) -> Upload:
     user_fields = {u.employee_id: rec.user_fields(u) for u in v.users}
+    passwords = {
+        rec.record_key(district_id, RosterKind.USERS, user_fields[u.employee_id]): u.password
+        for u in v.users
+    }
     student_fields = {s.student_id: rec.student_fields(s) for s in v.students}
     kinds = {
         RosterKind.USERS: user_fields.values(),
@@ -88,6 +95,7 @@ def upload_of(district_id: str, v: RosterValidation) -> Upload:
             LINKS_FILE: len(v.links),
         },
         uploaded=v.uploaded,
+        passwords=passwords,
     )
 
 

@@ -39,6 +39,7 @@ from abacus.store.store import Store
 from streams.districts import DistrictRegistry
 from streams.ingest_stop import Drain
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
 
 __all__ = ["RosterService", "register", "store_batch"]
 
@@ -77,12 +78,14 @@ class RosterService(Service):
         store: Store,
         districts: DistrictRegistry,
         metrics: Metrics,
+        accounts: AccountDirectory,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.store = store
         self.districts = districts
         self.metrics = metrics
+        self.accounts = accounts
         t = settings.topics
         self.kinds = {
             t.name(t.roster_users): RosterKind.USERS,
@@ -157,7 +160,7 @@ class RosterService(Service):
         """Decode one batch, store it, count it; storage errors escape (nothing committed)."""
         rows, configs = self.decode(records)
         # Storage errors escape on purpose: the worker stops before committing offsets.
-        await store_batch(self.store, self.districts, rows, configs)
+        await store_batch(self.store, self.districts, self.accounts, rows, configs)
         for kind, batch in rows.items():
             self.metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
 
@@ -199,14 +202,19 @@ class RosterService(Service):
 async def store_batch(
     store: Store,
     districts: DistrictRegistry,
+    accounts: AccountDirectory,
     rows: Mapping[RosterKind, Sequence[tuple[Any, ...]]],
     configs: Mapping[str, DistrictConfig],
 ) -> None:
     """Write one batch's rows, then apply its district configs. Every row is keyed
-    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing."""
+    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing.
+    Staff rows are stored first, then in force for the portal: a deactivated user's
+    sessions end at their next request."""
     for kind, batch in rows.items():
         for table in _TABLES[kind]:
             await store.ainsert_rows(table, batch)
+        if kind is RosterKind.USERS:
+            accounts.apply_rows(batch)
     for config in configs.values():
         await districts.update(config)
 
@@ -217,8 +225,9 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    accounts: AccountDirectory,
 ) -> RosterService:
     """Host the roster consumer in the worker's app; returns it (readiness asks it)."""
-    service = RosterService(settings, store, districts, metrics)
+    service = RosterService(settings, store, districts, metrics, accounts)
     app.service(service)
     return service

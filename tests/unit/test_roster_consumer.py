@@ -36,6 +36,7 @@ from abacus.settings import AbacusSettings
 from streams.agents.roster import RosterService
 from streams.districts import DistrictRegistry
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
 
 SETTINGS = AbacusSettings(home=Path("/x"))
 T = SETTINGS.topics
@@ -74,7 +75,9 @@ def student(student_id: str, version: int, grade: str = "3") -> bytes:
 def service(store: FakeStore) -> tuple[RosterService, Metrics, DistrictRegistry]:
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)  # type: ignore[arg-type]
-    return RosterService(SETTINGS, store, districts, metrics), metrics, districts  # type: ignore[arg-type]
+    accounts = AccountDirectory(store)  # type: ignore[arg-type]
+    roster = RosterService(SETTINGS, store, districts, metrics, accounts)  # type: ignore[arg-type]
+    return roster, metrics, districts
 
 
 def counted(metrics: Metrics, kind: str, outcome: str) -> float | None:
@@ -112,6 +115,11 @@ async def test_a_batch_is_stored_per_table_with_every_version_and_bad_records_co
     assert [(r[1], r[4], r[-2]) for r in history] == [("S1", "3", 5), ("S1", "4", 6)]
     assert store.rows[ROSTER_STUDENTS.name] == history
     assert [r[1] for r in store.rows[ROSTER_USERS.name]] == ["T-100|a"]
+    # Stored, then in force for the portal (a deactivated user's sessions end with it).
+    account = roster.accounts.get("d1", "T-100|a")
+    assert account is not None
+    assert account.is_active
+    assert account.version == 5
     assert ROSTER_LINKS.name not in store.rows
     assert [r[0] for r in store.rows[DISTRICTS.name]] == ["d1"]
     (state,) = store.rows[ROSTER_ONEROSTER_STATE.name]
@@ -132,6 +140,18 @@ async def test_a_storage_error_escapes_so_nothing_is_committed() -> None:
     with pytest.raises(StorageError):
         await roster.handle([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
     assert counted(metrics, "students", "stored") is None
+
+
+async def test_staff_are_in_force_only_after_their_rows_are_stored() -> None:
+    roster, _, _ = service(FakeStore(fail=True))
+    user = rec.encode_value(
+        "d1", "imp", 5, True,
+        {"employee_id": "T1", "username": "t", "email": None, "first_name": "Tea",
+         "last_name": None, "user_type": 1, "buildings": ["North"]},
+    )  # fmt: skip
+    with pytest.raises(StorageError):
+        await roster.handle([record(T.name(T.roster_users), 0, b"d1|T1", user)])
+    assert roster.accounts.get("d1", "T1") is None
 
 
 def test_link_keys_split_with_a_staff_id_holding_the_separator() -> None:
