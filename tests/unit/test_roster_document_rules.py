@@ -21,6 +21,7 @@ from abacus.roster.validation import (
     read_roster_dir,
     validate_roster,
 )
+from abacus.settings import AbacusSettings
 
 TODAY = date(2025, 10, 1)
 USERS_HEADER = "Employee_ID,Username,Email,Password,First_Name,Building_Names,User_Type"
@@ -299,3 +300,20 @@ def test_a_file_over_the_row_cap_is_refused() -> None:
     assert str(info.value) == (
         f"{STUDENTS_FILE}: more than 2 rows (ABACUS_ROSTER__MAX_ROWS); nothing imported"
     )
+
+
+def test_the_caps_default_far_above_a_million_student_district(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caps = AbacusSettings(home=Path("/x")).roster
+    # A 1M-student district: its largest file is a OneRoster enrollments.csv, ~10 classes a
+    # student at ~110 bytes a row (the benchmark's rows): ~10M rows, ~1.1 GB.
+    assert caps.max_rows >= 2 * 10_000_000
+    assert caps.max_file_bytes >= 1.8 * 10_000_000 * 110
+    monkeypatch.setenv("ABACUS_ROSTER__MAX_ROWS", "39")
+    monkeypatch.setenv("ABACUS_ROSTER__MAX_FILE_BYTES", "4096")
+    caps = AbacusSettings(home=Path("/x")).roster
+    assert (caps.max_rows, caps.max_file_bytes) == (39, 4096)
+    monkeypatch.setenv("ABACUS_ROSTER__MAX_ROWS", "0")
+    with pytest.raises(ValueError, match="max_rows"):
+        AbacusSettings(home=Path("/x"))
