@@ -1,5 +1,5 @@
 """Every ClickHouse table Abacus has: its name, the columns the code writes, and whose data it
-holds (the privacy work deletes a student by walking this list).
+holds (a privacy deletion walks this list: `abacus/privacy/plan.py`).
 
 One entry per table created by a migration (`abacus/store/migrations/NNNN_*.sql`); a unit
 test checks both directions. To add a table: write the migration, add a `Table` here and to
@@ -23,6 +23,8 @@ __all__ = [
     "LESSON_FACTS",
     "PENDING_FACTS",
     "PORTAL_CREDENTIALS",
+    "PRIVACY_DENY",
+    "PRIVACY_REQUESTS",
     "ROSTER_LINKS",
     "ROSTER_ONEROSTER_STATE",
     "ROSTER_STUDENTS",
@@ -42,8 +44,12 @@ class Table:
     """One table. ``columns``: what the code inserts, in that order (empty when only SQL
     writes it). ``student_column`` names the student in a per-student table; a per-student
     table without one reaches the student through ``student_link`` (an ``events`` key).
+    A deletion removes a student's rows, except where ``pseudonymise`` says to keep the rows
+    and replace the student column by a keyed pseudonym (audit rows keep their count).
+    ``privacy_record`` says why a table that names students is the deletion's own record
+    and is kept (the request, the deny-list), so the deletion does not walk it.
     ``staff_column`` names a staff member (an Employee_ID) in tables about staff: not student
-    data, but a district's deletion, or a staff member's, reaches them through it.
+    data, but a district's deletion reaches them through its district column.
     ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
@@ -53,6 +59,8 @@ class Table:
     holds_students: bool = False
     student_column: str | None = None
     student_link: str | None = None
+    pseudonymise: bool = False
+    privacy_record: str = ""
     staff_column: str | None = None
     reach: str = ""
 
@@ -61,6 +69,10 @@ class Table:
             raise ValueError(
                 f"{self.name}: a per-student table needs a student column, a link or a reach"
             )
+        if self.pseudonymise and not self.student_column:
+            raise ValueError(f"{self.name}: pseudonymising needs the student column")
+        if self.privacy_record and self.holds_students:
+            raise ValueError(f"{self.name}: a privacy record is kept, not deleted")
 
 
 _ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
@@ -172,8 +184,12 @@ DISTRICTS = Table(
 )
 AUDIT_LOG = Table(
     "audit_log",
-    "the audit trail: sign-ins, resets, export requests, downloads, refusals (abacus/audit.py)",
+    "the audit trail: sign-ins, resets, export requests, downloads, refusals, deletions,"
+    " re-enables (abacus/audit.py)",
     columns=("at", "district_id", "actor", "action", "target", "detail", "remote"),
+    holds_students=True,
+    student_column="target",
+    pseudonymise=True,
     staff_column="actor",
 )
 PORTAL_CREDENTIALS = Table(
@@ -203,6 +219,24 @@ EXPORT_JOBS = Table(
     ),
     staff_column="requester",
 )
+PRIVACY_REQUESTS = Table(
+    "privacy_requests",
+    "every deletion request, its status and its signed receipt",
+    columns=(
+        "district_id", "request_id", "kind", "requester", "reason", "student_ids",
+        "student_pseudonyms", "status", "requested_at", "completed_at", "receipt", "version",
+    ),
+    privacy_record="the request and its receipt prove the deletion; mutations name their"
+    " students through it, never in their own text",
+)  # fmt: skip
+PRIVACY_DENY = Table(
+    "privacy_deny",
+    "the deny-list: deleted students (or districts) whose late data ingest drops",
+    columns=(
+        "district_id", "student_id", "request_id", "deleted_at", "reenabled_at", "version",
+    ),
+    privacy_record="without it a late or replayed event would bring a deleted student back",
+)  # fmt: skip
 EXPORT_REQUESTS = Table(
     "export_requests",
     "every export request id used per district: its requester and a digest of the request",
@@ -251,6 +285,8 @@ TABLES: tuple[Table, ...] = (
     AUDIT_LOG,
     PORTAL_CREDENTIALS,
     EXPORT_JOBS,
+    PRIVACY_REQUESTS,
+    PRIVACY_DENY,
     EXPORT_REQUESTS,
     DEAD_LETTERS,
     SCHEMA_MIGRATIONS,

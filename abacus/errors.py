@@ -6,6 +6,7 @@ __all__ = [
     "AbacusError",
     "ExportRequestError",
     "InvalidEventError",
+    "PrivacyRequestError",
     "RosterInputError",
     "SettingsError",
     "StackError",
@@ -71,3 +72,7 @@ class StorageError(AbacusError):
 
 class ExportRequestError(AbacusError):
     """An export request that is rejected; the reason goes on the export-status topic."""
+
+
+class PrivacyRequestError(AbacusError):
+    """A deletion request that is rejected; the reason goes on the privacy-status topic."""

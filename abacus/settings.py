@@ -16,6 +16,7 @@ __all__ = [
     "ClickHouseSettings",
     "ExportSettings",
     "PortalSettings",
+    "RetentionSettings",
     "RosterSettings",
     "SmtpSettings",
     "SupervisorSettings",
@@ -93,6 +94,10 @@ class ClickHouseSettings(BaseModel):
     model_config = _FROZEN
     url: SecretStr | None = None  # http://user:password@host:8123
     database: str = Field(default="abacus", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # "separate": a client and thread per lane (ingest, export, the rest), so ingest never
+    # waits behind an export's query; "shared": one for everything (the earlier behaviour,
+    # kept for the freshness benchmark's baseline).
+    lanes: Literal["separate", "shared"] = "separate"
 
     @property
     def embedded(self) -> bool:
@@ -114,11 +119,22 @@ class TopicSettings(BaseModel):
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
     roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
+    privacy_requests: str = "privacy-requests"
+    privacy_status: str = "privacy-status"
+    privacy_deny: str = "privacy-deny"  # compacted: the deny-list, for readers off the worker
+    # Kafka's max.compaction.lag.ms on the compacted topics: how long a record superseded by
+    # a newer one or by a tombstone (a deleted student's roster record) may stay in the log.
+    compaction_lag_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
+    # retention.ms of privacy-requests and privacy-status (a request names its students).
+    privacy_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
     # The broker epoch and restore markers (abacus.kafka.broker_epoch); compacted, tiny.
     meta: str = "abacus-meta"
     # Retention set when a topic is created (Kafka enforces it; the embedded Tansu keeps
-    # everything in memory until it stops). Dead letters are kept until replayed: forever.
+    # everything in memory until it stops).
     events_retention_ms: int = 7 * 24 * 3600 * 1000
+    # Dead letters on the topic: a finite bound (what a deleted student's dead letters on the
+    # topic live at most); ClickHouse's `dead_letters` keeps them until replayed.
+    dead_letter_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=60_000)
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -156,6 +172,18 @@ class PortalSettings(BaseModel):
     failure_window_s: float = Field(default=15 * 60, gt=0)
     poll_s: float = Field(default=2.0, gt=0)  # how often an open exports list refreshes
     max_upload_bytes: int = Field(default=64 << 20, ge=1 << 20)  # a roster upload, 3 files
+
+
+class RetentionSettings(BaseModel):
+    """How long data is kept; a daily job in the worker deletes what is older (0 = forever)."""
+
+    model_config = _FROZEN
+    # Raw events of this many school years, the current one included (2 = the current and
+    # the previous), in each district's own school year. The aggregates are not affected.
+    events_school_years: int = Field(default=2, ge=0)
+    audit_days: int = Field(default=3 * 365, ge=0)  # audit_log rows
+    interval_s: float = Field(default=24 * 3600, gt=0)  # how often the job runs
+    first_run_s: float = Field(default=300, ge=0)  # after the worker starts
 
 
 class ExportSettings(BaseModel):
@@ -237,6 +265,7 @@ class AbacusSettings(BaseSettings):
     exports: ExportSettings = ExportSettings()
     roster: RosterSettings = RosterSettings()
     smtp: SmtpSettings = SmtpSettings()
+    retention: RetentionSettings = RetentionSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
 
     @property
@@ -260,6 +289,11 @@ class AbacusSettings(BaseSettings):
     @cached_property
     def export_dir(self) -> Path:
         return self.home / "exports"
+
+    @cached_property
+    def receipts_dir(self) -> Path:
+        """Signed deletion receipts, one JSON file per request (also kept in ClickHouse)."""
+        return self.home / "privacy" / "receipts"
 
     @cached_property
     def state_dir(self) -> Path:

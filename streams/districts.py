@@ -49,6 +49,10 @@ class DistrictRegistry:
         self._configs[config.district_id] = config
         await self.resolve_pending([config.district_id])
 
+    def forget(self, district_id: str) -> None:
+        """A district deleted at the end of its contract: its config is no longer known."""
+        self._configs.pop(district_id, None)
+
     async def resolve_pending(self, district_ids: Iterable[str]) -> None:
         """Derive the pending facts of these districts (those configured by now)."""
         zones = self.zones()

@@ -1,4 +1,5 @@
-"""Readiness of one worker: topics exist, migrations applied, partitions assigned."""
+"""Readiness of one worker: topics exist, migrations applied, partitions assigned, and
+roster batches being stored (false while the store refuses them)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ class Assigned(Protocol):
 
 @dataclass
 class Readiness:
-    """The three checks behind /readyz; set by streams/run.py as each one passes."""
+    """The checks behind /readyz; set by streams/run.py as each one passes, and by the
+    roster agent (`roster_store`) while the store refuses its batches."""
 
     topics: bool = False
     migrations: bool = False
     assignment: bool = False
+    roster_store: bool = True
 
     @property
     def ready(self) -> bool:
-        return self.topics and self.migrations and self.assignment
+        return self.topics and self.migrations and self.assignment and self.roster_store
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)

@@ -97,11 +97,15 @@ class LagMonitor:
             self._failed(exc)
             return
         self._running = None
+        try:
+            for sample in samples:
+                self.publish(sample)
+        except Exception as exc:  # noqa: BLE001 - a bug in the rules must not stop the timer
+            self._failed(exc, close=False)
+            return
         if self._failures:
             log.info("consumer lag measured again after %d failed attempt(s)", self._failures)
             self._failures = 0
-        for sample in samples:
-            self.publish(sample)
 
     def publish(self, sample: GroupSample) -> None:
         self.history.add(sample)

@@ -34,6 +34,7 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
     worker.districts.load()
+    worker.deny.update(store.load_deny())
     worker.accounts.load()
     worker.board.load()
     # Ready once topics and tables exist (above) and this worker holds partitions; checked

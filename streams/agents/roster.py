@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import faust
@@ -26,6 +28,7 @@ from abacus.catalog import (
 )
 from abacus.district import DistrictConfig
 from abacus.kafka_clients import aiokafka_config
+from abacus.privacy.deny import DenyList
 from abacus.roster.records import (
     BadRecordError,
     RosterKind,
@@ -37,9 +40,11 @@ from abacus.roster.records import (
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
+from streams.health import Readiness
 from streams.ingest_stop import Drain
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
+from streams.store_retry import StoreRetry
 
 __all__ = ["RosterService", "register", "store_batch"]
 
@@ -53,6 +58,21 @@ _TABLES: dict[RosterKind, tuple[Table, ...]] = {
     RosterKind.DISTRICT: (DISTRICTS,),
     RosterKind.ONEROSTER_STATE: (ROSTER_ONEROSTER_STATE,),
 }
+# Where a kind's row names its student (the deny-list applies to these kinds only: a deleted
+# district's staff and config may come back with a new contract, its students may not).
+_STUDENT_AT = {RosterKind.STUDENTS: 1, RosterKind.LINKS: 2}
+
+
+# Sends a tombstone for a key on a topic (the worker's producer).
+Tombstone = Callable[[str, bytes | None], Awaitable[None]]
+
+
+def _denied(deny: DenyList, kind: RosterKind, row: tuple[Any, ...]) -> bool:
+    at = _STUDENT_AT.get(kind)
+    if at is None or not len(deny):
+        return False
+    imported_at = datetime.fromtimestamp(row[-2] / 1000, UTC)  # the record's version (ms)
+    return deny.denies(row[0], row[at], imported_at)
 
 
 class RosterService(Service):
@@ -65,11 +85,13 @@ class RosterService(Service):
 
     Exactness: every version of a record is stored (the history table keeps each one) and
     the tables keep the latest version per key (ReplacingMergeTree on the record's
-    version), so order across topics and a batch read twice change nothing. Offsets are
-    committed only after the batch is stored: a storage error escapes, stops the worker
-    before the commit, and the batch is read again after the restart. On SIGTERM it drains
-    like ingest (reads until its lag is 0, or ``drain_timeout_s``): records an import has
-    just published are stored before an embedded broker goes away with them.
+    version), so order across topics and a batch read twice change nothing. A batch the
+    store refuses is tried again until it is stored (`StoreRetry`: counted, /readyz 503
+    meanwhile); offsets are committed only after that, so no batch is committed unstored.
+    A deleted student rostered again (the deny-list) is dropped and its key tombstoned
+    again. On SIGTERM it drains like ingest (reads until its lag is 0, or
+    ``drain_timeout_s``): records an import has just published are stored before an
+    embedded broker goes away with them.
     """
 
     def __init__(
@@ -79,6 +101,11 @@ class RosterService(Service):
         districts: DistrictRegistry,
         metrics: Metrics,
         accounts: AccountDirectory,
+        deny: DenyList,
+        readiness: Readiness,
+        tombstone: Tombstone,
+        *,
+        retry: StoreRetry | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -86,6 +113,13 @@ class RosterService(Service):
         self.districts = districts
         self.metrics = metrics
         self.accounts = accounts
+        self.deny = deny
+        self.tombstone = tombstone
+
+        def failing(now: bool) -> None:
+            readiness.roster_store = not now
+
+        self.retry = retry or StoreRetry("roster batch", metrics.roster_store_failures, failing)
         t = settings.topics
         self.kinds = {
             t.name(t.roster_users): RosterKind.USERS,
@@ -116,7 +150,8 @@ class RosterService(Service):
         self._consuming = True
 
     async def on_stop(self) -> None:
-        # Drained, stored and committed first (see _consume); then leave the group.
+        # Drained, stored and committed first (see _consume); then leave the group. A batch
+        # the store still refuses is abandoned uncommitted: the next start reads it again.
         if self._consuming:
             timeout = self.settings.drain_timeout_s + 60
             with contextlib.suppress(TimeoutError):
@@ -157,44 +192,60 @@ class RosterService(Service):
             log.warning("roster offsets not committed (read again later): %s", exc)
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Decode one batch, store it, count it; storage errors escape (nothing committed)."""
-        rows, configs = self.decode(records)
-        # Storage errors escape on purpose: the worker stops before committing offsets.
-        await store_batch(self.store, self.districts, self.accounts, rows, configs)
+        """Decode one batch, store it (tried again until the store takes it), count it,
+        then put its staff rows in force for the portal."""
+        rows, configs = await self.decode(records)
+        # Until the store takes the batch: its offsets must not be committed before.
+        await self.retry.run(partial(store_batch, self.store, self.districts, rows, configs))
         for kind, batch in rows.items():
             self.metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
+            if kind is RosterKind.USERS:
+                # Stored first, then in force: a deactivated user's sessions end at their
+                # next request.
+                self.accounts.apply_rows(batch)
 
-    def decode(
+    async def decode(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> tuple[dict[RosterKind, list[tuple[Any, ...]]], dict[str, DistrictConfig]]:
-        """Rows per kind and district configs; a bad record is logged (no values: they may
-        be personal), counted as skipped and left out."""
+        """Rows per kind and district configs. A tombstone (a deletion removed the rows
+        already) is counted; a bad record is logged (no values: they may be personal),
+        counted as skipped and left out; a denied student's record is dropped and its key
+        tombstoned again."""
         rows: dict[RosterKind, list[tuple[Any, ...]]] = defaultdict(list)
         configs: dict[str, DistrictConfig] = {}
         for msg in records:
             kind = self.kinds[msg.topic]
+            if msg.value is None:
+                self.metrics.roster_records.labels(kind.value, "tombstone").inc()
+                continue
             try:
                 key = msg.key.decode() if isinstance(msg.key, bytes) else ""
                 doc = decode_value(msg.value)
                 if kind is RosterKind.DISTRICT:
                     config, row = district_row(key, doc)
-                    configs[key] = config
                 elif kind is RosterKind.ONEROSTER_STATE:
-                    assert msg.value is not None  # decode_value refuses a tombstone
                     row = state_row(key, doc, msg.value)
                 else:
                     row = roster_row(kind, key, doc)
-            except (BadRecordError, UnicodeDecodeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one record's problem stays its own
                 log.warning(
                     "skipping %s record at %s[%d]@%d: %s",
                     kind.value,
                     msg.topic,
                     msg.partition,
                     msg.offset,
-                    exc if isinstance(exc, BadRecordError) else "key is not UTF-8",
+                    _why(exc),
                 )
                 self.metrics.roster_records.labels(kind.value, "skipped").inc()
                 continue
+            if _denied(self.deny, kind, row):
+                # A deleted student rostered again: dropped, and its key tombstoned again,
+                # until an admin re-enables them (abacus privacy reenable).
+                await self.tombstone(msg.topic, msg.key)
+                self.metrics.roster_records.labels(kind.value, "denied").inc()
+                continue
+            if kind is RosterKind.DISTRICT:
+                configs[key] = config
             rows[kind].append(row)
         return rows, configs
 
@@ -202,21 +253,25 @@ class RosterService(Service):
 async def store_batch(
     store: Store,
     districts: DistrictRegistry,
-    accounts: AccountDirectory,
     rows: Mapping[RosterKind, Sequence[tuple[Any, ...]]],
     configs: Mapping[str, DistrictConfig],
 ) -> None:
     """Write one batch's rows, then apply its district configs. Every row is keyed
-    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing.
-    Staff rows are stored first, then in force for the portal: a deactivated user's
-    sessions end at their next request."""
+    (ReplacingMergeTree), so writing a batch again after a partial failure changes nothing."""
     for kind, batch in rows.items():
         for table in _TABLES[kind]:
             await store.ainsert_rows(table, batch)
-        if kind is RosterKind.USERS:
-            accounts.apply_rows(batch)
     for config in configs.values():
         await districts.update(config)
+
+
+def _why(exc: Exception) -> str:
+    """A skipped record's reason, without its values (they may be personal)."""
+    if isinstance(exc, BadRecordError):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "key is not UTF-8"
+    return f"internal error ({type(exc).__name__})"
 
 
 def register(
@@ -225,9 +280,21 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    deny: DenyList,
     accounts: AccountDirectory,
+    readiness: Readiness,
 ) -> RosterService:
     """Host the roster consumer in the worker's app; returns it (readiness asks it)."""
-    service = RosterService(settings, store, districts, metrics, accounts)
+    sinks: dict[str, faust.TopicT] = {}
+
+    async def tombstone(topic: str, key: bytes | None) -> None:
+        # The worker's Faust producer: started before any hosted service handles records.
+        if topic not in sinks:
+            sinks[topic] = app.topic(topic, key_serializer="raw", value_serializer="raw")
+        await sinks[topic].send(key=key, value=None)
+
+    service = RosterService(
+        settings, store, districts, metrics, accounts, deny, readiness, tombstone
+    )
     app.service(service)
     return service

@@ -56,6 +56,15 @@ class AccountDirectory:
                 email = (account.district_id, account.email.casefold())
                 self._emails.setdefault(email, set()).add(account.key)
 
+    def forget(self, district_id: str) -> None:
+        """A district deleted at the end of its contract: nobody of it signs in any more
+        (its `roster_users` and `portal_credentials` rows are gone from the store too)."""
+        for key in [k for k in self._accounts if k[0] == district_id]:
+            del self._accounts[key]
+        for index in (self._names, self._emails, self._portal):
+            for key in [k for k in index if k[0] == district_id]:
+                del index[key]
+
     def get(self, district_id: str, employee_id: str) -> Account | None:
         """The account, active or not; None when the district never had it."""
         return self._accounts.get((district_id, employee_id))

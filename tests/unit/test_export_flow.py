@@ -67,6 +67,7 @@ class FakeStore:
         self.fail = fail
         self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
+        self.audited: list[Any] = []
         self.claims: dict[tuple[str, str], ExportClaim] = {}
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
@@ -87,6 +88,9 @@ class FakeStore:
         # Offsets as stored in that epoch only (the store filters by src_epoch).
         offsets = {1: 10, 0: 5} if broker_epoch == EPOCH else {}
         return StoreFigures(roster_version=1717, events_offsets=offsets, broker_epoch=broker_epoch)
+
+    async def aaudit(self, *entries: Any) -> None:
+        self.audited.extend(entries)
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
         return self.claims.get((district_id, request_id))
@@ -148,6 +152,9 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     # YTD in the district's time: school year start to yesterday (today is 2026-05-01).
     assert accepted["range"] == {"start": "2025-08-15", "end": "2026-04-30"}
     assert accepted["scope"] == "district"
+    [audit] = h.store.audited
+    assert (audit.action, audit.actor, audit.target) == ("export.accepted", "0401", "r1")
+    assert audit.detail == "both 2025-08-15..2026-04-30 (district)"
     assert h.store.queries == [
         ExportQuery(DISTRICT, date(2025, 8, 15), date(2026, 4, 30), date(2025, 8, 15), "both",
                     ExportScope("district", "0401", ()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytest
 
@@ -186,3 +187,23 @@ def test_the_history_is_a_bounded_ring_per_group() -> None:
     assert HISTORY_SAMPLES * 5 == 3600  # one hour at the default interval
     with pytest.raises(ValueError):
         LagHistory(0)
+
+
+async def test_an_error_while_publishing_a_sample_is_logged_and_counted_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor, metrics, _ = make_monitor([FakeReader([{0: (5, 5)}, {0: (6, 9)}])])
+
+    def broken(group: str, window_s: float) -> Any:
+        raise KeyError("a bug in the status rules")
+
+    real = monitor.history.status
+    monitor.history.status = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="streams.lag_monitor"):
+        await monitor.tick()  # must not raise (the timer would die with it)
+    assert value(metrics, "abacus_lag_monitor_errors_total") == 1
+    assert "KeyError" in caplog.text
+    monitor.history.status = real  # type: ignore[method-assign]
+    await monitor.tick()
+    labels = {"group": INGEST, "topic": EVENTS, "partition": "0"}
+    assert value(metrics, "abacus_consumer_lag_records", **labels) == 3

@@ -4,10 +4,10 @@ restore, and the single-file helpers: keys, the published roster, orphaned build
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka import ConsumerRecord
 
 from abacus.catalog import (
@@ -21,6 +21,7 @@ from abacus.catalog import (
 )
 from abacus.district import DistrictConfig
 from abacus.errors import StorageError
+from abacus.privacy.deny import DenyEntry, DenyList
 from abacus.roster import records as rec
 from abacus.roster.records import RosterKind
 from abacus.roster.restore import restored_state
@@ -35,8 +36,10 @@ from abacus.roster.validation import (
 from abacus.settings import AbacusSettings
 from streams.agents.roster import RosterService
 from streams.districts import DistrictRegistry
+from streams.health import Readiness
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
+from streams.store_retry import StoreRetry
 
 SETTINGS = AbacusSettings(home=Path("/x"))
 T = SETTINGS.topics
@@ -72,11 +75,41 @@ def student(student_id: str, version: int, grade: str = "3") -> bytes:
     return rec.encode_value("d1", "imp", version, True, fields)
 
 
-def service(store: FakeStore) -> tuple[RosterService, Metrics, DistrictRegistry]:
+class Harness:
+    """What the consumer sends besides storing: tombstones, and its retry's sleeps."""
+
+    def __init__(self, deny: DenyList) -> None:
+        self.deny = deny
+        self.readiness = Readiness(topics=True, migrations=True, assignment=True)
+        self.tombstones: list[tuple[str, bytes | None]] = []
+        self.ready_while_sleeping: list[bool] = []
+
+    async def tombstone(self, topic: str, key: bytes | None) -> None:
+        self.tombstones.append((topic, key))
+
+
+def service(
+    store: FakeStore, deny: DenyList | None = None
+) -> tuple[RosterService, Metrics, DistrictRegistry]:
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)  # type: ignore[arg-type]
     accounts = AccountDirectory(store)  # type: ignore[arg-type]
-    roster = RosterService(SETTINGS, store, districts, metrics, accounts)  # type: ignore[arg-type]
+    h = Harness(deny or DenyList())
+
+    async def sleep(seconds: float) -> None:  # the store comes back after two failures
+        h.ready_while_sleeping.append(h.readiness.ready)
+        if len(h.ready_while_sleeping) >= 2:
+            store.fail = False
+
+    def failing(now: bool) -> None:
+        h.readiness.roster_store = not now
+
+    retry = StoreRetry("roster batch", metrics.roster_store_failures, failing, sleep=sleep)
+    roster = RosterService(
+        SETTINGS, store, districts, metrics, accounts, h.deny, h.readiness, h.tombstone,  # type: ignore[arg-type]
+        retry=retry,
+    )  # fmt: skip
+    roster.harness = h  # type: ignore[attr-defined]
     return roster, metrics, districts
 
 
@@ -135,23 +168,62 @@ async def test_a_batch_is_stored_per_table_with_every_version_and_bad_records_co
     assert counted(metrics, "oneroster_state", "skipped") == 1  # key of another district
 
 
-async def test_a_storage_error_escapes_so_nothing_is_committed() -> None:
-    roster, metrics, _ = service(FakeStore(fail=True))
-    with pytest.raises(StorageError):
-        await roster.handle([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
-    assert counted(metrics, "students", "stored") is None
+async def test_a_batch_the_store_refuses_is_tried_again_until_stored_then_counted() -> None:
+    store = FakeStore(fail=True)
+    roster, metrics, _ = service(store)
+    h = roster.harness  # type: ignore[attr-defined]
+    await roster.handle([record(T.name(T.roster_students), 0, b"d1|S1", student("S1", 5))])
+    assert h.ready_while_sleeping == [False, False]  # /readyz 503 while it failed
+    assert h.readiness.ready
+    assert [r[1] for r in store.rows[ROSTER_STUDENTS.name]] == ["S1"]
+    assert counted(metrics, "students", "stored") == 1
+    failures = metrics.registry.get_sample_value(
+        "abacus_roster_store_failures_total", {"retriable": "true"}
+    )
+    assert failures == 2
 
 
 async def test_staff_are_in_force_only_after_their_rows_are_stored() -> None:
-    roster, _, _ = service(FakeStore(fail=True))
+    store = FakeStore(fail=True)
+    roster, _, _ = service(store)
+    seen: list[bool] = []
+
+    async def sleep(seconds: float) -> None:  # while the store refuses: not in force yet
+        seen.append(roster.accounts.get("d1", "T1") is None)
+        store.fail = False
+
+    roster.retry._sleep = sleep
     user = rec.encode_value(
         "d1", "imp", 5, True,
         {"employee_id": "T1", "username": "t", "email": None, "first_name": "Tea",
          "last_name": None, "user_type": 1, "buildings": ["North"]},
     )  # fmt: skip
-    with pytest.raises(StorageError):
-        await roster.handle([record(T.name(T.roster_users), 0, b"d1|T1", user)])
-    assert roster.accounts.get("d1", "T1") is None
+    await roster.handle([record(T.name(T.roster_users), 0, b"d1|T1", user)])
+    assert seen == [True]
+    assert roster.accounts.get("d1", "T1") is not None
+
+
+async def test_a_denied_student_is_dropped_and_tombstoned_and_tombstones_are_counted() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    deny = DenyList([DenyEntry("d1", "S1", "req-1", at)])
+    store = FakeStore()
+    roster, metrics, _ = service(store, deny)
+    students, links = T.name(T.roster_students), T.name(T.roster_links)
+    link = rec.encode_value("d1", "imp", 5, True, {"employee_id": "T1", "student_id": "S1"})
+    await roster.handle(
+        [
+            record(students, 0, b"d1|S1", student("S1", int(at.timestamp() * 1000) + 5)),
+            record(students, 1, b"d1|S2", student("S2", int(at.timestamp() * 1000) + 5)),
+            record(links, 0, b"d1|T1|S1", link),
+            record(students, 2, b"d1|S3", None),
+        ]
+    )
+    assert [r[1] for r in store.rows[ROSTER_STUDENTS.name]] == ["S2"]
+    assert ROSTER_LINKS.name not in store.rows  # the link names the deleted student too
+    assert roster.harness.tombstones == [(students, b"d1|S1"), (links, b"d1|T1|S1")]  # type: ignore[attr-defined]
+    assert counted(metrics, "students", "denied") == 1
+    assert counted(metrics, "links", "denied") == 1
+    assert counted(metrics, "students", "tombstone") == 1
 
 
 def test_link_keys_split_with_a_staff_id_holding_the_separator() -> None:
