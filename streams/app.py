@@ -115,8 +115,9 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
     web.register(
-        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
-    )
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
+        hosted=(roster_service,),
+    )  # fmt: skip
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
     return Worker(
