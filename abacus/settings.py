@@ -148,6 +148,10 @@ class WebSettings(BaseModel):
     port: int = 6066
     signing_key: SecretStr = SecretStr(DEFAULT_SIGNING_KEY)
     public_url: str | None = None  # base of download links; default http://host:port
+    # The operator token of the read-only /ops page (`Authorization: Bearer <token>`);
+    # unset: only a signed-in district administrator sees the page.
+    ops_token: SecretStr | None = None
+    ops_refresh_s: float = Field(default=5.0, gt=0)  # how often an open /ops page refreshes
 
     @property
     def base_url(self) -> str:

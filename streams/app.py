@@ -114,11 +114,11 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
         exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
+    monitor = lag_monitor.register(app, settings, metrics)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
-        hosted=(roster_service,),
+        monitor, hosted=(roster_service,),
     )  # fmt: skip
-    monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
     return Worker(
         app,

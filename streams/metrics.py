@@ -180,3 +180,30 @@ class Metrics:
         # process_* (this process: memory, CPU, open files) and the ingest processes' memory.
         ProcessCollector(registry=r)
         r.register(ChildProcessesCollector())
+
+    def freshness_buckets(self) -> list[tuple[float, float]]:
+        """The freshness histogram as cumulative (upper bound, count) pairs, +Inf last."""
+        return _buckets(self.freshness)
+
+    def dead_letter_count(self) -> int:
+        """Records written to the dead-letter topic since the worker started."""
+        return int(sum(s.value for f in self.dead_letters.collect() for s in f.samples
+                       if s.name.endswith("_total")))  # fmt: skip
+
+    def dead_letters_by_reason(self) -> dict[str, int]:
+        """Events rejected to the dead-letter topic since the worker started, per reason."""
+        return {
+            s.labels["reason"]: int(s.value)
+            for family in self.events_rejected.collect()
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+
+
+def _buckets(histogram: Histogram) -> list[tuple[float, float]]:
+    return [
+        (float(s.labels["le"]), s.value)
+        for family in histogram.collect()
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    ]

@@ -28,7 +28,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
-from abacus.bench.export import ADMIN, DISTRICT, YEAR_START, _generate, _school_day
+from abacus.bench.export import ADMIN, DISTRICT, YEAR_START, _school_day, generate
 from abacus.bench.ingest import _histogram, _quantile, _records, make_events
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
@@ -147,7 +147,7 @@ def _load(settings: AbacusSettings, students: int, days: int) -> dict[str, int]:
     try:
         store.migrate()
         db = settings.clickhouse.database
-        counts = _generate(store, db, students, days)
+        counts = generate(store, db, students, days)
         for table in counts:
             store.execute(f"OPTIMIZE TABLE {db}.{table} FINAL")
         return counts

@@ -1,5 +1,5 @@
-"""`abacus bench ingest|export|portal|privacy`: the product against its baseline, in the same
-run."""
+"""`abacus bench ingest|export|portal|privacy|ops`: the product against its baseline, in the
+same run."""
 
 from __future__ import annotations
 
@@ -104,3 +104,16 @@ def portal(
         seconds=5.0 if quick else seconds,
         out_dir=out,
     )
+
+
+@bench_app.command("ops")
+def ops(
+    events: Annotated[int, typer.Option(help="Events each worker ingests")] = 200_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Baseline/product pairs, alternating")] = 3,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Ingest events/s with the lag monitor and /ops polled every second, against neither."""
+    from abacus.bench.ops import run_ops_bench  # deferred: only `bench` needs it
+
+    run_ops_bench(events=20_000 if quick else events, rounds=1 if quick else rounds, out_dir=out)

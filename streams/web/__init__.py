@@ -19,12 +19,14 @@ from abacus.privacy.request import DeletionRequest
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.health import Assigned, Readiness
+from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
 from streams.web import (
     exports,
     ops,
+    ops_page,
     portal,
     portal_admin,
     portal_auth,
@@ -46,12 +48,16 @@ def register(
     accounts: AccountDirectory,
     board: ExportBoard,
     districts: Mapping[str, DistrictConfig],
+    monitor: LagMonitor,
     hosted: Sequence[Assigned] = (),
 ) -> portal.Portal:
     ops.register(app, metrics, readiness, ingest, *hosted)
     exports.register(app, settings, store, accounts)
     privacy.register(app, settings, store)
-    return register_portal(app, settings, store, accounts, board, districts)
+    core = register_portal(app, settings, store, accounts, board, districts)
+    # The read-only operations page, inside the portal (its sign-in, headers, templates).
+    ops_page.register(app.web.web_app, core, monitor, metrics)  # type: ignore[attr-defined]
+    return core
 
 
 def register_portal(

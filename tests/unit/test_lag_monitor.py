@@ -13,7 +13,7 @@ import pytest
 from abacus.settings import AbacusSettings
 from consumers.lag import PartitionLag
 from consumers.lag_history import GroupSample, LagHistory
-from streams.lag_monitor import HISTORY_SAMPLES, LagMonitor
+from streams.lag_monitor import LagMonitor, history_samples
 from streams.metrics import Metrics
 
 INGEST, AGENTS, EVENTS = "abacus-ingest", "abacus", "events"
@@ -184,7 +184,8 @@ def test_the_history_is_a_bounded_ring_per_group() -> None:
     assert [s.at for s in history.samples("g", since=3.0)] == [3.0, 4.0]
     assert history.groups() == ["g", "h"]
     assert history.latest("nobody") is None
-    assert HISTORY_SAMPLES * 5 == 3600  # one hour at the default interval
+    # One hour at any interval, the hour's first sample included.
+    assert (history_samples(5.0), history_samples(1.0), history_samples(7.0)) == (721, 3601, 516)
     with pytest.raises(ValueError):
         LagHistory(0)
 
