@@ -26,6 +26,7 @@ __all__ = [
     "PRIVACY_DENY",
     "PRIVACY_REQUESTS",
     "ROSTER_LINKS",
+    "ROSTER_ONEROSTER_STATE",
     "ROSTER_STUDENTS",
     "ROSTER_STUDENTS_HISTORY",
     "ROSTER_USERS",
@@ -64,8 +65,10 @@ class Table:
     reach: str = ""
 
     def __post_init__(self) -> None:
-        if self.holds_students and not (self.student_column or self.student_link):
-            raise ValueError(f"{self.name}: a per-student table needs a student column or link")
+        if self.holds_students and not (self.student_column or self.student_link or self.reach):
+            raise ValueError(
+                f"{self.name}: a per-student table needs a student column, a link or a reach"
+            )
         if self.pseudonymise and not self.student_column:
             raise ValueError(f"{self.name}: pseudonymising needs the student column")
         if self.privacy_record and self.holds_students:
@@ -158,6 +161,21 @@ ROSTER_LINKS = Table(
     holds_students=True,
     student_column="student_id",
     staff_column="employee_id",
+)
+ROSTER_ONEROSTER_STATE = Table(
+    "roster_oneroster_state",
+    "the OneRoster importer's state buckets (orgs, classes, users, enrollments), as published",
+    columns=("district_id", "key", "doc", "version", "updated_at"),
+    holds_students=True,
+    reach=(
+        "A row is one bucket of a district's OneRoster rows (`doc`: JSON, `rows` keyed by"
+        " sourcedId), so no column names one student. A student is the users row with role"
+        " student and identifier = the student id, and the enrollments rows whose"
+        " userSourcedId is that row's sourcedId. To delete a student: publish the buckets"
+        " rewritten without them (abacus/roster/oneroster/state.py), then delete the older"
+        " versions of those keys (rows WHERE district_id = d AND key = k AND version < the"
+        " rewrite's); a whole district: rows WHERE district_id = d."
+    ),
 )
 DISTRICTS = Table(
     "districts",
@@ -262,6 +280,7 @@ TABLES: tuple[Table, ...] = (
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,
     ROSTER_LINKS,
+    ROSTER_ONEROSTER_STATE,
     DISTRICTS,
     AUDIT_LOG,
     PORTAL_CREDENTIALS,

@@ -7,6 +7,7 @@ __all__ = [
     "ExportRequestError",
     "InvalidEventError",
     "PrivacyRequestError",
+    "RosterInputError",
     "SettingsError",
     "StackError",
     "StorageError",
@@ -23,6 +24,11 @@ class SettingsError(AbacusError):
 
 class StackError(AbacusError):
     """A part of the running stack (broker, store, worker) cannot be started or reached."""
+
+
+class RosterInputError(AbacusError):
+    """A roster upload refused as a whole, before anything is published (too large, no
+    roster file in it); the message is the one line the operator sees."""
 
 
 class InvalidEventError(AbacusError):

@@ -17,6 +17,7 @@ __all__ = [
     "ExportSettings",
     "PortalSettings",
     "RetentionSettings",
+    "RosterSettings",
     "SmtpSettings",
     "SupervisorSettings",
     "TopicSettings",
@@ -199,6 +200,15 @@ class ExportSettings(BaseModel):
     sweep_interval_s: float = Field(default=300.0, gt=0)
 
 
+class RosterSettings(BaseModel):
+    """Roster uploads: a file over either cap is refused whole, with one line, before
+    anything is published. The defaults sit far above a 1M-student district (README)."""
+
+    model_config = _FROZEN
+    max_file_bytes: int = Field(default=2 << 30, ge=1)  # per CSV file (uncompressed in a zip)
+    max_rows: int = Field(default=20_000_000, ge=1)  # data rows per CSV file
+
+
 class SmtpSettings(BaseModel):
     """Mail for export links and password resets; disabled while ``host`` is unset."""
 
@@ -231,7 +241,7 @@ class AbacusSettings(BaseSettings):
     app_id: str = "abacus"
     log_level: str = "info"
     log_json: bool = False
-    batch_size: int = 5000  # roster/config agents: records per batch
+    batch_size: int = 5000  # roster consumer: records per batch
     # Ingest: records per fetched batch, and the processes that decode/derive/encode
     # them (None = one per core up to 4; 0 = inside the worker process).
     ingest_batch_records: int = Field(default=20_000, ge=1)
@@ -257,6 +267,7 @@ class AbacusSettings(BaseSettings):
     web: WebSettings = WebSettings()
     portal: PortalSettings = PortalSettings()
     exports: ExportSettings = ExportSettings()
+    roster: RosterSettings = RosterSettings()
     smtp: SmtpSettings = SmtpSettings()
     retention: RetentionSettings = RetentionSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
@@ -265,6 +276,11 @@ class AbacusSettings(BaseSettings):
     def ingest_group(self) -> str:
         """Consumer group of the ingest service (the Faust agents use ``app_id``)."""
         return f"{self.app_id}-ingest"
+
+    @property
+    def roster_group(self) -> str:
+        """Consumer group of the roster consumer (roster, district-config, OneRoster state)."""
+        return f"{self.app_id}-roster"
 
     @cached_property
     def chdb_path(self) -> Path:

@@ -32,7 +32,13 @@ from abacus.errors import AbacusError, PrivacyRequestError, StackError, StorageE
 from abacus.export.request import Requester
 from abacus.privacy import status
 from abacus.privacy.deny import WHOLE_DISTRICT, DenyEntry, DenyList, dead_letter_matcher
-from abacus.privacy.plan import Step, dead_letter_step, district_plan, student_plan
+from abacus.privacy.plan import (
+    Step,
+    dead_letter_step,
+    district_plan,
+    oneroster_state_step,
+    student_plan,
+)
 from abacus.privacy.pseudonym import pseudonym, pseudonym_key
 from abacus.privacy.receipt import (
     FileResult,
@@ -46,6 +52,7 @@ from abacus.privacy.residues import residues
 from abacus.settings import AbacusSettings
 from abacus.store.store import StepOutcome
 from consumers.privacy_files import clear_export_files
+from consumers.privacy_topics import state_rows_holding
 
 __all__ = ["PrivacyConsumer", "PrivacyOutcome", "PrivacyStore", "PrivacyTopics", "Publish"]
 
@@ -80,6 +87,8 @@ class PrivacyStore(Protocol):
     ) -> list[tuple[str, str, int, int]]: ...
 
     async def adistrict_students(self, district_id: str) -> set[str]: ...
+
+    async def aoneroster_state_rows(self, district_id: str) -> list[tuple[str, int, int, str]]: ...
 
 
 class PrivacyTopics(Protocol):
@@ -290,6 +299,13 @@ class PrivacyConsumer:
         )
         match = dead_letter_matcher(entries, known, self.now())
         steps.insert(0, dead_letter_step(await self.store.adead_letter_positions(match)))
+        if students is not None:
+            # The OneRoster state: no column names a student; every stored version of a
+            # bucket holding them goes (the topic gets the buckets rewritten without them,
+            # which the roster consumer stores afresh).
+            state = await self.store.aoneroster_state_rows(request.district_id)
+            found = await asyncio.to_thread(state_rows_holding, state, students)
+            steps.append(oneroster_state_step(request.district_id, request.request_id, found))
         db = self.store.database
         async with self.exports_lock:
             done_steps = await self.store.arun_steps(steps)

@@ -4,7 +4,7 @@ broker's topics are restored from it, so nothing deleted is ever put back)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from abacus.kafka.compacted import publish, read_latest
@@ -13,7 +13,7 @@ from abacus.roster import records as rec
 from abacus.roster.oneroster.state import without_students
 from abacus.settings import AbacusSettings
 
-__all__ = ["clear_roster_keys"]
+__all__ = ["clear_roster_keys", "state_rows_holding"]
 
 
 def _matches(topic_kind: str, key: str, district_id: str, students: Collection[str] | None) -> bool:
@@ -87,3 +87,22 @@ def _state_rewrites(
             )
         )  # fmt: skip
     return out
+
+
+def state_rows_holding(
+    rows: Sequence[tuple[str, int, int, str]], students: Collection[str]
+) -> list[tuple[str, int, int]]:
+    """Of the stored OneRoster state rows (key, version, hash, document: every version),
+    those holding these students' users rows or their enrollments, named by key, version
+    and hash (`abacus.privacy.plan.oneroster_state_step`). A student's sourcedId found in
+    any version counts for every version (an old bucket may hold only their enrollments)."""
+    fields: dict[str, dict[str, Any]] = {}
+    names: dict[str, tuple[str, int, int]] = {}
+    for n, (key, version, digest, doc) in enumerate(rows):
+        try:
+            decoded = rec.decode_value(doc.encode())
+        except rec.BadRecordError:
+            continue  # the consumer stores only records it could decode
+        fields[str(n)] = rec.fields_of(decoded)
+        names[str(n)] = (key, version, digest)
+    return sorted(names[n] for n in without_students(fields, students))

@@ -16,6 +16,7 @@ from abacus.store.store import Store
 from streams import lag_monitor, retention, web
 from streams.agents import export, privacy, roster
 from streams.agents.ingest import IngestService
+from streams.agents.roster import RosterService
 from streams.data_retention import RetentionService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
@@ -39,6 +40,7 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    roster: RosterService
     lag_monitor: LagMonitor
     # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
     # event's offset and in export manifests.
@@ -98,7 +100,9 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     accounts = AccountDirectory(store)
     board = ExportBoard(store, known=lambda district_id: district_id in districts.configs)
     readiness = Readiness()
-    roster.register(app, settings, store, districts, metrics, deny, accounts, readiness)
+    roster_service = roster.register(
+        app, settings, store, districts, metrics, deny, accounts, readiness
+    )
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(
         app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
@@ -113,7 +117,7 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     monitor = lag_monitor.register(app, settings, metrics)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
-        monitor,
+        monitor, hosted=(roster_service,),
     )  # fmt: skip
     retention.register(app, settings)
     return Worker(
@@ -124,6 +128,7 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
         readiness,
         districts,
         ingest,
+        roster_service,
         monitor,
         broker_epoch,
         accounts,

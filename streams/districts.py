@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class DistrictRegistry:
-    """Configs loaded from the store at start and kept current by the roster agent.
+    """Configs loaded from the store at start and kept current by the roster consumer.
 
     Ingest derives local-day facts only for known districts; events of a district not yet
     configured are stored as pending, and their facts are derived once its config arrives.

@@ -66,7 +66,11 @@ class LagMonitor:
     ) -> None:
         events = settings.topics.name(settings.topics.events)
         # The ingest group always reports the events topic, even before its first commit.
-        self.groups: dict[str, list[str]] = {settings.ingest_group: [events], settings.app_id: []}
+        self.groups: dict[str, list[str]] = {
+            settings.ingest_group: [events],
+            settings.roster_group: [],
+            settings.app_id: [],
+        }
         self.window_s = settings.lag_window_s
         self.metrics = metrics
         self.history = LagHistory(history_samples(settings.lag_interval_s))

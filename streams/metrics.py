@@ -99,7 +99,7 @@ class Metrics:
         )
         self.roster_records = Counter(
             "abacus_roster_records",
-            "Roster and district-config records consumed, by kind and outcome "
+            "Roster, district-config and OneRoster state records consumed, by kind and outcome "
             "(stored|skipped|tombstone|denied).",
             ["kind", "outcome"],
             registry=r,

@@ -40,7 +40,7 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(
-        lambda: float(refresh(worker.app, worker.readiness, worker.ingest))
+        lambda: float(refresh(worker.app, worker.readiness, worker.ingest, worker.roster))
     )
     return worker
 

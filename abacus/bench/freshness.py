@@ -203,13 +203,13 @@ def _ready(web: str) -> bool:
 
 
 def _agents_caught_up(settings: AbacusSettings) -> bool:
-    """The agents' group has read everything (the restore republishes the roster from
-    ClickHouse at the first start, and the roster agent stores it again)."""
+    """The roster consumer's group has read everything (the restore republishes the roster
+    from ClickHouse at the first start, and the roster consumer stores it again)."""
     t = settings.topics
     topics = [t.name(n) for n in (t.roster_users, t.roster_students, t.roster_links,
                                   t.district_config)]  # fmt: skip
     with LagReader(settings.broker, client_id="abacus-bench") as reader:
-        rows = reader.snapshot(settings.app_id, topics, with_seconds=False)
+        rows = reader.snapshot(settings.roster_group, topics, with_seconds=False)
     return all(r.lag == 0 for r in rows if r.topic in topics)
 
 
@@ -234,7 +234,7 @@ def _run_mode(
     producer = SteadyProducer(settings, records, rate)
     try:
         _wait(lambda: _ready(web), 600, "/readyz", proc)
-        _wait(lambda: _agents_caught_up(settings), 600, "the roster agent to catch up", proc)
+        _wait(lambda: _agents_caught_up(settings), 600, "the roster consumer to catch up", proc)
         producer.start()
         time.sleep(3)  # warm-up
         h0 = _histogram(f"{web}/metrics", _FRESHNESS)

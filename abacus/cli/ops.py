@@ -65,7 +65,7 @@ def lag(
     events = settings.topics.name(settings.topics.events)
     try:
         with LagReader(settings.broker) as reader:
-            groups = list(group or [settings.ingest_group, settings.app_id])
+            groups = list(group or [settings.ingest_group, settings.roster_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
             if live:

@@ -8,7 +8,10 @@ written into a mutation's text (ClickHouse keeps that in `system.mutations` and 
 `mutation_*.txt` files) nor into a query the server logs.
 
 Tables with no district column (`dead_letters`) hold raw records whose district is only
-known by decoding them; the plan leaves them to the caller (`content_tables`).
+known by decoding them, and tables where no column names a student (only the catalog's
+``reach``: `roster_oneroster_state`, JSON buckets of OneRoster rows) are matched by reading
+their content; the plan leaves finding those rows to the caller (`content_tables`) and
+names them by position (`dead_letter_step`, `oneroster_state_step`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, EVENTS, TABLES, Table, student_tables
+from abacus.catalog import (
+    AUDIT_LOG,
+    DEAD_LETTERS,
+    EVENTS,
+    ROSTER_ONEROSTER_STATE,
+    TABLES,
+    Table,
+    student_tables,
+)
 
 __all__ = [
     "DELETION_ACTIONS_KEPT",
@@ -24,6 +35,7 @@ __all__ = [
     "content_tables",
     "dead_letter_step",
     "district_plan",
+    "oneroster_state_step",
     "student_plan",
 ]
 
@@ -97,10 +109,15 @@ def _student_step(table: Table, district_id: str, request_id: str) -> Step:
     return Step(table, "delete", where, check, params)
 
 
+def _by_column(table: Table) -> bool:
+    """Whether SQL alone finds a student's rows: a district and a student column or link."""
+    return table.district_column is not None and bool(table.student_column or table.student_link)
+
+
 def student_plan(district_id: str, request_id: str) -> list[Step]:
-    """Every per-student table with a district column; tables reached through an events key
-    come first (their predicate reads `events`)."""
-    tables = [t for t in student_tables() if t.district_column is not None]
+    """Every per-student table with a district column and a student column or link; tables
+    reached through an events key come first (their predicate reads `events`)."""
+    tables = [t for t in student_tables() if _by_column(t)]
     ordered = sorted(tables, key=lambda t: t.student_link is None)
     return [_student_step(t, district_id, request_id) for t in ordered]
 
@@ -121,8 +138,9 @@ def district_plan(district_id: str) -> list[Step]:
 
 
 def content_tables() -> tuple[Table, ...]:
-    """Per-student tables without a district column: their rows are matched by content."""
-    return tuple(t for t in student_tables() if t.district_column is None)
+    """Per-student tables a student's rows are found in by content (no district column, or
+    no column naming the student): the caller matches them (see the module docstring)."""
+    return tuple(t for t in student_tables() if not _by_column(t))
 
 
 # How a dead letter is named: its position (the table's sorting key), never its content.
@@ -145,3 +163,38 @@ def dead_letter_step(positions: list[tuple[str, str, int, int]]) -> Step:
     )
     where = f"({', '.join(DEAD_LETTER_KEY)}) IN ({tuples})"
     return Step(DEAD_LETTERS, "delete", where, where, ())
+
+
+# How a OneRoster state row is named: its bucket key (a district, a file and a bucket
+# number, never a person), its version and a hash of its document, so the bucket rewritten
+# without the students (same key and version, other content) is not.
+ONEROSTER_STATE_ROW = ("key", "version", "cityHash64(doc)")
+_IDS = f"(SELECT student_ids {_REQUEST} LIMIT 1)"
+# A users bucket holding one of the students: a row with role student and their identifier.
+_STATE_HOLDS_USER = (
+    "JSONExtractString(doc, 'file') = 'users.csv' AND arrayExists(row -> "
+    "JSONExtractString(tupleElement(row, 2), 'role') = 'student' AND "
+    f"has({_IDS}, JSONExtractString(tupleElement(row, 2), 'identifier')), "
+    "JSONExtractKeysAndValuesRaw(doc, 'rows'))"
+)
+
+
+def oneroster_state_step(
+    district_id: str, request_id: str, rows: list[tuple[str, int, int]]
+) -> Step:
+    """Delete these rows of `roster_oneroster_state` (every stored version of a bucket that
+    holds the students' users rows or their enrollments, found by decoding them), named by
+    ``ONEROSTER_STATE_ROW``. The check counts those rows and, by content, any users row of
+    the students left in the district (student ids only through the request's row)."""
+    params = (("d", district_id), ("r", request_id))
+    in_district = f"{ROSTER_ONEROSTER_STATE.district_column} = {{d:String}}"
+    if rows:
+        tuples = ", ".join(
+            "(" + ", ".join(_literal(v) for v in row) + ")" for row in sorted(set(rows))
+        )
+        named = f"({', '.join(ONEROSTER_STATE_ROW)}) IN ({tuples})"
+    else:
+        named = "0"
+    where = f"{in_district} AND {named}"
+    check = f"{in_district} AND ({named} OR {_STATE_HOLDS_USER})"
+    return Step(ROSTER_ONEROSTER_STATE, "delete", where, check, params)

@@ -18,12 +18,13 @@ from abacus.catalog import (
     EVENTS,
     PRIVACY_DENY,
     PRIVACY_REQUESTS,
+    ROSTER_ONEROSTER_STATE,
     ROSTER_STUDENTS_HISTORY,
 )
 from abacus.catalog import Table as CatalogTable
 from abacus.errors import StorageError
 from abacus.privacy.deny import DenyEntry
-from abacus.privacy.plan import Step
+from abacus.privacy.plan import ONEROSTER_STATE_ROW, Step
 from abacus.store.lanes import EXPORT
 
 if TYPE_CHECKING:
@@ -193,6 +194,22 @@ class DeletionMethods:
         """Every student id the district ever had (roster history and events)."""
         return await self._acall(
             "reading the district's students failed", self._district_students, district_id
+        )
+
+    def _oneroster_state_rows(self, district_id: str) -> list[tuple[str, int, int, str]]:
+        named = ", ".join(ONEROSTER_STATE_ROW)
+        rows = self._rows(
+            f"SELECT {named}, doc FROM {self._name(ROSTER_ONEROSTER_STATE)} "  # noqa: S608
+            "WHERE district_id = {d:String}",
+            {"d": district_id},
+        )
+        return [(str(k), int(v), int(h), str(doc)) for k, v, h, doc in rows]
+
+    async def aoneroster_state_rows(self, district_id: str) -> list[tuple[str, int, int, str]]:
+        """Every stored version (all parts, no FINAL) of the district's OneRoster state
+        buckets: key, version, hash of the document (`ONEROSTER_STATE_ROW`) and document."""
+        return await self._acall(
+            "reading the OneRoster state failed", self._oneroster_state_rows, district_id
         )
 
     def check_count(self, query: str, params: Mapping[str, Any]) -> int:

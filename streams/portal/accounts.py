@@ -1,5 +1,5 @@
 """Staff accounts in the worker's memory: loaded from the store at start, kept current by
-the roster agent, so a request checks a user's active state with a dict lookup."""
+the roster consumer, so a request checks a user's active state with a dict lookup."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class AccountDirectory:
         log.info("%d staff account(s) loaded", len(self._accounts))
 
     def apply_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """`roster_users` rows the roster agent just stored (catalog column order)."""
+        """`roster_users` rows the roster consumer just stored (catalog column order)."""
         self._apply(Account.from_row(row) for row in rows)
 
     def _apply(self, accounts: Iterable[Account]) -> None:

@@ -7,7 +7,7 @@ district portal's areas are the `portal*.py` modules (templates in `templates/`)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import faust
@@ -49,8 +49,9 @@ def register(
     board: ExportBoard,
     districts: Mapping[str, DistrictConfig],
     monitor: LagMonitor,
+    hosted: Sequence[Assigned] = (),
 ) -> portal.Portal:
-    ops.register(app, metrics, readiness, ingest)
+    ops.register(app, metrics, readiness, ingest, *hosted)
     exports.register(app, settings, store, accounts)
     privacy.register(app, settings, store)
     core = register_portal(app, settings, store, accounts, board, districts)

@@ -22,8 +22,9 @@ from kafka import KafkaProducer
 
 from abacus.catalog import TABLES, student_tables
 from abacus.embedded.broker import EmbeddedBroker
-from abacus.kafka.compacted import read_latest
+from abacus.kafka.compacted import publish, read_latest
 from abacus.privacy.plan import content_tables, student_plan
+from abacus.roster import records as rec
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.export_truth import expected_export, norm_grade, read_csv
 from tests.support.produce import produce_events, wait_consumed
@@ -137,6 +138,42 @@ def send_garbage(stack: Stack, *keys: str) -> None:
     producer.close()
 
 
+def _student(identifier: str) -> dict[str, str]:
+    return {"role": "student", "identifier": identifier, "givenName": "Ann"}
+
+
+# The OneRoster importer's state buckets (abacus/roster/oneroster/state.py) as a OneRoster
+# district would have them: users u-a (20001) and u-d (20002) are deleted below, u-b (20005)
+# stays; an older version of the first bucket holds 20001 too; birch-lake has a 20001 too.
+STATE = [
+    (MAPLE, "users.csv|00000", 1000, {"u-a": _student("20001"), "u-b": _student("20005")}),
+    (MAPLE, "users.csv|00000", 2000, {"u-a": _student("20001"), "u-b": _student("20005"),
+                                      "u-c": {"role": "teacher", "identifier": "0101"}}),
+    (MAPLE, "users.csv|00001", 2000, {"u-d": _student("20002")}),
+    (MAPLE, "enrollments.csv|00000", 2000, {"e1": {"userSourcedId": "u-a", "role": "student"},
+                                            "e2": {"userSourcedId": "u-b", "role": "student"}}),
+    (MAPLE, "classes.csv|00000", 2000, {"c1": {"title": "Math 20001"}}),
+    (BIRCH, "users.csv|00000", 2000, {"u-a": _student("20001")}),
+]  # fmt: skip
+
+
+def test_the_oneroster_state_buckets_are_stored(stack: Stack) -> None:
+    t = stack.settings.topics
+    topic = t.name(t.roster_oneroster)
+    records = [
+        (topic, f"{district}|{key}".encode(),
+         rec.encode_value(district, "imp-or", at, True,
+                          {"file": key.split("|")[0], "buckets": 2, "rows": rows}))
+        for district, key, at, rows in STATE
+    ]  # fmt: skip
+    stored = "abacus_roster_records_total{kind=oneroster_state,outcome=stored}"
+    # The older version first, in a batch of its own (one insert keeps one version per key).
+    publish(stack.settings, records[:1])
+    wait_until(lambda: stack.metrics().get(stored, 0) >= 1, 30, "the older version stored")
+    publish(stack.settings, records[1:])
+    wait_until(lambda: stack.metrics().get(stored, 0) >= len(STATE), 30, "state stored")
+
+
 def test_before_the_deletion_exports_and_dead_letters_hold_the_students(stack: Stack) -> None:
     send_garbage(stack, GONE[1], "20030")
     wait_until(lambda: stack.metric_sum("abacus_dead_letters_total") == 2, 30, "dead letters")
@@ -174,6 +211,9 @@ def test_deleting_three_students_reaches_every_table_topic_and_export_file(
     assert all(t["result"] == 0 for t in tables.values())
     for name in ("events", "daily_facts", "lesson_facts", "roster_students", "roster_links"):
         assert tables[name]["rows"] > 0, name
+    # Every stored version of the OneRoster buckets holding them (users, enrollments): the
+    # users bucket's two versions, 20002's bucket and the enrollments bucket.
+    assert tables["roster_oneroster_state"]["rows"] == 4
     files = {f["path"]: f["action"] for f in receipt["export_files"]}
     district_file = Path(state.before[DISTRICT_USER]["path"])
     teacher_file = Path(state.before[TEACHER]["path"])
@@ -200,6 +240,13 @@ def test_deleting_three_students_reaches_every_table_topic_and_export_file(
     gone_links = [k for k in links if k.decode().startswith(MAPLE) and k.decode().endswith(GONE)]
     assert gone_links
     assert all(links[k] is None for k in gone_links)
+    # The OneRoster state buckets: rewritten without them, or tombstoned when left empty.
+    state_topic = t.name(t.roster_oneroster)
+    buckets = read_latest(settings, [state_topic])[state_topic]
+    assert buckets[f"{MAPLE}|users.csv|00001".encode()] is None
+    users = rec.fields_of(rec.decode_value(buckets[f"{MAPLE}|users.csv|00000".encode()]))
+    assert sorted(users["rows"]) == ["u-b", "u-c"]
+    assert buckets[f"{BIRCH}|users.csv|00000".encode()] is not None
 
 
 def test_the_receipt_verifies_and_a_tampered_one_fails(stack: Stack, tmp_path: Path) -> None:
@@ -313,7 +360,7 @@ def test_afterwards_no_table_holds_them_and_the_district_is_gone(stack: Stack) -
         + (f"('{gone}')" if t.student_column else "(SELECT event_id FROM abacus.events "
            f"WHERE student_id IN ('{gone}'))")
         for t in student_tables()
-        if t.district_column is not None
+        if t.district_column is not None and (t.student_column or t.student_link)
     ]  # fmt: skip
     whole = [
         f"SELECT 'district:{t.name}', count() FROM abacus.{t.name} "
@@ -329,8 +376,24 @@ def test_afterwards_no_table_holds_them_and_the_district_is_gone(stack: Stack) -
         f"district:{name}" for name in with_district
     }
     assert {k for k in counts if k.startswith("student:")} == {
-        f"student:{t.name}" for t in student_tables() if t.district_column
+        f"student:{t.name}"
+        for t in student_tables()
+        if t.district_column and (t.student_column or t.student_link)
     }
+    # The OneRoster state (no column names a student): no stored version, old or new, holds
+    # their users rows or enrollments; the buckets rewritten without them are stored.
+    state_docs = stack.query(
+        "SELECT key, doc FROM abacus.roster_oneroster_state WHERE district_id = {d:String}",
+        d=MAPLE,
+    )
+    assert {key for key, _ in state_docs} == {
+        f"{MAPLE}|users.csv|00000", f"{MAPLE}|enrollments.csv|00000", f"{MAPLE}|classes.csv|00000",
+    }  # fmt: skip
+    for _, doc in state_docs:
+        assert '"u-a"' not in doc
+        assert '"u-d"' not in doc
+        assert not any(f'"identifier":"{sid}"' in doc for sid in GONE)
+    assert sum('"identifier":"20005"' in doc for _, doc in state_docs) == 1
     # Dead letters name no district: the two undecodable ones went with their keys, 20002's
     # with the students, 20030's with birch-lake, which has a 20030 too (privacy wins).
     assert stack.query("SELECT count() FROM abacus.dead_letters") == [[0]]

@@ -58,8 +58,8 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     names = {t.name for t in student_tables()}
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
-        "roster_students", "roster_students_history", "roster_links", "dead_letters",
-        "audit_log",
+        "roster_students", "roster_students_history", "roster_links",
+        "roster_oneroster_state", "dead_letters", "audit_log",
     }  # fmt: skip
     assert table("audit_log").pseudonymise
     assert table("pending_facts").student_link == "event_id"
@@ -67,6 +67,10 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     dead = table("dead_letters")
     assert (dead.district_column, dead.student_column) == (None, "key")
     assert "value" in dead.reach
+    # The OneRoster importer's buckets: many students per row, reached through `doc`.
+    state = table("roster_oneroster_state")
+    assert (state.student_column, state.student_link) == (None, None)
+    assert "identifier" in state.reach
     with pytest.raises(KeyError):
         table("nope")
 

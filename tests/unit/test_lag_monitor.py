@@ -35,7 +35,7 @@ class FakeReader:
         rows = [
             PartitionLag(INGEST, EVENTS, p, c, e, 0, float(e - c)) for p, (c, e) in step.items()
         ]
-        return {INGEST: rows, AGENTS: []}
+        return {**{group: [] for group in groups}, INGEST: rows}
 
     def members(self, group: str) -> int:
         return 1
@@ -90,6 +90,7 @@ async def test_gauges_and_status_follow_the_samples() -> None:
     assert value(metrics, "abacus_consumer_lag_records", **labels) == 0
     assert status_of(metrics, INGEST) == ["ok"]
     assert status_of(metrics, AGENTS) == ["ok"]  # no partitions committed yet
+    assert status_of(metrics, "abacus-roster") == ["ok"]  # the roster consumer's group
     assert value(metrics, "abacus_consumer_group_members", group=INGEST) == 1
     await monitor.tick()
     assert status_of(metrics, INGEST) == ["ok"]  # lag 0 in the window (first sample)

@@ -86,6 +86,9 @@ class FakeStore:
     async def adistrict_students(self, district_id: str) -> set[str]:
         return {"S3"}
 
+    async def aoneroster_state_rows(self, district_id: str) -> list[tuple[str, int, int, str]]:
+        return []
+
 
 class FakeTopics:
     def __init__(self, calls: list[str]) -> None:

@@ -23,7 +23,13 @@ from abacus.privacy.deny import (
     encode_entry,
     record_students,
 )
-from abacus.privacy.plan import content_tables, dead_letter_step, district_plan, student_plan
+from abacus.privacy.plan import (
+    content_tables,
+    dead_letter_step,
+    district_plan,
+    oneroster_state_step,
+    student_plan,
+)
 from abacus.privacy.pseudonym import pseudonym, pseudonym_key
 from abacus.privacy.receipt import (
     ReceiptError,
@@ -40,6 +46,8 @@ from abacus.privacy.request import (
     parse_request,
     parse_student_list,
 )
+from abacus.roster.records import encode_value
+from consumers.privacy_topics import state_rows_holding
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -122,9 +130,14 @@ def test_a_student_deletion_reaches_every_per_student_table_of_the_catalog() -> 
     assert "UPDATE target = transform(target" in audit.mutation_sql("abacus")
 
 
-def test_only_the_dead_letters_are_matched_by_content() -> None:
-    # A per-student table without a district column needs its own matcher in the consumer.
-    assert [t.name for t in content_tables()] == ["dead_letters"]
+def test_only_the_dead_letters_and_the_oneroster_state_are_matched_by_content() -> None:
+    # A per-student table without a district column, or whose rows no column ties to a
+    # student (the catalog's `reach` only), needs its own matcher in the consumer.
+    assert [t.name for t in content_tables()] == ["roster_oneroster_state", "dead_letters"]
+    # No broken SQL from a table without a student column or link (no "None" predicate).
+    for step in student_plan("maple", "del-1"):
+        assert step.table.student_column or step.table.student_link
+        assert "None" not in step.mutation_sql("abacus") + step.check_sql("abacus")
     assert (
         dead_letter_step([]).check_sql("abacus")
         == "SELECT count() FROM abacus.dead_letters WHERE 0"
@@ -312,3 +325,51 @@ def test_oneroster_state_buckets_are_rewritten_without_the_students() -> None:
     assert set(out["maple|enrollments.csv|00000"]["rows"]) == {"e2"}  # type: ignore[index]
     assert out["maple|enrollments.csv|00001"] is None  # emptied: its tombstone
     assert without_students(docs, {"S9"}) == {}
+
+
+# --- the OneRoster state (JSON buckets: no column names a student) ----------------------------
+
+
+def _bucket(file: str, rows: dict[str, dict[str, str]], at: int = 5) -> str:
+    fields = {"file": file, "buckets": 1, "rows": rows}
+    return encode_value("maple", "imp", at, True, fields).decode()
+
+
+def test_state_rows_holding_a_student_every_version_and_their_enrollments() -> None:
+    s1, s2 = {"role": "student", "identifier": "S1"}, {"role": "student", "identifier": "S2"}
+    users_old = _bucket("users.csv", {"u1": s1, "u2": s2}, 4)
+    users_new = _bucket("users.csv", {"u2": s2}, 5)
+    e1, e2 = {"userSourcedId": "u1", "role": "student"}, {"userSourcedId": "u2", "role": "student"}
+    enrol = _bucket("enrollments.csv", {"e1": e1, "e2": e2})
+    other = _bucket("enrollments.csv", {"e3": {"userSourcedId": "u2", "role": "student"}})
+    classes = _bucket("classes.csv", {"c1": {"title": "S1"}})  # a value equal to the id: kept
+    rows = [
+        ("maple|users.csv|00000", 4, 11, users_old),
+        ("maple|users.csv|00000", 5, 12, users_new),  # a later upload without S1
+        ("maple|enrollments.csv|00000", 5, 13, enrol),
+        ("maple|enrollments.csv|00001", 5, 14, other),
+        ("maple|classes.csv|00000", 5, 15, classes),
+        ("maple|users.csv|00001", 5, 16, "not json"),
+    ]
+    assert state_rows_holding(rows, {"S1"}) == [
+        ("maple|enrollments.csv|00000", 5, 13),
+        ("maple|users.csv|00000", 4, 11),
+    ]
+    assert state_rows_holding(rows, {"S9"}) == []
+
+
+def test_the_oneroster_state_step_names_rows_by_position_and_checks_by_content() -> None:
+    step = oneroster_state_step("maple", "del-1", [("maple|users.csv|00000", 4, 11)])
+    assert step.table.name == "roster_oneroster_state"
+    assert step.action == "delete"
+    mutation, check = step.mutation_sql("abacus"), step.check_sql("abacus")
+    assert "(key, version, cityHash64(doc)) IN (('maple|users.csv|00000', 4, 11))" in mutation
+    assert "{d:String}" in mutation
+    # The check also reads every users bucket of the district for the students, who are
+    # named only through the request's row (never in the text).
+    assert "abacus.privacy_requests" in check
+    assert "JSONExtractKeysAndValuesRaw(doc, 'rows')" in check
+    assert step.parameters == {"d": "maple", "r": "del-1"}
+    empty = oneroster_state_step("maple", "del-1", [])
+    assert empty.count_sql("abacus").endswith("WHERE district_id = {d:String} AND 0")
+    assert "privacy_requests" in empty.check_sql("abacus")
