@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from abacus.bench.ingest import _env, _produce, _wait_committed, make_events
+from abacus.bench.ingest import _env, _produce, _wait_committed, _wait_ready, make_events
 from abacus.bench.report import report
 from abacus.embedded.broker import EmbeddedBroker, free_port
 from abacus.kafka.topics import ensure_topics
@@ -97,16 +97,7 @@ def _one_worker(
     )  # fmt: skip
     poller = _Poller(f"{web}/portal/ops", 1.0) if ops else None
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited {proc.returncode}; see {log}")
-            try:
-                with urllib.request.urlopen(f"{web}/readyz", timeout=1) as r:  # noqa: S310 - our own web
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        _wait_ready(proc, web, log)
         if poller is not None:
             poller.start()
         started, cpu = time.perf_counter(), _cpu_seconds(proc.pid)
