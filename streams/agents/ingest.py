@@ -400,10 +400,13 @@ class IngestService(Service):
             if waiting:  # the next batch of this partition is now the oldest in flight
                 self.attempts.attempt(partition, waiting[0])
         # Freshness: record creation → stored and committed (visible in the aggregates).
+        # One histogram update per batch (an observation per record cost ~11 µs each).
         now_ms = time.time() * 1000
-        for record in records:
-            if record.timestamp_ms is not None:
-                metrics.freshness.observe(max(0.0, (now_ms - record.timestamp_ms) / 1000))
+        metrics.freshness.observe_many(
+            max(0.0, (now_ms - r.timestamp_ms) / 1000)
+            for r in records
+            if r.timestamp_ms is not None
+        )
         metrics.batch_size.observe(len(records))
         for event_type, n in batch.accepted.items():
             metrics.events_accepted.labels(event_type).inc(n)
