@@ -196,7 +196,8 @@ def _import(
         published = read_published(settings, district_id)
     require_config(config, published, directory)
     denied = drop_denied(upload.fields, district_id, published.deny, datetime.now(UTC))
-    result.notes = [n for n in (skipped_note(len(denied)),) if n]
+    if denied:
+        result.notes.append(skipped_note(len(denied)))
     out = Publication(published)
     result.config_status = out.config(config)
     for file, kind in kinds.items():
