@@ -18,6 +18,7 @@ __all__ = ["read_until_quiet", "true_log_ends"]
 
 _QUIET_S = 0.3  # no more records for this long = we have read to the end
 _READ_LIMIT_S = 5.0  # never read longer than this (a producer may never go quiet)
+_DRAIN_ALL = 1 << 30  # poll(max_records=...): everything fetched, whole batches
 
 
 def read_until_quiet(
@@ -46,19 +47,35 @@ def true_log_ends(
     Tansu quirk (measured): ListOffsets(latest) / ``end_offsets`` returns the LAST BATCH's
     base offset + 1, so 10 records produced in one batch report an end of 1 (one more
     single record then reports 11). So we read from ``reported - 1`` (inside or at the
-    start of the last batch) until nothing more arrives and take max(offset) + 1. On a
-    broker without the quirk this reads one record and agrees with what was reported.
-    Compacted-away or marker offsets return nothing: then the reported end stands.
+    start of the last batch) and take max(offset) + 1. On a broker without the quirk this
+    reads one record and agrees with what was reported.
+
+    A fetch returns whole batches and one poll here drains everything fetched, so the first
+    records of a partition include the whole batch that was last when ``reported`` was
+    read: that partition is then paused, and its end is known. Reading on until the topic
+    went quiet (as this did before) read everything produced meanwhile, for up to 5 s per
+    call while events kept arriving: inside the worker, every lag tick decoded the stream a
+    second time and held the GIL for a quarter of the worker's time. Compacted-away or
+    marker offsets return nothing: such a partition is read until quiet, and then the
+    reported end stands.
     """
     ends = dict(reported)
-    probe = {tp: end for tp, end in reported.items() if end > 0}
-    if not probe:
+    pending = {tp for tp, end in reported.items() if end > 0}
+    if not pending:
         return ends
-    consumer.assign(list(probe))
-    for tp, end in probe.items():
-        consumer.seek(tp, max(0, end - 1))
-    for record in read_until_quiet(consumer):
-        tp = TopicPartition(record.topic, record.partition)
-        ends[tp] = max(ends[tp], record.offset + 1)
+    consumer.assign(list(pending))
+    for tp in pending:
+        consumer.seek(tp, max(0, ends[tp] - 1))
+    hard_stop = time.monotonic() + _READ_LIMIT_S
+    quiet_until = time.monotonic() + _QUIET_S
+    while pending and time.monotonic() < min(quiet_until, hard_stop):
+        polled = consumer.poll(timeout_ms=100, max_records=_DRAIN_ALL)
+        for tp, records in polled.items():
+            ends[tp] = max([ends[tp], *(record.offset + 1 for record in records)])
+            if tp in pending:
+                pending.discard(tp)
+                consumer.pause(tp)
+                quiet_until = time.monotonic() + _QUIET_S
+    consumer.resume(*consumer.paused())
     consumer.assign([])
     return ends
