@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/export_rows.py [--rows 20000] [--repeat 5]
 
 Generates export-query rows as ClickHouse returns them (columns `EXPORT_COLUMNS`): grades
-PK-8, both environments, 0-3 benchmark results (some without a percentile), 1-3 teachers,
-nonzero times, and the empty aggregates of students the LEFT JOINs found nothing for.
+PK-8, both environments, 0-3 benchmark results in the year's three windows (some without a
+percentile), classes of 25 with 1-3 teachers, nonzero times, and the empty aggregates of
+students the LEFT JOINs found nothing for.
 Times, on the same rows, the export's own path, `RowFormatter.cells` then `write_rows` into
 an in-memory file, against the floor in the same run: `csv.writer.writerow` of the same
 rows' cells, formatted beforehand. Prints µs per row for both, the ratio, and what 100,000
@@ -33,20 +34,21 @@ CONFIG = DistrictConfig(name="Bench", timezone="America/Chicago", school_year_st
 GRADES = ["PK", "K", *(str(g) for g in range(1, 9))]
 FIRST = ["Ana", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
 LAST = ["Garcia", "Nguyen", "Smith", "O'Neil", "Lee", "Patel", "Kim", "Brown", "Diaz", "Wu"]
-YEAR_START = date(2025, 8, 15)
+# The three benchmark windows (fall, winter, spring): four weeks each.
+WINDOWS = {1: date(2025, 9, 8), 2: date(2026, 1, 5), 3: date(2026, 4, 13)}
 
 
 def make_rows(n: int, seed: int = 11) -> list[tuple[Any, ...]]:
     """``n`` export-query rows; a tenth are students with no usage (LEFT JOIN defaults)."""
     rng = random.Random(seed)  # noqa: S311 - test data, not crypto
-    teachers = [(f"T{rng.choice(FIRST)}", f"{rng.choice(LAST)}{t}") for t in range(n // 25 + 3)]
+    staff = [(f"T{rng.choice(FIRST)}", f"{rng.choice(LAST)}{t}") for t in range(n // 25 + 3)]
     rows = []
     for s in range(n):
         grade = rng.choice(GRADES)
         idle = rng.random() < 0.1
         results = []
         for number in sorted(rng.sample((1, 2, 3), rng.randint(0, 3))):
-            taken = YEAR_START + timedelta(days=rng.randint(0, 250))
+            taken = WINDOWS[number] + timedelta(days=rng.randint(0, 27))
             percentile = None if rng.random() < 0.15 else rng.randint(0, 100)
             at = datetime.combine(taken, datetime.min.time(), UTC) + timedelta(
                 minutes=rng.randint(7 * 60, 16 * 60)
@@ -67,7 +69,8 @@ def make_rows(n: int, seed: int = 11) -> list[tuple[Any, ...]]:
             "environment": "prek2" if grade in ("PK", "K", "1", "2") else "g3plus",
             "ever_g3": 0 if idle else rng.randint(0, 1),
             "ever_prek2": 0 if idle else rng.randint(0, 1),
-            "teachers": rng.sample(teachers, rng.randint(1, 3)),
+            # A class of 25 with its teacher; some classes have one or two co-teachers.
+            "teachers": staff[s // 25 : s // 25 + 1 + (s // 25) % 3],
             "benchmarks": results,
         }
         if idle:  # join_use_nulls = 0: numbers are 0, arrays empty; pass counts may be None
