@@ -25,11 +25,17 @@ def _read_each(
     consumer: KafkaConsumer,
     starts: dict[TopicPartition, int],
     take: Callable[[TopicPartition, list[Any]], bool],
-    max_records: int,
 ) -> None:
     """Poll each partition from its start offset until ``take(tp, records)`` says it has
-    what it needs (the partition is then paused: nothing more of it is fetched or
-    decoded), nothing arrives for _QUIET_S, or _READ_LIMIT_S has passed."""
+    what it needs, until no partition still wanted has brought anything for _QUIET_S, or
+    _READ_LIMIT_S has passed. Every poll drains everything fetched (whole batches).
+
+    No partition is paused once done: kafka-python parks what it fetched for a paused
+    partition, and does not fetch that partition again until the parked records are handed
+    back one partition per poll, so the next call on the same consumer missed partitions
+    for its whole quiet window (measured: a log end read after `first_records` came back
+    short on 3 of 4 partitions, every time). Draining everything leaves nothing half-read.
+    """
     pending = set(starts)
     consumer.assign(list(pending))
     for tp, offset in starts.items():
@@ -38,15 +44,12 @@ def _read_each(
     quiet_until = time.monotonic() + _QUIET_S
     try:
         while pending and time.monotonic() < min(quiet_until, hard_stop):
-            polled = consumer.poll(timeout_ms=100, max_records=max_records)
+            polled = consumer.poll(timeout_ms=100, max_records=_DRAIN_ALL)
             for tp, records in polled.items():
                 if tp in pending and take(tp, records):
                     pending.discard(tp)
-                    consumer.pause(tp)
-            if polled:
-                quiet_until = time.monotonic() + _QUIET_S
+                    quiet_until = time.monotonic() + _QUIET_S
     finally:
-        consumer.resume(*consumer.paused())
         consumer.assign([])
 
 
@@ -54,10 +57,10 @@ def first_records(
     consumer: KafkaConsumer, starts: dict[TopicPartition, int]
 ) -> dict[TopicPartition, Any]:
     """The first record at or after each partition's start offset (a partition with none
-    there, or compacted away and nothing after it, is left out). Records are taken one at
-    a time, and kafka-python decodes a fetched batch lazily, so this decodes a handful of
-    records, not the megabyte a fetch brings (it runs inside the worker on every lag
-    tick, while the group lags)."""
+    there, or compacted away and nothing after it, is left out). It stops as soon as every
+    partition has one: it runs inside the worker on every lag tick while the group lags,
+    and polling on until the topic went quiet, checking every record read so far after
+    each poll, cost the worker a quarter of its time (py-spy)."""
     found: dict[TopicPartition, Any] = {}
 
     def take(tp: TopicPartition, records: list[Any]) -> bool:
@@ -67,7 +70,7 @@ def first_records(
                 return True
         return False
 
-    _read_each(consumer, starts, take, max_records=1)
+    _read_each(consumer, starts, take)
     return found
 
 
@@ -84,12 +87,11 @@ def true_log_ends(
 
     A fetch returns whole batches and one poll here drains everything fetched, so the first
     records of a partition include the whole batch that was last when ``reported`` was
-    read: that partition is then paused, and its end is known. Reading on until the topic
-    went quiet (as this did before) read everything produced meanwhile, for up to 5 s per
-    call while events kept arriving: inside the worker, every lag tick decoded the stream a
-    second time and held the GIL for a quarter of the worker's time. Compacted-away or
-    marker offsets return nothing: such a partition is read until quiet, and then the
-    reported end stands.
+    read: its end is then known, and the read stops once every partition's is. Reading on
+    until the topic went quiet (as this did before) read everything produced meanwhile, for
+    up to 5 s per call while events kept arriving: inside the worker, every lag tick decoded
+    the stream a second time. Compacted-away or marker offsets return nothing: such a
+    partition is read until quiet, and then the reported end stands.
     """
     ends = dict(reported)
 
@@ -99,5 +101,5 @@ def true_log_ends(
 
     starts = {tp: max(0, end - 1) for tp, end in reported.items() if end > 0}
     if starts:
-        _read_each(consumer, starts, take, max_records=_DRAIN_ALL)
+        _read_each(consumer, starts, take)
     return ends
