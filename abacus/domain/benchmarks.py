@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from itertools import pairwise
 from statistics import NormalDist
 from types import MappingProxyType
@@ -36,6 +37,7 @@ _NCE_SLOPE = 21.06
 _STD_NORMAL = NormalDist()
 
 
+@cache
 def nce_from_percentile(p: int) -> int:
     """NCE = 50 + 21.06 * inverse-normal(p / 100), rounded half UP, clipped to 1..99.
 

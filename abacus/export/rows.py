@@ -15,11 +15,17 @@ from abacus.export.query import EXPORT_COLUMNS
 __all__ = ["ENVIRONMENT_LABELS", "RowFormatter"]
 
 ENVIRONMENT_LABELS = {"prek2": "PreK-2", "g3plus": "Grade 3+"}
-_I = {name: i for i, name in enumerate(EXPORT_COLUMNS)}
-
-
-def _num(value: Any) -> str:
-    return str(int(value))
+_BOOL = {True: fmt_bool(True), False: fmt_bool(False)}
+# `cells` unpacks a row by position: the query's columns, in this order.
+_ORDER = (
+    "student_id", "first_name", "last_name", "grade", "building", "is_ell", "is_iep",
+    "is_active", "district_data", "environment", "ever_g3", "ever_prek2", "school_ms",
+    "evening_ms", "lessons_started", "pre_sum", "pre_count", "post_sum", "post_count",
+    "problems", "points", "tokens", "math_helps", "live_helps", "passed", "passed_by_pre",
+    "passed_on_grade", "benchmarks", "teachers",
+)  # fmt: skip
+if EXPORT_COLUMNS != _ORDER:  # pragma: no cover - a guard for whoever edits the query
+    raise ImportError("abacus.export.rows unpacks rows in an order the query no longer has")
 
 
 class RowFormatter:
@@ -31,43 +37,52 @@ class RowFormatter:
         self.alt_at = DISTRICT_DATA_COLUMNS.index(config.alt_student_number_column)
 
     def cells(self, row: Sequence[Any]) -> list[str]:
-        r = {name: row[i] for name, i in _I.items()}
-        grade: str = r["grade"]
-        environment: str = r["environment"]
-        g3 = bool(r["ever_g3"]) or environment == "g3plus"
-        prek2 = bool(r["ever_prek2"]) or environment == "prek2"
-        passed = int(r["passed"] or 0)
-        on_grade = int(r["passed_on_grade"] or 0)
-        g3_only = (lambda v: v) if g3 else (lambda v: "")
+        (
+            student_id, first_name, last_name, grade, building, is_ell, is_iep, is_active,
+            district_data, environment, ever_g3, ever_prek2, school_ms, evening_ms,
+            lessons_started, pre_sum, pre_count, post_sum, post_count, problems, points,
+            tokens, math_helps, live_helps, passed, passed_by_pre, passed_on_grade,
+            benchmarks, teachers,
+        ) = row  # fmt: skip  # the order of EXPORT_COLUMNS (checked at import)
+        g3 = ever_g3 or environment == "g3plus"
+        passed = int(passed or 0)
+        on_grade = int(passed_on_grade or 0)
+        school_ms, evening_ms = int(school_ms), int(evening_ms)
+        if g3:
+            g3_cells = [
+                str(int(passed_by_pre or 0)),
+                fmt_average(pre_sum, int(pre_count)),
+                fmt_average(post_sum, int(post_count)),
+                str(int(problems)),
+                str(int(points)),
+            ]
+        else:
+            g3_cells = ["", "", "", str(int(problems)), ""]
         return [
-            r["first_name"],
-            r["last_name"],
-            r["district_data"][self.username_at],
-            r["student_id"],
-            r["district_data"][self.alt_at],
+            first_name,
+            last_name,
+            district_data[self.username_at],
+            student_id,
+            district_data[self.alt_at],
             grade,
-            fmt_bool(bool(r["is_active"])),
-            fmt_bool(bool(r["is_ell"])),
-            fmt_bool(bool(r["is_iep"])),
+            _BOOL[bool(is_active)],
+            _BOOL[bool(is_ell)],
+            _BOOL[bool(is_iep)],
             ENVIRONMENT_LABELS[environment],
-            r["building"],
-            fmt_teachers(r["teachers"] or []),
-            *self._benchmarks(grade, r["benchmarks"] or []),
-            _num(r["lessons_started"]),
-            _num(passed),
-            _num(on_grade),
-            _num(passed - on_grade),
-            g3_only(_num(r["passed_by_pre"] or 0)),
-            g3_only(fmt_average(r["pre_sum"], int(r["pre_count"]))),
-            g3_only(fmt_average(r["post_sum"], int(r["post_count"]))),
-            _num(r["problems"]),
-            g3_only(_num(r["points"])),
-            _num(r["tokens"]) if prek2 else "",
-            g3_only(_num(r["math_helps"])),
-            g3_only(_num(r["live_helps"])),
-            format_hhmm(int(r["school_ms"]) + int(r["evening_ms"])),
-            format_hhmm(int(r["school_ms"])),
-            format_hhmm(int(r["evening_ms"])),
+            building,
+            fmt_teachers(teachers) if teachers else "",
+            *self._benchmarks(grade, benchmarks or ()),
+            str(int(lessons_started)),
+            str(passed),
+            str(on_grade),
+            str(passed - on_grade),
+            *g3_cells,
+            str(int(tokens)) if ever_prek2 or environment == "prek2" else "",
+            str(int(math_helps)) if g3 else "",
+            str(int(live_helps)) if g3 else "",
+            format_hhmm(school_ms + evening_ms),
+            format_hhmm(school_ms),
+            format_hhmm(evening_ms),
         ]
 
     def _benchmarks(self, grade: str, results: Sequence[Any]) -> list[str]:
