@@ -14,18 +14,23 @@ from dataclasses import dataclass
 __all__ = [
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
+    "DAILY_ROLLUPS",
     "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
     "EXPORT_AUDIT",
     "EXPORT_REQUESTS",
     "LESSON_FACTS",
+    "LESSON_ROLLUPS",
+    "MONTHLY_ROLLUPS",
     "PENDING_FACTS",
+    "ROLLUP_WATERMARKS",
     "ROSTER_LINKS",
     "ROSTER_STUDENTS",
     "ROSTER_STUDENTS_HISTORY",
     "ROSTER_USERS",
     "SCHEMA_MIGRATIONS",
+    "SUMMED_COLUMNS",
     "TABLES",
     "Table",
     "student_tables",
@@ -56,6 +61,12 @@ class Table:
 
 _ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
 _DISTRICT_DATA = tuple(f"district_data_{n}" for n in range(1, 6))
+# The columns a day's facts are summed into (daily_facts, and the rollups built from them).
+_SUMMED = (
+    "school_ms", "evening_ms", "lessons_started", "pre_quiz_sum", "pre_quiz_count",
+    "post_quiz_sum", "post_quiz_count", "problems", "points", "tokens", "math_helps",
+    "live_helps",
+)  # fmt: skip
 
 EVENTS = Table(
     "events",
@@ -105,6 +116,38 @@ PENDING_FACTS = Table(
     columns=("district_id", "event_id", "resolved"),
     holds_students=True,
     student_link="event_id",
+)
+DAILY_ROLLUPS = Table(
+    "daily_rollups",
+    "exact per-(student, local day) sums of daily_facts, rebuilt from the facts (exports)",
+    columns=(
+        "district_id", "student_id", "local_date", *_SUMMED, "last_key", "products", "fact_rows",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+LESSON_ROLLUPS = Table(
+    "lesson_rollups",
+    "resolved attempts and passes per (student, lesson), rebuilt from lesson_facts (exports)",
+    columns=("district_id", "student_id", "lesson_id", "attempts", "passes", "fact_rows"),
+    holds_students=True,
+    student_column="student_id",
+)
+MONTHLY_ROLLUPS = Table(
+    "monthly_rollups",
+    "per-(student, month) sums and passes, built from the daily and lesson rollups (exports)",
+    columns=(
+        "district_id", "student_id", "month", *_SUMMED, "last_key", "products", "passes",
+        "version",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+ROLLUP_WATERMARKS = Table(
+    "rollup_watermarks",
+    "per broker epoch and events partition, the offset up to which rollups are complete",
+    columns=("epoch", "partition", "next_offset", "updated_at"),
+    district_column=None,
 )
 ROSTER_STUDENTS = Table(
     "roster_students",
@@ -180,12 +223,18 @@ SCHEMA_MIGRATIONS = Table(
     district_column=None,
 )
 
+SUMMED_COLUMNS = _SUMMED
+
 TABLES: tuple[Table, ...] = (
     EVENTS,
     DAILY_FACTS,
     LESSON_FACTS,
     BENCHMARK_FACTS,
     PENDING_FACTS,
+    DAILY_ROLLUPS,
+    LESSON_ROLLUPS,
+    MONTHLY_ROLLUPS,
+    ROLLUP_WATERMARKS,
     ROSTER_STUDENTS,
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,

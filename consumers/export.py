@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -25,7 +25,9 @@ from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
 from abacus.export import status
+from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim, check_claim, claim_of
+from abacus.export.coverage import covered, lagging
 from abacus.export.files import ExportPathError, ExportPaths, export_paths
 from abacus.export.links import sign_link
 from abacus.export.manifest import FileFigures, StoreFigures, manifest
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
+_WATERMARK_POLL_S = 0.05
 
 
 class ExportStore(Protocol):
@@ -62,9 +65,13 @@ class ExportStore(Protocol):
 
     async def arequester(self, district_id: str, employee_id: str) -> Requester | None: ...
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: Source = ...
+    ) -> T: ...
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
+
+    async def arollup_watermark(self, epoch: str) -> dict[int, int]: ...
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
 
@@ -232,13 +239,14 @@ class ExportConsumer:
             os.replace(partial, csv_path)
             return FileFigures(count, size, digest)
 
-        written = await self.store.astream_export(job.query, write)
+        # What the export covers is read before its query, so the query sees at least that.
+        figures, source = await self._coverage(request.district_id)
+        written = await self.store.astream_export(job.query, write, source)
         # The retention: the link expires, and the sweep deletes the files, after it.
         expires_at = self.now().replace(microsecond=0) + timedelta(
             seconds=self.settings.exports.retention_s
         )
         link = self._link(request, csv_path, expires_at)
-        figures = await self.store.afigures(request.district_id, self.broker_epoch)
         seconds = time.perf_counter() - started
         doc = manifest(
             request,
@@ -246,6 +254,7 @@ class ExportConsumer:
             job.scope,
             written,
             figures,
+            source=source,
             generated_at=self.now(),
             expires_at=expires_at,
             seconds=seconds,
@@ -253,6 +262,24 @@ class ExportConsumer:
         text = json.dumps(doc, indent=2, default=str) + "\n"
         await asyncio.to_thread(_write_private, paths.manifest, text)
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
+
+    async def _coverage(self, district_id: str) -> tuple[StoreFigures, Source]:
+        """The figures the export claims, and where it reads: the rollups once their
+        watermark reaches every event stored when it started (waiting up to
+        ``exports.rollup_wait_s`` for a batch in flight), else the facts."""
+        figures = await self.store.afigures(district_id, self.broker_epoch)
+        deadline = time.monotonic() + self.settings.exports.rollup_wait_s
+        stored = figures.events_offsets
+        watermark = figures.rollup_watermark
+        while not covered(stored, watermark) and time.monotonic() < deadline:
+            await asyncio.sleep(_WATERMARK_POLL_S)
+            watermark = await self.store.arollup_watermark(self.broker_epoch)
+        figures = replace(figures, rollup_watermark=watermark)
+        if covered(stored, watermark):
+            return figures, "rollups"
+        behind = sum(lagging(stored, watermark).values())
+        log.warning("rollups %d offset(s) behind the events stored: export reads the facts", behind)
+        return figures, "facts"
 
     def _link(self, request: ExportRequest, csv_path: Path, expires_at: datetime) -> str:
         web = self.settings.web

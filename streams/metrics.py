@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from abacus.events.reasons import REASON_CLASSES
 from consumers.lag_status import GroupStatus
 from schemas import EVENT_TYPES
 from streams.process_metrics import ChildProcessesCollector
 
-__all__ = ["FRESHNESS_BUCKETS", "Metrics"]
+__all__ = ["FRESHNESS_BUCKETS", "BatchHistogram", "Metrics"]
 
 FRESHNESS_BUCKETS = (
     0.05,
@@ -30,6 +36,52 @@ FRESHNESS_BUCKETS = (
     60.0,
     300.0,
 )
+
+
+class BatchHistogram(Collector):
+    """A Prometheus histogram observed a batch at a time: the same series and meaning as a
+    `Histogram` observed once per value, without Python work per value per bucket.
+
+    Ingest observes one freshness value per record; `Histogram.observe` took a lock and
+    walked the buckets for each (2.3 s of profile time per 200k records). Here a batch's
+    values are sorted once and each bucket is one bisection.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = (*sorted(buckets), float("inf"))
+        self._counts = [0] * len(self.bounds)  # cumulative: values <= bound
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        ordered = sorted(values)
+        if not ordered:
+            return
+        below = [bisect_right(ordered, bound) for bound in self.bounds[:-1]]
+        total = sum(ordered)
+        with self._lock:
+            for i, n in enumerate(below):
+                self._counts[i] += n
+            self._counts[-1] += len(ordered)
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric(
+            [], [(_le(b), float(c)) for b, c in zip(self.bounds, counts, strict=True)], total
+        )
+        yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 class Metrics:
@@ -88,14 +140,19 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1200),
             registry=r,
         )
-        self.freshness = Histogram(
+        self.freshness = BatchHistogram(
             "abacus_ingest_freshness_seconds",
             "Record creation (Kafka timestamp) to stored and committed, per record.",
-            buckets=FRESHNESS_BUCKETS,
-            registry=r,
+            FRESHNESS_BUCKETS,
+            r,
         )
         self.insert_seconds = Histogram(
             "abacus_clickhouse_insert_seconds", "ClickHouse insert latency.", registry=r
+        )
+        self.rollup_seconds = Histogram(
+            "abacus_rollup_seconds",
+            "Rebuilding a stored batch's rollups and moving the rollup watermark.",
+            registry=r,
         )
         self.roster_records = Counter(
             "abacus_roster_records",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +25,13 @@ class FileFigures:
 class StoreFigures:
     """What the aggregates reflect: the roster version and the next offset per events
     partition that ingest had stored, in the broker epoch named (a new embedded broker
-    starts its offsets at 0 again)."""
+    starts its offsets at 0 again), and how far the rollups were complete in that epoch
+    (`abacus.export.coverage`)."""
 
     roster_version: int
     events_offsets: dict[int, int]
     broker_epoch: str = ""
+    rollup_watermark: dict[int, int] = field(default_factory=dict)
 
 
 def manifest(
@@ -39,6 +41,7 @@ def manifest(
     written: FileFigures,
     store: StoreFigures,
     *,
+    source: str = "rollups",
     generated_at: datetime,
     expires_at: datetime,
     seconds: float,
@@ -62,4 +65,8 @@ def manifest(
         "seconds": round(seconds, 3),
         "broker_epoch": store.broker_epoch,
         "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
+        # Where the sums came from: "rollups" (complete up to rollup_watermark, which
+        # reaches events_offsets) or "facts" (the rollups were behind).
+        "aggregates": source,
+        "rollup_watermark": {str(p): o for p, o in sorted(store.rollup_watermark.items())},
     }

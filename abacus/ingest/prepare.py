@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
+from abacus.aggregation.rollups import RollupKeys
 from abacus.catalog import EVENTS, PENDING_FACTS, Table
 from abacus.events.processing import SourceRecord, process_records
 from abacus.events.reasons import reject, unexpected
@@ -58,6 +59,8 @@ class PreparedBatch:
     events: int = 0
     # Districts with events stored as pending because no config was known for them.
     pending_districts: set[str] = field(default_factory=set)
+    # The rollup keys of the facts stored (rebuilt after them, before the commit).
+    rollup_keys: RollupKeys = field(default_factory=RollupKeys)
 
 
 def prepare_batch(
@@ -121,6 +124,7 @@ def prepare_batch(
         tables = [(t, _without(rows, t, dropped)) for t, rows in tables]
         blocks, bad = _encode(encoder, tables)
     kept = [e for e in batch.events if e["event_id"] not in dropped]
+    daily, lessons = (_without(rows, t, dropped) for t, rows in facts.by_table()[:2])
     return PreparedBatch(
         blocks=blocks,
         dead_letters=[(p, o, reason) for (p, o), reason in dead.items()],
@@ -129,10 +133,13 @@ def prepare_batch(
         duplicates_in_batch=batch.duplicates_in_batch,
         events=len(kept),
         pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
+        rollup_keys=RollupKeys.of_rows(daily, lessons),
     )
 
 
 def _without(rows: list[Any], table: Table, event_ids: set[str]) -> list[Any]:
+    if not event_ids:
+        return rows
     at = table.columns.index("event_id")
     return [row for row in rows if row[at] not in event_ids]
 

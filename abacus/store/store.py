@@ -25,10 +25,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
+from abacus.aggregation.rollups import RollupKeys, rebuild_all
 from abacus.catalog import (
     DEAD_LETTERS,
     DISTRICTS,
-    EVENTS,
     EXPORT_REQUESTS,
     PENDING_FACTS,
     ROSTER_STUDENTS,
@@ -37,12 +37,13 @@ from abacus.catalog import (
 from abacus.catalog import Table as CatalogTable
 from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
+from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
 from abacus.settings import AbacusSettings
-from abacus.store import migrations
+from abacus.store import migrations, rollups
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.native import EncodedBlock
 
@@ -162,6 +163,13 @@ class Store:
     async def ainsert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None:
         await self._acall(f"insert into {table.name} failed", self._insert, table, rows)
 
+    def load_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        """Insert rows into ``columns`` of ``table`` (database-qualified, outside the catalog)
+        as one block: the export benchmark's floor table."""
+        self._call(
+            f"insert into {table} failed", self._client.insert, table, rows, column_names=columns
+        )
+
     def _insert_block(self, block: EncodedBlock) -> None:
         if block.rows:
             self._client.raw_insert(
@@ -180,17 +188,21 @@ class Store:
         sql = PENDING_EVENTS_SQL.format(db=self.database, limit=_PENDING_CHUNK)
         while rows := self._rows(sql, {"d": district_id}):
             events = [event_from_row(r) for r in rows]
-            for table, fact_rows in derive_facts(events, lambda e: timezone).by_table():
+            facts = derive_facts(events, lambda e: timezone)
+            for table, fact_rows in facts.by_table():
                 self._insert(table, fact_rows)
+            # Their rollups before the marks: a crash in between derives them again.
+            rollups.rebuild(self._client, self.database, facts.rollup_keys())
             self._insert(PENDING_FACTS, pending_marks(events, resolved=True))
             total += len(events)
             log.info("derived facts for %d pending event(s) of a newly configured district", total)
         return total
 
     def resolve_pending(self, district_id: str, timezone: str) -> int:
-        """Derive and store the facts of every pending event of a now configured district;
-        returns how many. Safe to interrupt and run again: facts are idempotent rows and an
-        event is marked resolved only after its facts are stored."""
+        """Derive and store the facts (and rebuild the rollups) of every pending event of a now
+        configured district; returns how many. Safe to interrupt and run again: facts are
+        idempotent rows, rollups are rebuilt, and an event is marked resolved only after
+        both are stored."""
         what = "resolving pending facts failed"
         return self._call(what, self._resolve_pending, district_id, timezone)
 
@@ -198,6 +210,39 @@ class Store:
         return await self._acall(
             "resolving pending facts failed", self._resolve_pending, district_id, timezone
         )
+
+    # --- rollups (abacus.store.rollups) -----------------------------------------------------
+
+    async def arebuild_rollups(self, keys: RollupKeys) -> None:
+        """Rebuild the rollups of a stored batch's keys from the facts."""
+        if keys:
+            await self._acall("rebuilding rollups failed", rollups.rebuild, self._client,
+                              self.database, keys)  # fmt: skip
+
+    async def awrite_rollup_watermark(self, epoch: str, offsets: Mapping[int, int]) -> None:
+        """Rollups are complete up to ``offsets`` (partition → next offset) in ``epoch``."""
+        await self._acall("writing the rollup watermark failed", rollups.write_watermark,
+                          self._client, self.database, epoch, dict(offsets))  # fmt: skip
+
+    async def arollup_watermark(self, epoch: str) -> dict[int, int]:
+        """Partition → next offset whose events all have rollups, in ``epoch``."""
+        return await self._acall("reading the rollup watermark failed", rollups.watermark,
+                                 self._client, self.database, epoch)  # fmt: skip
+
+    async def aclose_rollup_gap(self, epoch: str, partition: int, start: int, end: int) -> None:
+        """Rebuild the rollups of the students with events at [start, end) of a partition."""
+        await self._acall("closing a rollup gap failed", rollups.close_gap, self._client,
+                          self.database, epoch, partition, start, end)  # fmt: skip
+
+    def repair_rollups(self, current_epoch: str) -> int:
+        """At worker start: close the rollup gaps of earlier broker epochs (blocking)."""
+        return self._call("repairing rollups failed", rollups.repair_epochs, self._client,
+                          self.database, current_epoch)  # fmt: skip
+
+    def rebuild_all_rollups(self) -> None:
+        """Every rollup from every fact (the export benchmark; a long statement)."""
+        for sql in rebuild_all(self.database):
+            self.execute(sql)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -275,18 +320,22 @@ class Store:
             "requester lookup failed", self._requester, district_id, employee_id
         )
 
-    def _stream(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        sql = export_sql(self.database)
+    def _stream(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source) -> T:
+        sql = export_sql(self.database, source)
         with self._client.query_row_block_stream(sql, parameters=query.params()) as blocks:
             return sink(row for block in blocks for row in block)
 
-    def stream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        """Run the export query and hand its rows, as they stream in, to ``sink`` (called on
-        the store's thread); returns what ``sink`` returns."""
-        return self._call("export query failed", self._stream, query, sink)
+    def stream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source = "rollups"
+    ) -> T:
+        """Run the export query on ``source`` and hand its rows, as they stream in, to
+        ``sink`` (called on the store's thread); returns what ``sink`` returns."""
+        return self._call("export query failed", self._stream, query, sink, source)
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        return await self._acall("export query failed", self._stream, query, sink)
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source = "rollups"
+    ) -> T:
+        return await self._acall("export query failed", self._stream, query, sink, source)
 
     def _figures(self, district_id: str, epoch: str) -> StoreFigures:
         version = self._rows(
@@ -294,16 +343,16 @@ class Store:
             "WHERE district_id = {d:String}",
             {"d": district_id},
         )[0][0]
-        offsets = self._rows(
-            f"SELECT src_partition, max(src_offset) FROM {self._name(EVENTS)} "  # noqa: S608
-            "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
-            {"epoch": epoch},
-        )
-        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets}, epoch)
+        # The watermark first: it only grows, so if it reaches the stored offsets read after
+        # it, every event stored by then has its rollups.
+        marks = rollups.watermark(self._client, self.database, epoch)
+        stored = rollups.stored_offsets(self._client, self.database, epoch)
+        offsets = {p: o for (_, p), o in sorted(stored.items())}
+        return StoreFigures(int(version or 0), offsets, epoch, marks)
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
-        """The roster version and the events offsets (of that broker epoch) the aggregates
-        reflect (manifest)."""
+        """The roster version, the events offsets (of that broker epoch) stored, and the
+        rollup watermark, read before an export's query (manifest)."""
         return await self._acall(
             "reading manifest figures failed", self._figures, district_id, broker_epoch
         )

@@ -48,6 +48,7 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     names = {t.name for t in student_tables()}
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
+        "daily_rollups", "lesson_rollups", "monthly_rollups",
         "roster_students", "roster_students_history", "roster_links", "dead_letters",
     }  # fmt: skip
     assert table("pending_facts").student_link == "event_id"

@@ -61,12 +61,20 @@ class FakeStore:
     """The three reads an export makes, from memory; records what it was asked."""
 
     def __init__(
-        self, rows: list[tuple[Any, ...]], fail: bool = False, fail_lookup: bool = False
+        self,
+        rows: list[tuple[Any, ...]],
+        fail: bool = False,
+        fail_lookup: bool = False,
+        watermarks: list[dict[int, int]] | None = None,
     ) -> None:
         self.rows = rows
         self.fail = fail
         self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
+        self.sources: list[str] = []
+        # The rollup watermark at each read, in turn (the last one stays); by default it
+        # covers the events stored.
+        self.watermarks = list(watermarks or [{0: 5, 1: 10}])
         self.claims: dict[tuple[str, str], ExportClaim] = {}
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
@@ -77,8 +85,11 @@ class FakeStore:
             raise StorageError("requester lookup failed: Code: 210", retriable=True, code=210)
         return self.staff.get(employee_id) if district_id in (DISTRICT, "oak") else None
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: str = "rollups"
+    ) -> T:
         self.queries.append(query)
+        self.sources.append(source)
         if self.fail:
             raise StorageError("query failed: Code: 241", retriable=True, code=241)
         return sink(iter(self.rows))
@@ -86,7 +97,11 @@ class FakeStore:
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
         # Offsets as stored in that epoch only (the store filters by src_epoch).
         offsets = {1: 10, 0: 5} if broker_epoch == EPOCH else {}
-        return StoreFigures(roster_version=1717, events_offsets=offsets, broker_epoch=broker_epoch)
+        watermark = await self.arollup_watermark(broker_epoch)
+        return StoreFigures(1717, offsets, broker_epoch, watermark)
+
+    async def arollup_watermark(self, epoch: str) -> dict[int, int]:
+        return self.watermarks.pop(0) if len(self.watermarks) > 1 else self.watermarks[0]
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
         return self.claims.get((district_id, request_id))
@@ -97,11 +112,13 @@ class FakeStore:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, store: FakeStore) -> None:
+    def __init__(self, tmp_path: Path, store: FakeStore, rollup_wait_s: float = 10.0) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.mails: list[LinkMail] = []
         settings = AbacusSettings(
-            home=tmp_path, web={"signing_key": KEY, "public_url": "https://abacus.test"}
+            home=tmp_path,
+            web={"signing_key": KEY, "public_url": "https://abacus.test"},
+            exports={"rollup_wait_s": rollup_wait_s},
         )
         self.store = store
 
@@ -175,6 +192,8 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     assert manifest["roster_version"] == 1717
     assert manifest["broker_epoch"] == EPOCH
     assert manifest["events_offsets"] == {"0": 5, "1": 10}
+    assert (manifest["aggregates"], manifest["rollup_watermark"]) == ("rollups", {"0": 5, "1": 10})
+    assert h.store.sources == ["rollups"]
     assert manifest["generated_at"] == NOW.isoformat()
 
     path, _, query = done["link"].removeprefix("https://abacus.test").partition("?")
@@ -311,3 +330,29 @@ async def test_a_store_failure_while_claiming_is_a_failed_status(
         ("failed", "the export could not be generated")
     ]
     assert store.queries == []
+
+
+async def test_an_export_waits_for_rollups_behind_the_events_stored(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    # A batch between its facts and its rollups: partition 1 is stored to 10, rolled up to 7.
+    store = FakeStore(rows, watermarks=[{0: 5, 1: 7}, {0: 5, 1: 7}, {0: 5, 1: 12}])
+    h = Harness(tmp_path, store)
+    assert await h.request() == "completed"
+    assert store.sources == ["rollups"]
+    manifest = json.loads(read_bytes(h.statuses[-1]["manifest"]))
+    assert manifest["aggregates"] == "rollups"
+    assert manifest["rollup_watermark"] == {"0": 5, "1": 12}
+    assert manifest["events_offsets"] == {"0": 5, "1": 10}
+
+
+async def test_an_export_reads_the_facts_when_the_rollups_stay_behind(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    store = FakeStore(rows, watermarks=[{0: 5}])  # partition 1 never rolled up
+    h = Harness(tmp_path, store, rollup_wait_s=0.2)
+    assert await h.request() == "completed"
+    assert store.sources == ["facts"]
+    manifest = json.loads(read_bytes(h.statuses[-1]["manifest"]))
+    assert (manifest["aggregates"], manifest["rollup_watermark"]) == ("facts", {"0": 5})
+    assert manifest["rows"] == 2

@@ -1,0 +1,59 @@
+"""The freshness histogram counted a batch at a time exposes what one observation per value
+would: the same series, bucket counts, count and sum."""
+
+from __future__ import annotations
+
+import random
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from streams.metrics import FRESHNESS_BUCKETS, BatchHistogram
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    out = {}
+    for family in registry.collect():
+        for s in family.samples:
+            if not s.name.endswith("_created"):
+                out[(s.name, s.labels.get("le", ""))] = s.value
+    return out
+
+
+def test_batches_count_like_one_observation_per_value() -> None:
+    rng = random.Random(7)
+    # Values on bucket bounds too: a bound is inclusive (le) in both.
+    batches = [
+        [rng.choice([*FRESHNESS_BUCKETS, rng.uniform(0, 40)]) for _ in range(rng.randint(0, 500))]
+        for _ in range(30)
+    ]
+    per_value, per_batch = CollectorRegistry(), CollectorRegistry()
+    plain = Histogram("abacus_x_seconds", "doc", buckets=FRESHNESS_BUCKETS, registry=per_value)
+    batched = BatchHistogram("abacus_x_seconds", "doc", FRESHNESS_BUCKETS, per_batch)
+    for batch in batches:
+        for value in batch:
+            plain.observe(value)
+        batched.observe_many(iter(batch))
+    expected, got = _samples(per_value), _samples(per_batch)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert (
+            got[key] == value if key[0] != "abacus_x_seconds_sum" else abs(got[key] - value) < 1e-6
+        )
+    assert got[("abacus_x_seconds_count", "")] == sum(map(len, batches))
+    text = generate_latest(per_batch).decode()
+    assert "# TYPE abacus_x_seconds histogram" in text
+    assert 'abacus_x_seconds_bucket{le="+Inf"}' in text
+
+
+def test_an_empty_batch_changes_nothing() -> None:
+    registry = CollectorRegistry()
+    h = BatchHistogram("abacus_y_seconds", "doc", (0.5, 1.0), registry)
+    h.observe_many([])
+    h.observe_many([0.5, 2.0])
+    assert _samples(registry) == {
+        ("abacus_y_seconds_bucket", "0.5"): 1.0,
+        ("abacus_y_seconds_bucket", "1.0"): 1.0,
+        ("abacus_y_seconds_bucket", "+Inf"): 2.0,
+        ("abacus_y_seconds_count", ""): 2.0,
+        ("abacus_y_seconds_sum", ""): 2.5,
+    }
