@@ -12,18 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AUDIT_LOG",
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
     "DAILY_ROLLUPS",
     "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
-    "EXPORT_AUDIT",
+    "EXPORT_JOBS",
     "EXPORT_REQUESTS",
     "LESSON_FACTS",
     "LESSON_ROLLUPS",
     "MONTHLY_ROLLUPS",
     "PENDING_FACTS",
+    "PORTAL_CREDENTIALS",
     "ROLLUP_WATERMARKS",
     "ROSTER_LINKS",
     "ROSTER_STUDENTS",
@@ -33,6 +35,7 @@ __all__ = [
     "SUMMED_COLUMNS",
     "TABLES",
     "Table",
+    "staff_tables",
     "student_tables",
     "table",
 ]
@@ -43,6 +46,8 @@ class Table:
     """One table. ``columns``: what the code inserts, in that order (empty when only SQL
     writes it). ``student_column`` names the student in a per-student table; a per-student
     table without one reaches the student through ``student_link`` (an ``events`` key).
+    ``staff_column`` names a staff member (an Employee_ID) in tables about staff: not student
+    data, but a district's deletion, or a staff member's, reaches them through it.
     ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
@@ -52,6 +57,7 @@ class Table:
     holds_students: bool = False
     student_column: str | None = None
     student_link: str | None = None
+    staff_column: str | None = None
     reach: str = ""
 
     def __post_init__(self) -> None:
@@ -171,8 +177,10 @@ ROSTER_USERS = Table(
     "staff: ids, names, e-mail (to mail export links), user type, buildings",
     columns=(
         "district_id", "employee_id", "username", "email", "first_name", "last_name",
-        "user_type", "buildings", "sourced_id", *_ROSTER_TAIL,
+        "user_type", "buildings", "sourced_id", "password_hash", "password_set_at",
+        *_ROSTER_TAIL,
     ),
+    staff_column="employee_id",
 )  # fmt: skip
 ROSTER_LINKS = Table(
     "roster_links",
@@ -180,21 +188,51 @@ ROSTER_LINKS = Table(
     columns=("district_id", "employee_id", "student_id", *_ROSTER_TAIL),
     holds_students=True,
     student_column="student_id",
+    staff_column="employee_id",
 )
 DISTRICTS = Table(
     "districts",
     "each district's validated config",
     columns=("district_id", "name", "timezone", "config_json", "version", "updated_at"),
 )
-EXPORT_AUDIT = Table(
-    "export_audit",
-    "who downloaded (or was refused) which export",
-    columns=("at", "district_id", "request_id", "requester", "action", "detail", "remote"),
+AUDIT_LOG = Table(
+    "audit_log",
+    "the audit trail: sign-ins, resets, export requests, downloads, refusals (abacus/audit.py)",
+    columns=("at", "district_id", "actor", "action", "target", "detail", "remote"),
+    staff_column="actor",
+)
+PORTAL_CREDENTIALS = Table(
+    "portal_credentials",
+    "passwords staff set in the portal (argon2id hashes), apart from the roster's",
+    columns=("district_id", "employee_id", "password_hash", "set_at", "updated_at"),
+    staff_column="employee_id",
+)
+EXPORT_JOBS = Table(
+    "export_jobs",
+    "every export request and its latest status (the portal's lists)",
+    columns=(
+        "district_id",
+        "request_id",
+        "requester",
+        "product",
+        "range_kind",
+        "start",
+        "end",
+        "status",
+        "reason",
+        "rows",
+        "bytes",
+        "requested_at",
+        "updated_at",
+        "version",
+    ),
+    staff_column="requester",
 )
 EXPORT_REQUESTS = Table(
     "export_requests",
     "every export request id used per district: its requester and a digest of the request",
     columns=("district_id", "request_id", "requester", "payload_sha256", "requested_at"),
+    staff_column="requester",
 )
 DEAD_LETTERS = Table(
     "dead_letters",
@@ -240,7 +278,9 @@ TABLES: tuple[Table, ...] = (
     ROSTER_USERS,
     ROSTER_LINKS,
     DISTRICTS,
-    EXPORT_AUDIT,
+    AUDIT_LOG,
+    PORTAL_CREDENTIALS,
+    EXPORT_JOBS,
     EXPORT_REQUESTS,
     DEAD_LETTERS,
     SCHEMA_MIGRATIONS,
@@ -256,3 +296,8 @@ def table(name: str) -> Table:
 def student_tables() -> tuple[Table, ...]:
     """Every table holding per-student data, in catalog order."""
     return tuple(t for t in TABLES if t.holds_students)
+
+
+def staff_tables() -> tuple[Table, ...]:
+    """Every table naming staff members (``staff_column``), in catalog order."""
+    return tuple(t for t in TABLES if t.staff_column)

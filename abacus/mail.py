@@ -1,4 +1,5 @@
-"""Mail the download link over SMTP (blocking; run it off the event loop)."""
+"""Mail over SMTP: the export-ready link and the password-reset link (blocking; run it off
+the event loop). Both use the same `ABACUS_SMTP__*` settings."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from email.message import EmailMessage
 from abacus.errors import AbacusError
 from abacus.settings import SmtpSettings
 
-__all__ = ["LinkMail", "send_link_mail"]
+__all__ = ["LinkMail", "ResetMail", "send_link_mail", "send_reset_mail"]
 
 
 @dataclass(frozen=True)
 class LinkMail:
-    """The "your export is ready" mail to one requester."""
+    """The "your export is ready" mail to one requester; ``link`` is the portal page."""
 
     to: str
     district: str
@@ -23,21 +24,51 @@ class LinkMail:
     link: str
     rows: int
     expires_at: datetime
+    product: str = "Student Data"  # e.g. "Grade 3+", for "Download Grade 3+ Export File"
+
+
+@dataclass(frozen=True)
+class ResetMail:
+    """The "set your password" mail; ``link`` carries the single-use token."""
+
+    to: str
+    district_name: str
+    link: str
+    minutes: int
 
 
 def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
     """Send the mail; raise AbacusError when SMTP is not configured or the server refuses."""
-    if smtp.host is None:
-        raise AbacusError("SMTP is not configured")
     msg = EmailMessage()
-    msg["From"] = smtp.sender
-    msg["To"] = mail.to
     msg["Subject"] = f"Your Student Data Export is ready ({mail.district})"
     msg.set_content(
         f"Your Student Data Export {mail.request_id} is ready: {mail.rows} student row(s).\n\n"
-        f"Download it here:\n{mail.link}\n\n"
-        f"The link expires, and the file is deleted, on {_when(mail.expires_at)}.\n"
+        f"Download {mail.product} Export File:\n{mail.link}\n\n"
+        "The link opens the district portal; sign in with your own account to download.\n"
+        f"The file is deleted on {_when(mail.expires_at)}.\n"
     )
+    _send(smtp, mail.to, msg, "export")
+
+
+def send_reset_mail(smtp: SmtpSettings, mail: ResetMail) -> None:
+    """Send the reset link; raise AbacusError when SMTP is not configured or refuses."""
+    msg = EmailMessage()
+    msg["Subject"] = f"Set your password for the {mail.district_name} portal"
+    msg.set_content(
+        "Someone (hopefully you) asked to set a new password for your account in the "
+        f"{mail.district_name} district portal.\n\n"
+        f"Set your password here within {mail.minutes} minutes (the link works once):\n"
+        f"{mail.link}\n\n"
+        "If you did not ask for this, ignore this mail: your password stays as it is.\n"
+    )
+    _send(smtp, mail.to, msg, "reset")
+
+
+def _send(smtp: SmtpSettings, to: str, msg: EmailMessage, what: str) -> None:
+    if smtp.host is None:
+        raise AbacusError("SMTP is not configured")
+    msg["From"] = smtp.sender
+    msg["To"] = to
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as server:
             if smtp.starttls:
@@ -46,7 +77,7 @@ def send_link_mail(smtp: SmtpSettings, mail: LinkMail) -> None:
                 server.login(smtp.username, smtp.password.get_secret_value())
             server.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
-        raise AbacusError(f"could not send the export mail: {exc}") from exc
+        raise AbacusError(f"could not send the {what} mail: {exc}") from exc
 
 
 def _when(at: datetime) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "BrokerSettings",
     "ClickHouseSettings",
     "ExportSettings",
+    "PortalSettings",
     "SmtpSettings",
     "SupervisorSettings",
     "TopicSettings",
@@ -123,7 +124,7 @@ class TopicSettings(BaseModel):
 
 
 class WebSettings(BaseModel):
-    """The worker's HTTP server: health, metrics, downloads."""
+    """The worker's HTTP server: health, metrics, downloads, the portal."""
 
     model_config = _FROZEN
     host: str = "127.0.0.1"
@@ -133,7 +134,27 @@ class WebSettings(BaseModel):
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        """Whether people reach the web over https (then cookies are ``Secure``)."""
+        return self.base_url.startswith("https://")
+
+
+class PortalSettings(BaseModel):
+    """The district portal: browser sessions, sign-in throttling, reset links, uploads."""
+
+    model_config = _FROZEN
+    session_idle_s: float = Field(default=30 * 60, gt=0)  # signed out after this long idle
+    session_max_s: float = Field(default=12 * 3600, gt=0)  # and this long after sign-in
+    reset_ttl_s: float = Field(default=30 * 60, gt=0)  # a mailed reset link's validity
+    # Failed sign-ins allowed per window, per username and per remote address.
+    failures_per_user: int = Field(default=5, ge=1)
+    failures_per_address: int = Field(default=20, ge=1)
+    failure_window_s: float = Field(default=15 * 60, gt=0)
+    poll_s: float = Field(default=2.0, gt=0)  # how often an open exports list refreshes
+    max_upload_bytes: int = Field(default=64 << 20, ge=1 << 20)  # a roster upload, 3 files
 
 
 class ExportSettings(BaseModel):
@@ -150,7 +171,7 @@ class ExportSettings(BaseModel):
 
 
 class SmtpSettings(BaseModel):
-    """Mail for export links; disabled while ``host`` is unset."""
+    """Mail for export links and password resets; disabled while ``host`` is unset."""
 
     model_config = _FROZEN
     host: str | None = None
@@ -209,6 +230,7 @@ class AbacusSettings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
+    portal: PortalSettings = PortalSettings()
     exports: ExportSettings = ExportSettings()
     smtp: SmtpSettings = SmtpSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

@@ -29,7 +29,8 @@ from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim, check_claim, claim_of
 from abacus.export.coverage import covered, lagging
 from abacus.export.files import ExportPathError, ExportPaths, export_paths
-from abacus.export.links import sign_link
+from abacus.export.jobs import PRODUCT_LABELS
+from abacus.export.links import portal_link, sign_link
 from abacus.export.manifest import FileFigures, StoreFigures, manifest
 from abacus.export.query import ExportQuery, ExportScope
 from abacus.export.request import (
@@ -51,11 +52,15 @@ __all__ = [
     "ExportResult",
     "ExportStore",
     "Publish",
+    "StatusHook",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
+# Told each status document with the request it is about (None when the record did not
+# parse): the worker's portal keeps its list of exports current with it.
+StatusHook = Callable[[ExportRequest | None, dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
 _WATERMARK_POLL_S = 0.05
 
@@ -135,6 +140,7 @@ class ExportConsumer:
         mail: Callable[[LinkMail], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         broker_epoch: str = "",
+        on_status: StatusHook | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -143,11 +149,22 @@ class ExportConsumer:
         self.publish = publish
         self.mail = mail
         self.now = now
+        self.on_status = on_status
 
     async def handle(self, payload: bytes | None) -> ExportOutcome:
         """The whole flow for one record; a bad request or a store failure becomes a
         `failed` status, never an exception."""
         ref = status.ref_of(payload)
+        try:
+            parsed: ExportRequest | None = parse_request(payload or b"")
+        except ExportRequestError:
+            parsed = None
+
+        async def emit(doc: dict[str, Any]) -> None:
+            await self.publish(doc)
+            if self.on_status is not None:
+                await self.on_status(parsed, doc)
+
         try:
             job = await self.prepare(payload or b"")
             if not job.redelivered:
@@ -155,28 +172,28 @@ class ExportConsumer:
                 # record that matches its claim, and it runs again.
                 await self.store.aclaim_export(claim_of(job.request), self.now())
         except ExportRequestError as exc:
-            await self.publish(status.failed(ref, str(exc), self.now()))
+            await emit(status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
         except StorageError as exc:
             log.error("export %s could not be checked: %s", ref.request_id, exc)
-            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
+            await emit(status.failed(ref, status.GENERATION_FAILED, self.now()))
             return ExportOutcome("failed")
         ref = job.ref
-        await self.publish(status.accepted(ref, job.range, job.scope, self.now()))
-        await self.publish(status.progress(ref, 0, self.now()))
+        await emit(status.accepted(ref, job.range, job.scope, self.now()))
+        await emit(status.progress(ref, 0, self.now()))
         loop = asyncio.get_running_loop()
 
         def progress(rows: int) -> None:  # called on the store's thread
             doc = status.progress(ref, rows, self.now())
-            asyncio.run_coroutine_threadsafe(self.publish(doc), loop)
+            asyncio.run_coroutine_threadsafe(emit(doc), loop)
 
         try:
             result = await self.run(job, progress)
         except StorageError as exc:
             log.error("export %s failed: %s", ref.request_id, exc)
-            await self.publish(status.failed(ref, status.GENERATION_FAILED, self.now()))
+            await emit(status.failed(ref, status.GENERATION_FAILED, self.now()))
             return ExportOutcome("failed")
-        await self.publish(
+        await emit(
             status.completed(
                 ref,
                 result.written,
@@ -295,9 +312,13 @@ class ExportConsumer:
         if self.mail is None or not job.requester_email:
             return
         request = job.request
+        # The mail links to the portal page (sign-in required), never to the signed link:
+        # a forwarded mail must not hand the file to whoever holds it.
+        link = portal_link(self.settings.web.base_url, request.request_id)
         mail = LinkMail(
-            job.requester_email, request.district_id, request.request_id, result.link,
+            job.requester_email, request.district_id, request.request_id, link,
             result.written.rows, result.expires_at,
+            PRODUCT_LABELS.get(request.product, request.product),
         )  # fmt: skip
         try:
             await asyncio.to_thread(self.mail, mail)

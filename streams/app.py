@@ -17,6 +17,8 @@ from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
+from streams.portal.board import ExportBoard
 from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
@@ -37,6 +39,8 @@ class Worker:
     # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
     # event's offset and in export manifests.
     broker_epoch: str
+    accounts: AccountDirectory
+    board: ExportBoard
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -76,12 +80,26 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     districts = DistrictRegistry(store, metrics)
     ingest = IngestService(settings, store, districts, metrics, broker_epoch)
     app.service(ingest)
-    roster.register(app, settings, store, districts, metrics)
-    export.register(app, settings, store, districts.configs, metrics, broker_epoch)
+    accounts = AccountDirectory(store)
+    board = ExportBoard(store)
+    roster.register(app, settings, store, districts, metrics, accounts)
+    export.register(app, settings, store, districts.configs, metrics, broker_epoch, board.on_status)
     readiness = Readiness()
-    web.register(app, settings, store, metrics, readiness, ingest)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
+    )
     monitor = lag_monitor.register(app, settings, metrics)
     retention.register(app, settings)
     return Worker(
-        app, settings, store, metrics, readiness, districts, ingest, monitor, broker_epoch
+        app,
+        settings,
+        store,
+        metrics,
+        readiness,
+        districts,
+        ingest,
+        monitor,
+        broker_epoch,
+        accounts,
+        board,
     )

@@ -34,6 +34,8 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
     worker.districts.load()
+    worker.accounts.load()
+    worker.board.load()
     # Rollups of what an earlier broker epoch stored but did not roll up (store/rollups.py).
     store.repair_rollups(epoch)
     # Ready once topics and tables exist (above) and this worker holds partitions; checked

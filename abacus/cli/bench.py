@@ -1,4 +1,4 @@
-"""`abacus bench ingest|export`: the product against its baseline, in the same run."""
+"""`abacus bench ingest|export|portal`: the product against its baseline, in the same run."""
 
 from __future__ import annotations
 
@@ -44,3 +44,22 @@ def export(
     from abacus.bench.export import run_export_bench  # deferred: only `bench` needs it
 
     run_export_bench(students=5_000 if quick else students, days=30 if quick else days, out_dir=out)
+
+
+@bench_app.command("portal")
+def portal(
+    users: Annotated[int, typer.Option(help="Signed-in users browsing and polling")] = 100,
+    seconds: Annotated[float, typer.Option(min=2.0, help="How long the users browse")] = 20.0,
+    events: Annotated[int, typer.Option(help="Events to measure the ingest rate on")] = 100_000,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Portal page/poll latency under ingest at half its rate, against /healthz."""
+    from abacus.bench.portal import run_portal_bench  # deferred: only `bench` needs it
+
+    run_portal_bench(
+        users=20 if quick else users,
+        events=20_000 if quick else events,
+        seconds=5.0 if quick else seconds,
+        out_dir=out,
+    )

@@ -1,4 +1,5 @@
-"""HMAC-signed, expiring download links scoped to one export file (pure)."""
+"""Links to an export: the portal page a person is mailed (sign-in required), and the
+HMAC-signed, expiring download link scoped to one file (the machine interface) (pure)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from urllib.parse import urlencode
 
 from abacus.errors import AbacusError
 
-__all__ = ["LinkError", "sign_link", "verify_link"]
+__all__ = ["LinkError", "portal_link", "sign_link", "verify_link"]
 
 
 class LinkError(AbacusError, ValueError):
     """A download link that is tampered with, malformed or expired."""
+
+
+def portal_link(base_url: str, request_id: str) -> str:
+    """The portal page of one export: signed out, it asks for a sign-in first; only the
+    requester or a district admin of its district may download the file there."""
+    return f"{base_url.rstrip('/')}/portal/exports/{request_id}"
 
 
 # What a link we issued holds, exactly: anything else is malformed before any comparison

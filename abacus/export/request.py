@@ -17,6 +17,7 @@ from abacus.export.query import ExportScope
 __all__ = [
     "ExportRange",
     "ExportRequest",
+    "RangeError",
     "Requester",
     "parse_request",
     "resolve_range",
@@ -69,31 +70,65 @@ def parse_request(payload: bytes) -> ExportRequest:
         raise ExportRequestError(f"invalid request: {where}: {first['msg']}") from exc
 
 
+class RangeError(ExportRequestError):
+    """A range the rules refuse: the reason (for the status topic), the form field it is
+    about, and the same in plain words for a person (the portal shows it at the field)."""
+
+    def __init__(self, reason: str, *, field: str, plain: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.plain = plain
+
+
 def resolve_range(request: ExportRequest, config: DistrictConfig, today: date) -> ExportRange:
     """The dates to export; ``today`` is the district's local date.
 
     Only previous days can be exported. YTD is school-year start to yesterday. A custom
     range must have start <= end, end before today, and start within end's school year.
+    The portal's form runs these same rules (abacus/export/form.py).
     """
     yesterday = today - timedelta(days=1)
     if request.range == "ytd":
         if request.start is not None or request.end is not None:
-            raise ExportRequestError("a YTD request takes no start or end date")
+            raise RangeError(
+                "a YTD request takes no start or end date",
+                field="range",
+                plain="Year to date takes no start or end date.",
+            )
         year_start = config.school_year_start_for(yesterday)
         return ExportRange(year_start, yesterday, year_start)
     if request.start is None or request.end is None:
-        raise ExportRequestError("a custom range needs both start and end dates")
+        missing = "start" if request.start is None else "end"
+        raise RangeError(
+            "a custom range needs both start and end dates",
+            field=missing,
+            plain=f"Enter a{'n' if missing == 'end' else ''} {missing} date.",
+        )
     if request.start > request.end:
-        raise ExportRequestError(f"start {request.start} is after end {request.end}")
+        raise RangeError(
+            f"start {request.start} is after end {request.end}",
+            field="start",
+            plain="The start date is after the end date. Choose a start on or before the end.",
+        )
     if request.end >= today:
-        raise ExportRequestError(
+        raise RangeError(
             f"only previous days can be exported: end {request.end} is not before today "
-            f"({today}, district time)"
+            f"({today}, district time)",
+            field="end",
+            plain=(
+                f"The end date is today or later. Only previous days can be exported: "
+                f"choose {yesterday.isoformat()} or earlier."
+            ),
         )
     year_start = config.school_year_start_for(request.end)
     if request.start < year_start:
-        raise ExportRequestError(
-            f"start {request.start} is before the school year that began {year_start}"
+        raise RangeError(
+            f"start {request.start} is before the school year that began {year_start}",
+            field="start",
+            plain=(
+                f"The start date is before the school year, which began on "
+                f"{year_start.isoformat()}. Choose that day or later."
+            ),
         )
     return ExportRange(request.start, request.end, year_start)
 

@@ -9,6 +9,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from abacus.district import ConfigError, DistrictConfig, load_district_config
 from abacus.roster import records as rec
 from abacus.roster.diff import RosterDiff
@@ -88,12 +90,17 @@ class _Upload:
     complete: dict[RosterKind, bool]
     errors: list[RowError]
     accepted: dict[str, int]
+    passwords: dict[str, SecretStr | None]  # users' key -> the upload's password (plain)
 
 
 def _validate(district_id: str, directory: Path, today: date | None) -> _Upload:
     v = validate_roster(read_roster_dir(directory), today=today)
     usable = v.usable
     user_fields = {u.employee_id: rec.user_fields(u) for u in v.users}
+    passwords = {
+        rec.record_key(district_id, RosterKind.USERS, user_fields[u.employee_id]): u.password
+        for u in v.users
+    }
     student_fields = {s.student_id: rec.student_fields(s) for s in v.students}
     kinds = {
         RosterKind.USERS: user_fields.values(),
@@ -121,6 +128,7 @@ def _validate(district_id: str, directory: Path, today: date | None) -> _Upload:
             STUDENTS_FILE: len(v.students),
             LINKS_FILE: len(v.links),
         },
+        passwords=passwords,
     )
 
 
@@ -207,6 +215,7 @@ def import_roster(
             upload.fields[kind],
             complete=upload.complete[kind],
             keep=_keep(kind, published.docs[kind], upload, district_id),
+            passwords=upload.passwords if kind is RosterKind.USERS else None,
         )
         rejected = _rejected_rows(upload.errors, file)
         result.summaries.append(FileSummary(file, upload.accepted[file], rejected, diff))

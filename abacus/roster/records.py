@@ -2,9 +2,11 @@
 
 A value is one JSON object: the envelope (``v``, ``district_id``, ``import_id``,
 ``imported_at`` epoch ms, ``is_active``) plus the record's fields. Only what the product
-uses is published: no date of birth, gender, race, ethnicity and never a password. Users
-and students from a OneRoster package also carry ``sourced_id`` (the SIS's key; absent for
-rows of the upload document's files).
+uses is published: no date of birth, gender, race, ethnicity and never a password — a
+staff record carries an argon2id hash of it (``password_hash``, and ``password_set_at``
+epoch ms), added before publishing (abacus/roster/publishing.py). Users and students from
+a OneRoster package also carry ``sourced_id`` (the SIS's key; absent for rows of the upload
+document's files).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class BadRecordError(AbacusError, ValueError):
 
 
 def user_fields(user: User) -> dict[str, Any]:
+    """A staff record's fields, without its password (the importer adds the hash)."""
     return {
         "employee_id": user.employee_id,
         "username": user.username,
@@ -190,6 +193,8 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
             _get(doc, "user_type", int),
             buildings,
             _get(doc, "sourced_id", str, optional=True) or "",
+            _get(doc, "password_hash", str, optional=True) or "",
+            _get(doc, "password_set_at", int, optional=True) or 0,
         )
     elif kind is RosterKind.LINKS:
         row = (district_id, _get(doc, "employee_id", str), _get(doc, "student_id", str))

@@ -23,14 +23,20 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from abacus.accounts.account import Account
+from abacus.accounts.credentials import Credential
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
 from abacus.aggregation.rollups import RollupKeys, rebuild_all
+from abacus.audit import AuditEntry
 from abacus.catalog import (
+    AUDIT_LOG,
     DEAD_LETTERS,
     DISTRICTS,
+    EXPORT_JOBS,
     EXPORT_REQUESTS,
     PENDING_FACTS,
+    PORTAL_CREDENTIALS,
     ROSTER_STUDENTS,
     ROSTER_USERS,
 )
@@ -39,6 +45,7 @@ from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
 from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim
+from abacus.export.jobs import ExportJobView
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
@@ -378,3 +385,80 @@ class Store:
         """Record that ``claim.requester`` used the id (before any file is written)."""
         row = [claim.district_id, claim.request_id, claim.requester, claim.digest, at]
         await self._acall("claiming the export id failed", self._insert, EXPORT_REQUESTS, [row])
+
+    # --- the portal: accounts, export jobs, the audit trail --------------------------------
+
+    def load_accounts(self) -> tuple[list[Account], dict[tuple[str, str], Credential]]:
+        """Every staff member's latest roster record, and every password set in the portal
+        (by district and Employee_ID); at worker start."""
+        columns = ", ".join(ROSTER_USERS.columns)
+        users = self.read(f"SELECT {columns} FROM {self._name(ROSTER_USERS)} FINAL")  # noqa: S608
+        creds = self.read(
+            "SELECT district_id, employee_id, password_hash, set_at "  # noqa: S608
+            f"FROM {self._name(PORTAL_CREDENTIALS)} FINAL"
+        )
+        portal = {(str(d), str(e)): Credential(str(h), int(t)) for d, e, h, t in creds}
+        return [Account.from_row(row) for row in users], portal
+
+    async def aset_portal_credential(
+        self, district_id: str, employee_id: str, credential: Credential, at: datetime
+    ) -> None:
+        """Store a password set in the portal (the newest ``set_at`` wins)."""
+        row = [district_id, employee_id, credential.password_hash, credential.set_at, at]
+        await self.ainsert_rows(PORTAL_CREDENTIALS, [row])
+
+    def load_export_jobs(self) -> list[ExportJobView]:
+        """Every export request's latest status; at worker start."""
+        columns = ", ".join(EXPORT_JOBS.columns)
+        rows = self.read(f"SELECT {columns} FROM {self._name(EXPORT_JOBS)} FINAL")  # noqa: S608
+        return [ExportJobView.from_row(row) for row in rows]
+
+    async def asave_export_job(self, job: ExportJobView) -> None:
+        await self.ainsert_rows(EXPORT_JOBS, [job.row()])
+
+    async def aaudit(self, *entries: AuditEntry) -> None:
+        """Append entries to the audit trail."""
+        await self.ainsert_rows(AUDIT_LOG, [entry.row() for entry in entries])
+
+    def _audit_rows(
+        self, district_id: str, limit: int, actions: Sequence[str], target: str | None
+    ) -> list[AuditEntry]:
+        where = ["district_id = {d:String}"]
+        params: dict[str, Any] = {"d": district_id, "n": limit}
+        if actions:
+            where.append("action IN {a:Array(String)}")
+            params["a"] = list(actions)
+        if target is not None:
+            where.append("target = {t:String}")
+            params["t"] = target
+        columns = ", ".join(AUDIT_LOG.columns)
+        sql = (
+            f"SELECT {columns} FROM {self._name(AUDIT_LOG)} "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY at DESC LIMIT {{n:UInt32}}"
+        )
+        return [AuditEntry(*row) for row in self._rows(sql, params)]
+
+    def audit_entries(
+        self,
+        district_id: str,
+        *,
+        limit: int = 200,
+        actions: Sequence[str] = (),
+        target: str | None = None,
+    ) -> list[AuditEntry]:
+        """A district's newest audit entries (optionally of some actions or one target)."""
+        return self._call(
+            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
+        )
+
+    async def aaudit_entries(
+        self,
+        district_id: str,
+        *,
+        limit: int = 200,
+        actions: Sequence[str] = (),
+        target: str | None = None,
+    ) -> list[AuditEntry]:
+        return await self._acall(
+            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
+        )

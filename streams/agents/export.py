@@ -12,7 +12,7 @@ from abacus.export import status
 from abacus.mail import send_link_mail
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
-from consumers.export import ExportConsumer
+from consumers.export import ExportConsumer, StatusHook
 from streams.metrics import Metrics
 
 __all__ = ["register"]
@@ -25,6 +25,7 @@ def register(
     districts: Mapping[str, DistrictConfig],
     metrics: Metrics,
     broker_epoch: str,
+    on_status: StatusHook | None = None,
 ) -> None:
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -37,8 +38,9 @@ def register(
 
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
     consumer = ExportConsumer(
-        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch
-    )
+        settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch,
+        on_status=on_status,
+    )  # fmt: skip
 
     @app.agent(requests, name="export")
     async def export(stream: faust.StreamT[bytes]) -> None:

@@ -28,6 +28,7 @@ from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.districts import DistrictRegistry
 from streams.metrics import Metrics
+from streams.portal.accounts import AccountDirectory
 
 __all__ = ["register"]
 
@@ -48,6 +49,7 @@ def register(
     store: Store,
     districts: DistrictRegistry,
     metrics: Metrics,
+    accounts: AccountDirectory,
 ) -> None:
     t = settings.topics
     kinds = {
@@ -95,5 +97,9 @@ def register(
                 for table in _TABLES[kind]:
                     await store.ainsert_rows(table, batch)
                 metrics.roster_records.labels(kind.value, "stored").inc(len(batch))
+                if kind is RosterKind.USERS:
+                    # Stored first, then in force: a deactivated user's sessions end at
+                    # their next request.
+                    accounts.apply_rows(batch)
             for config in configs.values():
                 await districts.update(config)

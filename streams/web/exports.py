@@ -1,4 +1,5 @@
-"""Downloads of finished exports, for the holder of a valid signed link; every try is audited.
+"""Downloads of finished exports, for the holder of a valid signed link; every try is in the
+audit trail (`audit_log`: `download`, `download.denied`). People download in the portal.
 
 This is the machine interface (links in status records and mails). The order of checks:
 the URL must name a file the export writer could have written, inside the export directory
@@ -16,7 +17,7 @@ import faust
 from aiohttp import web
 from faust.web import Request, View
 
-from abacus.catalog import EXPORT_AUDIT
+from abacus.audit import AuditEntry
 from abacus.export.files import ExportPathError, export_file
 from abacus.export.links import LinkError, verify_link
 from abacus.settings import AbacusSettings
@@ -33,9 +34,10 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
     async def audit(
         district: str, request_id: str, requester: str, action: str, detail: str, req: Request
     ) -> None:
-        values = [v[:_AUDIT_TEXT] for v in (district, request_id, requester, action, detail)]
-        row = [datetime.now(UTC), *values, req.remote or ""]
-        await store.ainsert_rows(EXPORT_AUDIT, [row])
+        d, r, who, act, why = (
+            v[:_AUDIT_TEXT] for v in (district, request_id, requester, action, detail)
+        )
+        await store.aaudit(AuditEntry(datetime.now(UTC), d, who, act, r, why, req.remote or ""))
 
     @app.page("/exports/{district}/{name}")
     class Download(View):
@@ -46,7 +48,7 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
                 # aiohttp has decoded the parts (`%2F` included): check what they name.
                 file = export_file(settings.export_dir, district, name)
             except ExportPathError as exc:
-                await audit("", "", by, "denied", str(exc), request)
+                await audit("", "", by, "download.denied", str(exc), request)
                 return self.json({"error": "no such export"}, status=404)
             request_id = name.removesuffix(".csv")
             try:
@@ -54,12 +56,14 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
                     f"/exports/{district}/{name}", query, key=key, now=int(time.time())
                 )
             except LinkError as exc:
-                await audit(district, request_id, by, "denied", str(exc), request)
+                await audit(district, request_id, by, "download.denied", str(exc), request)
                 return self.json({"error": str(exc)}, status=403)
             claim = await store.aexport_claim(district, request_id)
             if claim is None or claim.requester != requester or not file.is_file():
                 # Not this requester's export (or gone): nothing to say about whose it is.
-                await audit(district, request_id, requester, "denied", "no such export", request)
+                await audit(
+                    district, request_id, requester, "download.denied", "no such export", request
+                )
                 return self.json({"error": "no such export"}, status=404)
             await audit(district, request_id, requester, "download", "", request)
             return web.FileResponse(

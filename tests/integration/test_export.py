@@ -4,7 +4,6 @@ links, mail, concurrency. One worker for the module (starting one costs ~8 s).""
 from __future__ import annotations
 
 import csv
-import email
 import io
 import json
 import shutil
@@ -18,10 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from abacus.domain.csvcells import EXPORT_HEADER
-from abacus.embedded.broker import EmbeddedBroker, free_port
+from abacus.embedded.broker import EmbeddedBroker
 from abacus.kafka.broker_epoch import read_meta
 from abacus.simulator import SimStudent, SimulationConfig, simulate
 from tests.support.export_truth import expected_export, norm_grade, read_csv
+from tests.support.mail import Mailbox
 from tests.support.produce import produce_events, wait_consumed
 from tests.support.stack import Stack, http_get, wait_until
 
@@ -30,24 +30,6 @@ DISTRICT = "maple-valley"
 TZ = "America/Chicago"
 TODAY = datetime.now(UTC).astimezone(ZoneInfo(TZ)).date()
 SPRING = (date(2026, 4, 20), date(2026, 5, 29), date(2025, 8, 15))  # start, end, year start
-
-
-class Mailbox:
-    """A real local SMTP server (aiosmtpd) collecting messages."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[email.message.Message] = []
-        outer = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                outer.messages.append(email.message_from_bytes(envelope.content))
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
 
 
 @pytest.fixture(scope="module")
@@ -318,8 +300,12 @@ def test_mail_arrives_with_a_working_link_and_bad_links_are_refused(
     )
     mail = next(m for m in mailbox.messages if m["To"] == "rbirch@maplevalley.example")
     body = mail.get_payload(decode=True).decode()
-    link = next(line for line in body.splitlines() if line.startswith("http"))
-    assert link == status["link"]
+    # People get the portal page (sign-in required); the signed link stays the machine's
+    portal = next(line for line in body.splitlines() if line.startswith("http"))
+    assert portal == f"{stack.url}/portal/exports/{status['request_id']}"
+    assert "Download PreK-2 and Grade 3+ Export File" in body
+    assert status["link"] not in body
+    link = status["link"]
     code_, content = http_get(link)
     assert code_ == 200
     assert content == Path(status["path"]).read_bytes()

@@ -90,9 +90,16 @@ def test_a_non_ascii_signature_is_refused_with_403(stack: Stack) -> None:
     assert json.loads(body) == {"error": "malformed link"}
 
 
-@pytest.mark.parametrize("page", ["/", "/router/", "/table/", "/graph/", "/assignment/"])
+@pytest.mark.parametrize("page", ["/router/", "/table/", "/graph/", "/assignment/"])
 def test_faust_default_pages_are_off(stack: Stack, page: str) -> None:
     assert http_get(stack.url + page)[0] == 404
+
+
+def test_the_root_leads_to_the_portal_not_to_faust(stack: Stack) -> None:
+    code, body = http_get(stack.url + "/")  # redirects followed: / -> /portal/ -> sign-in
+    assert code == 200
+    assert b"<title>Sign in" in body
+    assert b"faust" not in body.lower()
 
 
 def test_export_files_are_readable_by_the_worker_user_only(stack: Stack) -> None:

@@ -7,18 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from abacus.catalog import TABLES, student_tables, table
+from abacus.catalog import TABLES, staff_tables, student_tables, table
 from abacus.store.migrations import migration_files
 
 _CREATE = re.compile(
     r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*(AS \{db\}\.(\w+)|\((.*?)\)\s*ENGINE)", re.S
 )
-_ADD_COLUMN = re.compile(r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+)")
+_DROP = re.compile(r"DROP TABLE IF EXISTS \{db\}\.(\w+)")
+_ALTER = re.compile(r"ALTER TABLE \{db\}\.(\w+)\s+(.*?);", re.S)
+_ADD = re.compile(r"ADD COLUMN IF NOT EXISTS (\w+)")
 
 
 def migrated_tables() -> dict[str, set[str]]:
-    """Table -> column names, read from the migration files in order: created, then added
-    (schema_migrations is made by the migration runner)."""
+    """Table -> column names, read from the migration files in order: created, altered
+    (ADD COLUMN), dropped (schema_migrations is made by the migration runner; views are not
+    tables)."""
     out: dict[str, set[str]] = {"schema_migrations": {"version", "name", "applied_at"}}
     for _, _, sql in migration_files():
         text = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
@@ -27,8 +30,10 @@ def migrated_tables() -> dict[str, set[str]]:
                 out[name] = set(out[copied])
             else:
                 out[name] = {ln.split()[0] for ln in body.splitlines() if ln.strip()}
-        for name, column in _ADD_COLUMN.findall(text):
-            out[name].add(column)
+        for name, clauses in _ALTER.findall(text):
+            out[name] |= set(_ADD.findall(clauses))
+        for name in _DROP.findall(text):
+            out.pop(name)
     return out
 
 
@@ -39,7 +44,12 @@ def test_every_migrated_table_is_in_the_catalog_and_nothing_else() -> None:
 @pytest.mark.parametrize("entry", TABLES, ids=lambda t: t.name)
 def test_catalog_columns_exist_in_the_table(entry: object) -> None:
     columns = migrated_tables()[entry.name]  # type: ignore[attr-defined]
-    named = {entry.district_column, entry.student_column, entry.student_link} - {None}  # type: ignore[attr-defined]
+    named = {
+        entry.district_column,  # type: ignore[attr-defined]
+        entry.student_column,  # type: ignore[attr-defined]
+        entry.student_link,  # type: ignore[attr-defined]
+        entry.staff_column,  # type: ignore[attr-defined]
+    } - {None}
     assert set(entry.columns) <= columns  # type: ignore[attr-defined]
     assert named <= columns
 
@@ -58,6 +68,16 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     assert "value" in dead.reach
     with pytest.raises(KeyError):
         table("nope")
+
+
+def test_staff_tables_name_their_staff_member() -> None:
+    names = {t.name: t.staff_column for t in staff_tables()}
+    assert names == {
+        "roster_users": "employee_id", "roster_links": "employee_id", "audit_log": "actor",
+        "portal_credentials": "employee_id", "export_jobs": "requester",
+        "export_requests": "requester",
+    }  # fmt: skip
+    assert all(t.district_column == "district_id" for t in staff_tables())
 
 
 def test_sql_in_the_code_names_only_catalog_tables() -> None:

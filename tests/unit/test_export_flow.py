@@ -114,6 +114,7 @@ class FakeStore:
 class Harness:
     def __init__(self, tmp_path: Path, store: FakeStore, rollup_wait_s: float = 10.0) -> None:
         self.statuses: list[dict[str, Any]] = []
+        self.tracked: list[tuple[str | None, str]] = []
         self.mails: list[LinkMail] = []
         settings = AbacusSettings(
             home=tmp_path,
@@ -125,9 +126,13 @@ class Harness:
         async def publish(doc: dict[str, Any]) -> None:
             self.statuses.append(doc)
 
+        async def on_status(request: Any, doc: dict[str, Any]) -> None:
+            self.tracked.append((request.requester if request else None, doc["status"]))
+
         self.consumer = ExportConsumer(
             settings, store, {DISTRICT: CONFIG}, publish, mail=self.mails.append, now=lambda: NOW,
             broker_epoch=EPOCH,
+            on_status=on_status,
         )  # fmt: skip
         self.export_dir = settings.export_dir
 
@@ -204,7 +209,17 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     expires = datetime(2026, 5, 8, 15, 0, tzinfo=UTC)
     assert params["expires"] == str(int(expires.timestamp()))
     assert done["expires_at"] == manifest["expires_at"] == expires.isoformat()
-    assert h.mails == [LinkMail("boss@maple.example", DISTRICT, "r1", done["link"], 2, expires)]
+    # the mail opens the portal page (sign-in required), not the signed link
+    assert h.mails == [
+        LinkMail(
+            "boss@maple.example", DISTRICT, "r1", "https://abacus.test/portal/exports/r1", 2,
+            expires, "PreK-2 and Grade 3+",
+        )
+    ]  # fmt: skip
+    # the portal's hook saw every status with the request it was about
+    assert h.tracked == [
+        ("0401", "accepted"), ("0401", "progress"), ("0401", "completed"),
+    ]  # fmt: skip
     # Every status says whose request it answers; the files are the worker user's only.
     assert {(s["district_id"], s["requester"]) for s in h.statuses} == {(DISTRICT, "0401")}
     assert mode_of(done["path"]) == mode_of(done["manifest"]) == 0o600
@@ -228,6 +243,10 @@ async def test_a_rejected_request_gets_a_failed_status_and_writes_nothing(
     assert await h.request(**fields) == "rejected"
     [failed] = h.statuses
     assert failed["status"] == "failed"
+    # an unparsable record reaches the hook without a request
+    assert h.tracked == [
+        (None if "product" in fields else fields.get("requester", "0401"), "failed")
+    ]
     assert reason in failed["reason"]
     assert h.store.queries == []
     assert not h.export_dir.exists()

@@ -63,8 +63,18 @@ def _published(kind: RosterKind, fields: dict[str, object], active: bool) -> tup
     ("kind", "fields", "columns"),
     [
         (RosterKind.STUDENTS, student_fields(STUDENT), ROSTER_STUDENTS.columns),
-        (RosterKind.USERS, user_fields(USERS[0]), ROSTER_USERS.columns),
-        (RosterKind.USERS, user_fields(USERS[1]), ROSTER_USERS.columns),
+        # Published staff records carry the importer's password hash and its time, and
+        # get them back from a restore (a blank one as "" and 0).
+        (
+            RosterKind.USERS,
+            {**user_fields(USERS[0]), "password_hash": "$argon2id$v=19$x", "password_set_at": 17},
+            ROSTER_USERS.columns,
+        ),
+        (
+            RosterKind.USERS,
+            {**user_fields(USERS[1]), "password_hash": "", "password_set_at": 0},
+            ROSTER_USERS.columns,
+        ),
         (RosterKind.LINKS, link_fields(TeacherStudentLink("T-1", "S1", 2)), ROSTER_LINKS.columns),
     ],
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -89,7 +88,6 @@ def test_clean_example_field_values() -> None:
     assert (first.gender, first.is_iep, first.is_ell) == ("M", False, False)
     assert (first.ethnicity, first.race) == ("Hispanic/Latino", "White")
     assert first.district_data == {"District_Data_1": "zpuddleworth", "District_Data_2": "MV20001"}
-    assert first.password_sha256 is None
     assert first.line == 2
     assert students["20006"].grade == "K"  # written "KG"
     assert students["20011"].grade == "1"  # written "01"
@@ -100,8 +98,11 @@ def test_clean_example_field_values() -> None:
     assert users["0501"].user_type is UserType.ADMIN
     assert users["0501"].buildings == ()
     assert users["0501"].display_name == "Avery Quill"
-    assert users["0501"].password_sha256 == hashlib.sha256(b"Example-Only-1").hexdigest()
+    password = users["0501"].password
+    assert password is not None
+    assert password.get_secret_value() == "Example-Only-1"
     assert "Example-Only-1" not in repr(users["0501"])
+    assert "Example-Only-1" not in str(users["0501"])
 
 
 BAD_ROSTER_ERRORS = [
@@ -183,7 +184,7 @@ def test_bom_crlf_quotes_and_spaces_are_tolerated() -> None:
     assert (user.employee_id, user.username, user.email) == ("0101", "tgreen", "tgreen@example.org")
     assert user.display_name == "Terry Green, Jr."
     assert user.buildings == ("North School", "South School")
-    assert user.password_sha256 is None
+    assert user.password is None
     (student,) = result.students
     assert student.grade == "3"
     assert (student.gender, student.is_iep, student.is_ell) == ("F", True, False)
@@ -318,13 +319,19 @@ def test_student_with_several_bad_fields_reports_each_and_is_dropped() -> None:
     assert len(result.links) == 2
 
 
-def test_student_password_is_hashed_not_kept() -> None:
+def test_student_password_is_checked_and_not_kept() -> None:
     result = validate_roster(
         roster(students=f"{STUDENTS_HEADER},Password\n{GOOD_STUDENT},Secret99\n"), today=TODAY
     )
     (student,) = result.students
-    assert student.password_sha256 == hashlib.sha256(b"Secret99").hexdigest()
     assert "Secret99" not in repr(student)
+    assert not hasattr(student, "password")
+    bad = validate_roster(
+        roster(students=f"{STUDENTS_HEADER},Password\n{GOOD_STUDENT},S\u00e9cret\n"), today=TODAY
+    )
+    assert [(e.column, e.value, e.reason) for e in bad.errors if e.column == "Password"] == [
+        ("Password", "***", "not 7-bit ASCII")
+    ]
 
 
 @pytest.mark.parametrize(

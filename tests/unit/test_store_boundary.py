@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from abacus.catalog import DEAD_LETTERS, EXPORT_AUDIT, ROSTER_LINKS
+from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, ROSTER_LINKS
 from abacus.errors import AbacusError, StorageError
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.store import Store
@@ -49,9 +49,9 @@ def server_error(code: int, name: str) -> DatabaseError:
 def test_a_transient_failure_is_retried_with_backoff_and_succeeds() -> None:
     client, sleeps = FakeClient(OperationalError("connection reset"), failures=2), []
     store = store_with(client, sleeps)
-    store.insert_rows(EXPORT_AUDIT, [["row"]])
+    store.insert_rows(AUDIT_LOG, [["row"]])
     assert sleeps == [0.2, 0.4]
-    assert client.inserts == [("db.export_audit", [["row"]], list(EXPORT_AUDIT.columns))]
+    assert client.inserts == [("db.audit_log", [["row"]], list(AUDIT_LOG.columns))]
     store.close()
     assert len(client.threads) == 1  # opened, used and closed on one thread
     assert client.threads != {threading.current_thread().name}
@@ -61,11 +61,11 @@ def test_a_schema_error_is_not_retried_and_keeps_the_servers_code() -> None:
     client, sleeps = FakeClient(server_error(60, "UNKNOWN_TABLE"), failures=1), []
     store = store_with(client, sleeps)
     with pytest.raises(StorageError) as caught:
-        store.insert_rows(EXPORT_AUDIT, [["row"]])
+        store.insert_rows(AUDIT_LOG, [["row"]])
     assert (caught.value.retriable, caught.value.code, caught.value.name) == (
         False, 60, "UNKNOWN_TABLE",
     )  # fmt: skip
-    assert "insert into export_audit failed" in str(caught.value)
+    assert "insert into audit_log failed" in str(caught.value)
     assert isinstance(caught.value.__cause__, DatabaseError)
     assert sleeps == []
     store.close()
@@ -75,7 +75,7 @@ def test_retries_are_bounded() -> None:
     client, sleeps = FakeClient(server_error(252, "TOO_MANY_PARTS"), failures=10), []
     store = store_with(client, sleeps)
     with pytest.raises(StorageError) as caught:
-        store.insert_rows(EXPORT_AUDIT, [["row"]])
+        store.insert_rows(AUDIT_LOG, [["row"]])
     assert caught.value.retriable is True
     assert caught.value.code == 252
     assert sleeps == [0.2, 0.4, 0.8]  # four attempts
@@ -86,7 +86,7 @@ def test_retries_are_bounded() -> None:
 async def test_async_callers_get_the_same_boundary() -> None:
     client, sleeps = FakeClient(OperationalError("timeout"), failures=1), []
     store = store_with(client, sleeps)
-    await store.ainsert_rows(EXPORT_AUDIT, [["a"], ["b"]])
+    await store.ainsert_rows(AUDIT_LOG, [["a"], ["b"]])
     assert len(client.inserts) == 1
     assert sleeps == [0.2]
     store.close()

@@ -147,7 +147,7 @@ class _Mapper:
             employee_id=employee_id,
             username=v.get("username", ""),
             email=v.get("email"),
-            password_sha256=None,  # OneRoster passwords are never kept (reset links instead)
+            password=None,  # OneRoster passwords are never kept (reset links instead)
             first_name=v.get("givenName", ""),
             last_name=v.get("familyName"),
             buildings=buildings,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+
+from pydantic import SecretStr
 
 from abacus.district import DISTRICT_DATA_COLUMNS
 from abacus.domain.grades import normalize_grade as _normalize_grade
@@ -64,8 +65,10 @@ def _email(raw: str) -> str:
     return raw
 
 
-def _password_hash(raw: str) -> str:
-    return hashlib.sha256(_ascii(raw).encode("ascii")).hexdigest()
+def _password(raw: str) -> SecretStr:
+    # Kept only in memory: the importer hashes it (argon2id) before anything is published,
+    # and a SecretStr never shows its value in a repr, a log line or a traceback.
+    return SecretStr(_ascii(raw))
 
 
 def _buildings(raw: str) -> tuple[str, ...]:
@@ -149,7 +152,7 @@ USER_COLUMNS = (
     Column("Employee_ID", _identifier),
     Column("Username", _username),
     Column("Email", _email, value_required=False, personal=True),
-    Column("Password", _password_hash, value_required=False, secret=True),
+    Column("Password", _password, value_required=False, secret=True),
     Column("First_Name", _ascii, personal=True),
     Column("Last_Name", _ascii, header_required=False, value_required=False, personal=True),
     Column("Building_Names", _buildings, value_required=False),
@@ -175,9 +178,7 @@ def student_columns(today: date) -> tuple[Column, ...]:
             Column(c, _ascii, header_required=False, value_required=False)
             for c in DISTRICT_DATA_COLUMNS
         ),
-        Column(
-            "Password", _password_hash, header_required=False, value_required=False, secret=True
-        ),
+        Column("Password", _password, header_required=False, value_required=False, secret=True),
     )
 
 

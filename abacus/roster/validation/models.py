@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum
 
+from pydantic import SecretStr
+
 __all__ = [
     "ETHNICITIES",
     "LINKS_FILE",
@@ -66,7 +68,7 @@ class User:
     employee_id: str
     username: str
     email: str | None
-    password_sha256: str | None
+    password: SecretStr | None  # plain, in memory only: the importer hashes it
     first_name: str
     last_name: str | None
     buildings: tuple[str, ...]
@@ -92,7 +94,6 @@ class Student:
     ethnicity: str
     race: str
     district_data: dict[str, str] = field(hash=False)  # non-blank District_Data_N only
-    password_sha256: str | None = None
     line: int = 0
 
 

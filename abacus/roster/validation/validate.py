@@ -80,7 +80,7 @@ def validate_users(name: str, text: str) -> UsersResult:
                     employee_id=str(employee_id),
                     username=str(username),
                     email=values.get("Email"),  # type: ignore[arg-type]
-                    password_sha256=values.get("Password"),  # type: ignore[arg-type]
+                    password=values.get("Password"),  # type: ignore[arg-type]
                     first_name=str(values["First_Name"]),
                     last_name=values.get("Last_Name"),  # type: ignore[arg-type]
                     buildings=names,
@@ -133,7 +133,6 @@ def validate_students(
                     ethnicity=str(values["Ethnicity"]),
                     race=str(values["Race"]),
                     district_data={c: str(values[c]) for c in DISTRICT_DATA_COLUMNS if c in values},
-                    password_sha256=values.get("Password"),  # type: ignore[arg-type]
                     line=line,
                 )
             )
