@@ -1,9 +1,11 @@
 """`abacus bench ingest`: end-to-end events/s of the worker against the raw loader baseline.
 
-Both read the same pre-loaded topic on a fresh embedded broker, each in its own process
+All read the same pre-loaded topic on a fresh embedded broker, each in its own process
 with its own chDB. The product's clock runs from worker readiness until its group has
-committed every offset (it commits only after the batch is stored, so committed =
-aggregates queryable); the baseline's from its start until the last insert returns.
+committed every offset (it commits only after the batch is stored and its rollups
+rebuilt, so committed = aggregates queryable); the baseline's from its start until the last
+insert returns. A third run is the same worker without rollup maintenance
+(`ABACUS_BENCH_SKIP_ROLLUPS`), so the ratio of the two is what rollups cost ingest.
 """
 
 from __future__ import annotations
@@ -287,7 +289,21 @@ def run_ingest_bench(
         product = _run_worker(
             settings, env, ends, root / "worker.log", fresh_events, batch, fresh_s
         )
+        # The same worker storing facts only (its own store and group, same topic).
+        env = _env(
+            root / "facts-only",
+            broker.bootstrap,
+            {
+                "ABACUS_APP_ID": "bench-facts-only",
+                "ABACUS_WEB__PORT": str(free_port()),
+                "ABACUS_BENCH_SKIP_ROLLUPS": "true",
+            },
+        )
+        facts_only = _run_worker(
+            settings, env, ends, root / "facts-only.log", fresh_events, batch, fresh_s
+        )
     rate = len(data) / product["seconds"]
+    facts_rate = len(data) / facts_only["seconds"]
     rows = [
         {
             "path": "baseline: aiokafka getmany + decode + insert",
@@ -301,7 +317,18 @@ def run_ingest_bench(
             "peak_rss_mb": "",
         },
         {
-            "path": "abacus worker (validate, dead letters, facts)",
+            "path": "abacus worker without rollups (facts only)",
+            "events": len(data),
+            "records": records,
+            "seconds": facts_only["seconds"],
+            "events_per_s": facts_rate,
+            "ratio": facts_rate / base_rate,
+            "fresh_p50_s": facts_only["fresh_p50_s"],
+            "fresh_p99_s": facts_only["fresh_p99_s"],
+            "peak_rss_mb": facts_only["peak_rss_mb"],
+        },
+        {
+            "path": "abacus worker (validate, dead letters, facts, rollups)",
             "events": len(data),
             "records": records,
             "seconds": product["seconds"],
@@ -317,6 +344,8 @@ def run_ingest_bench(
         "mode": mode,
         "produce_seconds": produce_s,
         "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
+        # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
+        "rollup_cost_ratio": rate / facts_rate,
         "freshness": {
             "records_per_s": product["fresh_records_per_s"],
             "records": product["fresh_records"],
