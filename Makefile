@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: up demo test test-tools lint format bench-ingest bench-export clean
+.PHONY: up demo test test-tools screenshots lint format bench-ingest bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP) test-tools  ## lint and layer contracts, then the whole suite aga
 
 test-tools:  ## Debian's prometheus (promtool) and chromium, installed when missing
 	.ci/install-test-tools
+
+screenshots: $(STAMP) test-tools  ## refresh docs/screenshots/ from the browser tests
+	ABACUS_TEST_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/integration -k browser
 
 bench-ingest: $(STAMP)  ## events/s against the raw-loader baseline (batch and single records)
 	$(BIN)/abacus bench ingest && $(BIN)/abacus bench ingest --no-batch

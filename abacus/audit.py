@@ -1,9 +1,11 @@
-"""The one audit trail: who did what to which export or account, when and from where (pure).
+"""The one audit trail: who did what to which export, deletion or account, when and from
+where (pure).
 
 Every entry is one `audit_log` row. Actions are dotted names, a family then the outcome
-(`signin`, `signin.failed`, `download.denied`, …); later families (e.g. `deletion.*`) add
-their names here. ``actor`` is an Employee_ID (or what was typed at a failed sign-in,
-never a password); ``target`` the request id or account the action was about.
+(`signin`, `download.denied`, `deletion.completed`, …). ``actor`` is an Employee_ID (or what
+was typed at a failed sign-in, never a password); ``target`` the request id or account the
+action was about, or a student's pseudonym (`abacus.privacy.pseudonym`), never a student id.
+``detail`` holds counts and reasons, never personal values.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ ACTIONS: dict[str, str] = {
     "reset.completed": "password set through a reset link",
     "reset.denied": "reset link refused (used, expired or unknown)",
     "export.requested": "export requested in the portal",
+    "export.accepted": "export request accepted by the export consumer (portal or CLI)",
     "download": "export downloaded",
     "download.denied": "download refused",
     "csrf.denied": "form refused: missing or wrong CSRF token",
     "roster.uploaded": "roster uploaded in the portal",
+    "deletion.requested": "deletion requested",
+    "deletion.completed": "deletion completed (receipt issued)",
+    "deletion.failed": "deletion failed or refused",
+    "deletion.reenabled": "deleted student or district re-enabled",
+    "retention.applied": "retention deleted expired data",
 }
 
 
@@ -56,3 +64,10 @@ class AuditEntry:
     @property
     def label(self) -> str:
         return ACTIONS.get(self.action, self.action)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(), "district_id": self.district_id, "actor": self.actor,
+            "action": self.action, "target": self.target, "detail": self.detail,
+            "remote": self.remote,
+        }  # fmt: skip

@@ -1,5 +1,5 @@
 """Every ClickHouse table Abacus has: its name, the columns the code writes, and whose data it
-holds (the privacy work deletes a student by walking this list).
+holds (a privacy deletion walks this list: `abacus/privacy/plan.py`).
 
 One entry per table created by a migration (`abacus/store/migrations/NNNN_*.sql`); a unit
 test checks both directions. To add a table: write the migration, add a `Table` here and to
@@ -27,7 +27,10 @@ __all__ = [
     "PENDING_FACTS",
     "PORTAL_CREDENTIALS",
     "ROLLUP_WATERMARKS",
+    "PRIVACY_DENY",
+    "PRIVACY_REQUESTS",
     "ROSTER_LINKS",
+    "ROSTER_ONEROSTER_STATE",
     "ROSTER_STUDENTS",
     "ROSTER_STUDENTS_HISTORY",
     "ROSTER_USERS",
@@ -46,8 +49,12 @@ class Table:
     """One table. ``columns``: what the code inserts, in that order (empty when only SQL
     writes it). ``student_column`` names the student in a per-student table; a per-student
     table without one reaches the student through ``student_link`` (an ``events`` key).
+    A deletion removes a student's rows, except where ``pseudonymise`` says to keep the rows
+    and replace the student column by a keyed pseudonym (audit rows keep their count).
+    ``privacy_record`` says why a table that names students is the deletion's own record
+    and is kept (the request, the deny-list), so the deletion does not walk it.
     ``staff_column`` names a staff member (an Employee_ID) in tables about staff: not student
-    data, but a district's deletion, or a staff member's, reaches them through it.
+    data, but a district's deletion reaches them through its district column.
     ``reach`` says how a student is found where no column names them reliably."""
 
     name: str
@@ -57,12 +64,20 @@ class Table:
     holds_students: bool = False
     student_column: str | None = None
     student_link: str | None = None
+    pseudonymise: bool = False
+    privacy_record: str = ""
     staff_column: str | None = None
     reach: str = ""
 
     def __post_init__(self) -> None:
-        if self.holds_students and not (self.student_column or self.student_link):
-            raise ValueError(f"{self.name}: a per-student table needs a student column or link")
+        if self.holds_students and not (self.student_column or self.student_link or self.reach):
+            raise ValueError(
+                f"{self.name}: a per-student table needs a student column, a link or a reach"
+            )
+        if self.pseudonymise and not self.student_column:
+            raise ValueError(f"{self.name}: pseudonymising needs the student column")
+        if self.privacy_record and self.holds_students:
+            raise ValueError(f"{self.name}: a privacy record is kept, not deleted")
 
 
 _ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
@@ -190,6 +205,21 @@ ROSTER_LINKS = Table(
     student_column="student_id",
     staff_column="employee_id",
 )
+ROSTER_ONEROSTER_STATE = Table(
+    "roster_oneroster_state",
+    "the OneRoster importer's state buckets (orgs, classes, users, enrollments), as published",
+    columns=("district_id", "key", "doc", "version", "updated_at"),
+    holds_students=True,
+    reach=(
+        "A row is one bucket of a district's OneRoster rows (`doc`: JSON, `rows` keyed by"
+        " sourcedId), so no column names one student. A student is the users row with role"
+        " student and identifier = the student id, and the enrollments rows whose"
+        " userSourcedId is that row's sourcedId. To delete a student: publish the buckets"
+        " rewritten without them (abacus/roster/oneroster/state.py), then delete the older"
+        " versions of those keys (rows WHERE district_id = d AND key = k AND version < the"
+        " rewrite's); a whole district: rows WHERE district_id = d."
+    ),
+)
 DISTRICTS = Table(
     "districts",
     "each district's validated config",
@@ -197,8 +227,12 @@ DISTRICTS = Table(
 )
 AUDIT_LOG = Table(
     "audit_log",
-    "the audit trail: sign-ins, resets, export requests, downloads, refusals (abacus/audit.py)",
+    "the audit trail: sign-ins, resets, export requests, downloads, refusals, deletions,"
+    " re-enables (abacus/audit.py)",
     columns=("at", "district_id", "actor", "action", "target", "detail", "remote"),
+    holds_students=True,
+    student_column="target",
+    pseudonymise=True,
     staff_column="actor",
 )
 PORTAL_CREDENTIALS = Table(
@@ -228,6 +262,24 @@ EXPORT_JOBS = Table(
     ),
     staff_column="requester",
 )
+PRIVACY_REQUESTS = Table(
+    "privacy_requests",
+    "every deletion request, its status and its signed receipt",
+    columns=(
+        "district_id", "request_id", "kind", "requester", "reason", "student_ids",
+        "student_pseudonyms", "status", "requested_at", "completed_at", "receipt", "version",
+    ),
+    privacy_record="the request and its receipt prove the deletion; mutations name their"
+    " students through it, never in their own text",
+)  # fmt: skip
+PRIVACY_DENY = Table(
+    "privacy_deny",
+    "the deny-list: deleted students (or districts) whose late data ingest drops",
+    columns=(
+        "district_id", "student_id", "request_id", "deleted_at", "reenabled_at", "version",
+    ),
+    privacy_record="without it a late or replayed event would bring a deleted student back",
+)  # fmt: skip
 EXPORT_REQUESTS = Table(
     "export_requests",
     "every export request id used per district: its requester and a digest of the request",
@@ -277,10 +329,13 @@ TABLES: tuple[Table, ...] = (
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,
     ROSTER_LINKS,
+    ROSTER_ONEROSTER_STATE,
     DISTRICTS,
     AUDIT_LOG,
     PORTAL_CREDENTIALS,
     EXPORT_JOBS,
+    PRIVACY_REQUESTS,
+    PRIVACY_DENY,
     EXPORT_REQUESTS,
     DEAD_LETTERS,
     SCHEMA_MIGRATIONS,

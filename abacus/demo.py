@@ -1,7 +1,7 @@
 """`abacus demo`: the example district, a simulated school year, and a YTD export.
 
-Uses a running stack when one answers on the configured ports, else starts `abacus up`
-as a child process for the demo's duration.
+Uses a running stack when one answers on the configured ports (waiting for one that is
+still starting), else starts `abacus up` as a child process for the demo's duration.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,9 @@ __all__ = ["EXAMPLE_DISTRICT", "run_demo"]
 
 EXAMPLE_DISTRICT = Path(__file__).resolve().parents[1] / "examples" / "district"
 DEMO_REQUESTER = "0401"  # the example district's district-level user
+# The example's district admin (examples/district/1_users.csv): the one example account with
+# a password, so the portal can be tried without mail.
+PORTAL_ACCOUNT = ("aquill", "Example-Only-1")
 
 
 def _ready(settings: AbacusSettings) -> bool:
@@ -40,6 +44,15 @@ def _ready(settings: AbacusSettings) -> bool:
         url = f"http://{settings.web.host}:{settings.web.port}/readyz"
         with urllib.request.urlopen(url, timeout=1) as resp:
             return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _listening(settings: AbacusSettings) -> bool:
+    """Something already holds the web port: a stack that is still starting."""
+    try:
+        with socket.create_connection((settings.web.host, settings.web.port), timeout=1):
+            return True
     except OSError:
         return False
 
@@ -60,7 +73,9 @@ def _wait(
 def run_demo(settings: AbacusSettings, say: Callable[[str], None] = print) -> Path:
     """Run the demo end to end; returns the CSV path."""
     proc = None
-    if not _ready(settings):
+    if not _ready(settings) and _listening(settings):
+        say("waiting for the running stack to be ready ...")
+    elif not _ready(settings):
         say("starting the stack (abacus up) ...")
         log = settings.log_dir / "demo-stack.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +86,10 @@ def run_demo(settings: AbacusSettings, say: Callable[[str], None] = print) -> Pa
             env=dict(os.environ),
         )
     try:
-        _wait("the stack to be ready", lambda: _ready(settings), 120, proc)
+        try:
+            _wait("the stack to be ready", lambda: _ready(settings), 120, proc)
+        except StackError as exc:
+            raise StackError(f"{exc}: {_last_line(settings.log_dir / 'demo-stack.log')}") from exc
         return _demo(settings, say, proc)
     finally:
         if proc is not None:
@@ -140,4 +158,18 @@ def _demo(
         f"sha256 {status['sha256'][:16]}…, generated in {status['seconds']}s"
     )
     say(f"download link (signed, expiring): {status['link']}")
+    name, password = PORTAL_ACCOUNT
+    say(
+        f"portal (while the stack runs): {settings.web.base_url}/portal/ - sign in as "
+        f"{name} / {password}, the example's district admin"
+    )
     return path
+
+
+def _last_line(log: Path) -> str:
+    """The last line `abacus up` wrote (why it stopped), or a pointer to its log."""
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else f"see {log}"

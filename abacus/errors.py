@@ -6,6 +6,8 @@ __all__ = [
     "AbacusError",
     "ExportRequestError",
     "InvalidEventError",
+    "PrivacyRequestError",
+    "RosterInputError",
     "SettingsError",
     "StackError",
     "StorageError",
@@ -22,6 +24,11 @@ class SettingsError(AbacusError):
 
 class StackError(AbacusError):
     """A part of the running stack (broker, store, worker) cannot be started or reached."""
+
+
+class RosterInputError(AbacusError):
+    """A roster upload refused as a whole, before anything is published (too large, no
+    roster file in it); the message is the one line the operator sees."""
 
 
 class InvalidEventError(AbacusError):
@@ -65,3 +72,7 @@ class StorageError(AbacusError):
 
 class ExportRequestError(AbacusError):
     """An export request that is rejected; the reason goes on the export-status topic."""
+
+
+class PrivacyRequestError(AbacusError):
+    """A deletion request that is rejected; the reason goes on the privacy-status topic."""

@@ -1,7 +1,8 @@
 """Connection settings for every Kafka client the code creates, one function per library.
 
-kafka-python (admin, roster importer, lag, dead letters, export requests, the learning
-app's producer), aiokafka (ingest, benchmarks) and Faust (the worker's agents) all take
+kafka-python (admin, lag, dead letters, export requests, the learning app's producer),
+aiokafka (ingest, the roster consumer, compacted-topic reads and the roster importer's
+publisher, benchmarks) and Faust (the worker's agents) all take
 the broker address, TLS and SASL/SCRAM from `BrokerSettings` through here, so no client
 can be left plaintext or unauthenticated by accident. One TLS context shape for all of
 them: TLS 1.2+, the configured CA (else the system's), hostname checked unless disabled,

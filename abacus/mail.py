@@ -77,7 +77,21 @@ def _send(smtp: SmtpSettings, to: str, msg: EmailMessage, what: str) -> None:
                 server.login(smtp.username, smtp.password.get_secret_value())
             server.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
-        raise AbacusError(f"could not send the {what} mail: {exc}") from exc
+        raise AbacusError(f"could not send the {what} mail: {_why(exc)}") from exc
+
+
+def _why(exc: BaseException) -> str:
+    """The failure without the recipient: a refusal's text names the address (and a
+    server's reply may echo it), and this message goes to the worker's log."""
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(c) for c, _ in exc.recipients.values()})
+        return f"the server refused the recipient (SMTP {', '.join(codes)})"
+    if code is not None:
+        return f"{type(exc).__name__} (SMTP {code})"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return type(exc).__name__
 
 
 def _when(at: datetime) -> str:

@@ -16,6 +16,8 @@ __all__ = [
     "ClickHouseSettings",
     "ExportSettings",
     "PortalSettings",
+    "RetentionSettings",
+    "RosterSettings",
     "SmtpSettings",
     "SupervisorSettings",
     "TopicSettings",
@@ -92,6 +94,10 @@ class ClickHouseSettings(BaseModel):
     model_config = _FROZEN
     url: SecretStr | None = None  # http://user:password@host:8123
     database: str = Field(default="abacus", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # "separate": a client and thread per lane (ingest, export, the rest), so ingest never
+    # waits behind an export's query; "shared": one for everything (the earlier behaviour,
+    # kept for the freshness benchmark's baseline).
+    lanes: Literal["separate", "shared"] = "separate"
 
     @property
     def embedded(self) -> bool:
@@ -113,11 +119,22 @@ class TopicSettings(BaseModel):
     roster_links: str = "roster-teacher-students"
     district_config: str = "district-config"
     roster_oneroster: str = "roster-oneroster"  # the OneRoster importer's own state
+    privacy_requests: str = "privacy-requests"
+    privacy_status: str = "privacy-status"
+    privacy_deny: str = "privacy-deny"  # compacted: the deny-list, for readers off the worker
+    # Kafka's max.compaction.lag.ms on the compacted topics: how long a record superseded by
+    # a newer one or by a tombstone (a deleted student's roster record) may stay in the log.
+    compaction_lag_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
+    # retention.ms of privacy-requests and privacy-status (a request names its students).
+    privacy_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
     # The broker epoch and restore markers (abacus.kafka.broker_epoch); compacted, tiny.
     meta: str = "abacus-meta"
     # Retention set when a topic is created (Kafka enforces it; the embedded Tansu keeps
-    # everything in memory until it stops). Dead letters are kept until replayed: forever.
+    # everything in memory until it stops).
     events_retention_ms: int = 7 * 24 * 3600 * 1000
+    # Dead letters on the topic: a finite bound (what a deleted student's dead letters on the
+    # topic live at most); ClickHouse's `dead_letters` keeps them until replayed.
+    dead_letter_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=60_000)
 
     def name(self, topic: str) -> str:
         return f"{self.prefix}{topic}"
@@ -131,6 +148,10 @@ class WebSettings(BaseModel):
     port: int = 6066
     signing_key: SecretStr = SecretStr(DEFAULT_SIGNING_KEY)
     public_url: str | None = None  # base of download links; default http://host:port
+    # The operator token of the read-only /ops page (`Authorization: Bearer <token>`);
+    # unset: only a signed-in district administrator sees the page.
+    ops_token: SecretStr | None = None
+    ops_refresh_s: float = Field(default=5.0, gt=0)  # how often an open /ops page refreshes
 
     @property
     def base_url(self) -> str:
@@ -157,6 +178,18 @@ class PortalSettings(BaseModel):
     max_upload_bytes: int = Field(default=64 << 20, ge=1 << 20)  # a roster upload, 3 files
 
 
+class RetentionSettings(BaseModel):
+    """How long data is kept; a daily job in the worker deletes what is older (0 = forever)."""
+
+    model_config = _FROZEN
+    # Raw events of this many school years, the current one included (2 = the current and
+    # the previous), in each district's own school year. The aggregates are not affected.
+    events_school_years: int = Field(default=2, ge=0)
+    audit_days: int = Field(default=3 * 365, ge=0)  # audit_log rows
+    interval_s: float = Field(default=24 * 3600, gt=0)  # how often the job runs
+    first_run_s: float = Field(default=300, ge=0)  # after the worker starts
+
+
 class ExportSettings(BaseModel):
     """Export files: how long they and their download links live."""
 
@@ -168,6 +201,15 @@ class ExportSettings(BaseModel):
     # An export reads the rollups only once they cover every event stored when it started;
     # it waits this long for them (a batch in flight), then reads the facts instead.
     rollup_wait_s: float = Field(default=10.0, ge=0)
+
+
+class RosterSettings(BaseModel):
+    """Roster uploads: a file over either cap is refused whole, with one line, before
+    anything is published. The defaults sit far above a 1M-student district (README)."""
+
+    model_config = _FROZEN
+    max_file_bytes: int = Field(default=2 << 30, ge=1)  # per CSV file (uncompressed in a zip)
+    max_rows: int = Field(default=20_000_000, ge=1)  # data rows per CSV file
 
 
 class SmtpSettings(BaseModel):
@@ -202,7 +244,7 @@ class AbacusSettings(BaseSettings):
     app_id: str = "abacus"
     log_level: str = "info"
     log_json: bool = False
-    batch_size: int = 5000  # roster/config agents: records per batch
+    batch_size: int = 5000  # roster consumer: records per batch
     # Ingest: records per fetched batch, and the processes that decode/derive/encode
     # them (None = one per core up to 4; 0 = inside the worker process).
     ingest_batch_records: int = Field(default=20_000, ge=1)
@@ -232,13 +274,20 @@ class AbacusSettings(BaseSettings):
     web: WebSettings = WebSettings()
     portal: PortalSettings = PortalSettings()
     exports: ExportSettings = ExportSettings()
+    roster: RosterSettings = RosterSettings()
     smtp: SmtpSettings = SmtpSettings()
+    retention: RetentionSettings = RetentionSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
 
     @property
     def ingest_group(self) -> str:
         """Consumer group of the ingest service (the Faust agents use ``app_id``)."""
         return f"{self.app_id}-ingest"
+
+    @property
+    def roster_group(self) -> str:
+        """Consumer group of the roster consumer (roster, district-config, OneRoster state)."""
+        return f"{self.app_id}-roster"
 
     @cached_property
     def chdb_path(self) -> Path:
@@ -251,6 +300,11 @@ class AbacusSettings(BaseSettings):
     @cached_property
     def export_dir(self) -> Path:
         return self.home / "exports"
+
+    @cached_property
+    def receipts_dir(self) -> Path:
+        """Signed deletion receipts, one JSON file per request (also kept in ClickHouse)."""
+        return self.home / "privacy" / "receipts"
 
     @cached_property
     def state_dir(self) -> Path:

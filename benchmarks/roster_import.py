@@ -9,8 +9,9 @@ until the worker has stored every record in ClickHouse; the same command again w
 same files, which must publish nothing (checked on the topics' end offsets); and the pure
 validation alone. Baselines in the same run: Python's `csv` parsing the same files (the
 ratio the issue asks for), and bare kafka-python and aiokafka producers sending as many
-records of the same size (what publishing costs at best with the client the importer uses,
-and with the other one).
+records of the same size (what publishing costs at best; the importer publishes with
+aiokafka). The machine may be shared: the CPU seconds of the import command and of the
+worker, and the load average, are printed beside the wall times.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import csv
 import io
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,16 @@ CONFIG = 'name = "Bench District"\ntimezone = "America/Chicago"\nschool_year_sta
 SCHOOLS = 20
 GRADES = ["PK", "K", *(str(g) for g in range(1, 13))]
 CEDS = {"PK": "PK", "K": "KG", **{str(g): f"{g:02d}" for g in range(1, 13)}}
+
+
+def letters(n: int) -> str:
+    """A number written in letters (0 -> "a", 27 -> "bb"): names are type A, no digits."""
+    out = ""
+    while True:
+        n, digit = divmod(n, 26)
+        out = "abcdefghijklmnopqrstuvwxyz"[digit] + out
+        if n == 0:
+            return out
 
 
 @dataclass(frozen=True)
@@ -90,14 +102,16 @@ def write_upload(folder: Path, district: District) -> int:
         )
         for t in range(district.teachers):
             school = f"School {t % SCHOOLS:02d}"
-            fh.write(f"E{t:06d},teacher{t},t{t}@bench.example,,Tea{t},Cher{t},{school},1\n")
+            name = letters(t)
+            fh.write(f"E{t:06d},teacher{t},t{t}@bench.example,,Tea{name},Cher{name},{school},1\n")
     with (folder / "2_students.csv").open("w") as fh:
         fh.write(STUDENTS_HEADER)
         for s, dob, grade, sped, ell in students:
             school = f"School {s % district.teachers % SCHOOLS:02d}"
+            name = letters(s)
             fh.write(
-                f"S{s:07d},{dob},Last{s},First{s},{grade},{school},F,{sped},Hispanic/Latino,"
-                f"White,{ell},user{s},ALT{s}\n"
+                f"S{s:07d},{dob},Last{name},First{name},{grade},{school},F,{sped},"
+                f"Hispanic/Latino,White,{ell},user{s},ALT{s}\n"
             )
     with (folder / "3_teacher_students.csv").open("w") as fh:
         fh.write("EmployeeID,StudentID\n")
@@ -131,7 +145,7 @@ def write_oneroster(path: Path, district: District) -> int:
     for t in range(district.teachers):
         school = f"sch{t % SCHOOLS}"
         files["users.csv"].append(
-            f"tch{t},,,true,{school},teacher,teacher{t},,Tea{t},Cher{t},,E{t:06d},"
+            f"tch{t},,,true,{school},teacher,teacher{t},,Tea{letters(t)},Cher{letters(t)},,E{t:06d},"
             f"t{t}@bench.example,,,,,,,"
         )
         files["classes.csv"].append(f"cls{t},,,Math {t},,crs,,homeroom,,{school},term,,,")
@@ -139,7 +153,7 @@ def write_oneroster(path: Path, district: District) -> int:
     for s, _dob, grade, sped, ell in students:
         school = f"sch{s % district.teachers % SCHOOLS}"
         files["users.csv"].append(
-            f"stu{s},,,true,{school},student,user{s},,First{s},Last{s},,S{s:07d},,,,,"
+            f"stu{s},,,true,{school},student,user{s},,First{letters(s)},Last{letters(s)},,S{s:07d},,,,,"
             f"{CEDS[grade]},,{ell},{sped}"
         )
     for t, s in links:
@@ -232,24 +246,37 @@ def get(url: str) -> tuple[int, str]:
 
 
 def stored(web_port: int) -> float:
+    """Roster records the worker has stored (the OneRoster importer's state not counted)."""
     body = get(f"http://127.0.0.1:{web_port}/metrics")[1]
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
-        if line.startswith("abacus_roster_records_total{") and 'outcome="stored"' in line
+        if line.startswith("abacus_roster_records_total{")
+        and 'outcome="stored"' in line
+        and 'kind="oneroster_state"' not in line
     )
 
 
-def run_import(env: dict[str, str], path: Path, district: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_import(env: dict[str, str], path: Path, district: str) -> tuple[float, float]:
+    """The command as an operator runs it: (wall seconds, CPU seconds it used)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "abacus", "roster", "import", str(path), "--district", district],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"import failed:\n{proc.stdout[-2000:]}\n{proc.stderr}")
-    return elapsed
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
 
 
 def measure(name: str, path: Path, total: int, payloads: list[bytes], ctx: dict) -> dict:
@@ -265,23 +292,32 @@ def measure(name: str, path: Path, total: int, payloads: list[bytes], ctx: dict)
         )  # fmt: skip
         assert not upload.errors, upload.errors[:3]
     else:
-        assert validate_roster(read_roster_dir(path)).ok
+        checked = validate_roster(read_roster_dir(path))
+        assert checked.ok, checked.errors[:3]
+        assert not checked.warnings, checked.warnings[:3]
     validate_s = time.perf_counter() - started
     before = stored(web_port) if worker else 0.0
+    worker_cpu = cpu_seconds(worker.pid) if worker else 0.0
+    load = os.getloadavg()[0]
     started = time.perf_counter()
-    first_s = run_import(env, path, district)
+    first_s, first_cpu = run_import(env, path, district)
     stored_s = None
     while worker is not None and stored(web_port) - before < total:
         if worker.poll() is not None:
             raise SystemExit("worker exited; see its log")
-        time.sleep(0.1)
+        time.sleep(0.05)
     if worker is not None:
         stored_s = time.perf_counter() - started
+        worker_cpu = cpu_seconds(worker.pid) - worker_cpu
     offsets = end_offsets(settings)
-    again_s = run_import(env, path, district)
+    again_s, again_cpu = run_import(env, path, district)
     assert end_offsets(settings) == offsets, "the second import published something"
     return {"parse": parse_s, "validate": validate_s, "first": first_s, "stored": stored_s,
-            "again": again_s, "records": total}  # fmt: skip
+            "again": again_s, "records": total, "first_cpu": first_cpu,
+            "worker_cpu": worker_cpu, "again_cpu": again_cpu,
+            "load": (load, os.getloadavg()[0]),
+            # Children waited for so far: the import commands (not the running worker).
+            "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}  # fmt: skip
 
 
 def report(name: str, m: dict) -> None:
@@ -289,10 +325,21 @@ def report(name: str, m: dict) -> None:
     print(f"[{name}] {m['records']} roster records")
     print(f"  csv parsing alone (baseline): {p:6.2f} s")
     print(f"  validate + map (pure):        {m['validate']:6.2f} s  ({m['validate'] / p:.1f}x csv)")
-    print(f"  import command, first:        {m['first']:6.2f} s  ({m['first'] / p:.1f}x csv)")
+    print(
+        f"  import command, first:        {m['first']:6.2f} s  ({m['first'] / p:.1f}x csv;"
+        f" {m['first_cpu']:.2f} s CPU)"
+    )
     if m["stored"] is not None:
-        print(f"  ... all stored in ClickHouse: {m['stored']:6.2f} s  ({m['stored'] / p:.1f}x csv)")
-    print(f"  import command, same files:   {m['again']:6.2f} s  (published nothing: checked)")
+        print(
+            f"  ... all stored in ClickHouse: {m['stored']:6.2f} s  ({m['stored'] / p:.1f}x csv;"
+            f" worker {m['worker_cpu']:.2f} s CPU meanwhile)"
+        )
+    print(
+        f"  import command, same files:   {m['again']:6.2f} s  (published nothing: checked;"
+        f" {m['again_cpu']:.2f} s CPU)"
+    )
+    print(f"  load average (1 min) at start / end: {m['load'][0]:.1f} / {m['load'][1]:.1f}")
+    print(f"  peak RSS of an import command so far: {m['rss_mb']:,.0f} MB")
 
 
 def main() -> None:

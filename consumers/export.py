@@ -9,6 +9,7 @@ the unit tests; the Faust agent (`streams/agents/export.py`) only loops over the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from abacus.audit import AuditEntry
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
@@ -77,6 +79,7 @@ class ExportStore(Protocol):
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
 
     async def arollup_watermark(self, epoch: str) -> dict[int, int]: ...
+    async def aaudit(self, *entries: AuditEntry) -> None: ...
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
 
@@ -150,50 +153,49 @@ class ExportConsumer:
         self.mail = mail
         self.now = now
         self.on_status = on_status
+        # Waits between tries of a final status the broker refuses (then it escapes).
+        self.publish_retry_s: tuple[float, ...] = (1.0, 4.0, 15.0)
 
     async def handle(self, payload: bytes | None) -> ExportOutcome:
-        """The whole flow for one record; a bad request or a store failure becomes a
-        `failed` status, never an exception."""
+        """The whole flow for one record. It always ends in a published `completed` or
+        `failed` status: a bad request, a store failure, a file that cannot be written or
+        a bug of ours becomes `failed` with a reason, never an exception. The one thing
+        that raises (StackError) is a final status the broker would not take after
+        `publish_retry_s`: the caller must then not ack the record, so it is delivered
+        again (it matches its claim and runs again)."""
         ref = status.ref_of(payload)
-        try:
-            parsed: ExportRequest | None = parse_request(payload or b"")
-        except ExportRequestError:
-            parsed = None
-
-        async def emit(doc: dict[str, Any]) -> None:
-            await self.publish(doc)
-            if self.on_status is not None:
-                await self.on_status(parsed, doc)
-
+        parsed = _parsed(payload)
         try:
             job = await self.prepare(payload or b"")
             if not job.redelivered:
                 # Claimed before any file is written: a crash from here on redelivers a
                 # record that matches its claim, and it runs again.
                 await self.store.aclaim_export(claim_of(job.request), self.now())
+                await self.store.aaudit(self._requested(job))
         except ExportRequestError as exc:
-            await emit(status.failed(ref, str(exc), self.now()))
+            await self._final(parsed, status.failed(ref, str(exc), self.now()))
             return ExportOutcome("rejected")
-        except StorageError as exc:
-            log.error("export %s could not be checked: %s", ref.request_id, exc)
-            await emit(status.failed(ref, status.GENERATION_FAILED, self.now()))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
+            _log_failure(ref, "could not be checked", exc)
+            await self._final(parsed, status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
         ref = job.ref
-        await emit(status.accepted(ref, job.range, job.scope, self.now()))
-        await emit(status.progress(ref, 0, self.now()))
+        await self._inform(parsed, status.accepted(ref, job.range, job.scope, self.now()))
+        await self._inform(parsed, status.progress(ref, 0, self.now()))
         loop = asyncio.get_running_loop()
 
         def progress(rows: int) -> None:  # called on the store's thread
             doc = status.progress(ref, rows, self.now())
-            asyncio.run_coroutine_threadsafe(emit(doc), loop)
+            asyncio.run_coroutine_threadsafe(self._inform(parsed, doc), loop)
 
         try:
             result = await self.run(job, progress)
-        except StorageError as exc:
-            log.error("export %s failed: %s", ref.request_id, exc)
-            await emit(status.failed(ref, status.GENERATION_FAILED, self.now()))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as a failed status
+            _log_failure(ref, "failed", exc)
+            await self._final(parsed, status.failed(ref, status.failure_reason(exc), self.now()))
             return ExportOutcome("failed")
-        await emit(
+        await self._final(
+            parsed,
             status.completed(
                 ref,
                 result.written,
@@ -203,10 +205,71 @@ class ExportConsumer:
                 manifest_path=result.manifest_path,
                 seconds=result.seconds,
                 at=self.now(),
-            )
+            ),
         )
         await self._send_mail(job, result)
         return ExportOutcome("completed", result.seconds)
+
+    async def give_up(self, payload: bytes | None, crashes: int) -> ExportOutcome:
+        """A request whose every run stopped the worker (it died mid-export ``crashes``
+        times, e.g. out of memory): `failed`, without running it again."""
+        ref, parsed = status.ref_of(payload), _parsed(payload)
+        log.error(
+            "export %s stopped the worker %d time(s); not running it again", ref.request_id, crashes
+        )
+        await self._final(parsed, status.failed(ref, status.crashed_reason(crashes), self.now()))
+        return ExportOutcome("failed")
+
+    async def _inform(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
+        """Publish an intermediate status (accepted, progress): one that cannot be sent is
+        logged, and the export goes on; the final status says how it ended."""
+        try:
+            await self.publish(doc)
+        except Exception as exc:  # noqa: BLE001 - a lost progress note must not stop the export
+            log.warning(
+                "export %s: %s status not published (%s)",
+                doc["request_id"],
+                doc["status"],
+                type(exc).__name__,
+            )
+            return
+        await self._notify(request, doc)
+
+    async def _notify(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
+        """Tell the status hook (the portal's board) about a published status; a failure
+        there is logged and changes nothing about the export."""
+        if self.on_status is None:
+            return
+        try:
+            await self.on_status(request, doc)
+        except Exception as exc:  # noqa: BLE001 - the board is a view; the export stands
+            log.error("export %s: status hook failed (%s)", doc["request_id"], type(exc).__name__)
+
+    async def _final(self, request: ExportRequest | None, doc: dict[str, Any]) -> None:
+        """Publish a final status (completed, failed), trying again after each wait of
+        `publish_retry_s`; then the last error escapes (see `handle`)."""
+        for wait in (*self.publish_retry_s, None):
+            try:
+                await self.publish(doc)
+                break
+            except Exception as exc:
+                if wait is None:
+                    log.error(
+                        "export %s: %s status not published: %s",
+                        doc["request_id"],
+                        doc["status"],
+                        exc,
+                    )
+                    raise
+                log.warning(
+                    "export %s: %s status not published (%s), trying again in %gs",
+                    doc["request_id"],
+                    doc["status"],
+                    type(exc).__name__,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+        await self._notify(request, doc)
 
     async def prepare(self, payload: bytes) -> ExportJob:
         """Parse and validate a request record; raise ExportRequestError with the reason."""
@@ -230,14 +293,15 @@ class ExportConsumer:
     async def run(
         self, job: ExportJob, progress: Callable[[int], None] = lambda rows: None
     ) -> ExportResult:
-        """Stream the export query into a CSV next to its manifest; atomic renames."""
+        """Stream the export query into a CSV next to its manifest; atomic renames, the
+        CSV last, so its final name exists only once the export is whole."""
         started = time.perf_counter()
         request = job.request
         paths = job.paths
         # Export files hold student data: only the worker's user may read them.
         self.settings.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         paths.folder.mkdir(mode=0o700, exist_ok=True)
-        csv_path, partial = paths.csv, paths.partial
+        partial = paths.partial
         formatter = RowFormatter(job.config)
         header = export_header(corrected=request.corrected_headers)
 
@@ -253,12 +317,30 @@ class ExportConsumer:
             with _open_private(partial) as fh:
                 count = write_rows(cells(rows), fh, header=header)
             digest, size = _sha256(partial)
-            os.replace(partial, csv_path)
             return FileFigures(count, size, digest)
 
         # What the export covers is read before its query, so the query sees at least that.
         figures, source = await self._coverage(request.district_id)
-        written = await self.store.astream_export(job.query, write, source)
+        try:
+            written = await self.store.astream_export(job.query, write, source)
+            result = await self._finish(job, written, started, figures, source)
+        except Exception:
+            # Nothing half-written stays behind (nor a CSV without its manifest).
+            await asyncio.to_thread(_remove_partials, paths)
+            raise
+        return result
+
+    async def _finish(
+        self,
+        job: ExportJob,
+        written: FileFigures,
+        started: float,
+        figures: StoreFigures,
+        source: Source,
+    ) -> ExportResult:
+        """The manifest beside the written CSV, then the CSV under its final name."""
+        request, paths = job.request, job.paths
+        csv_path = paths.csv
         # The retention: the link expires, and the sweep deletes the files, after it.
         expires_at = self.now().replace(microsecond=0) + timedelta(
             seconds=self.settings.exports.retention_s
@@ -278,6 +360,7 @@ class ExportConsumer:
         )
         text = json.dumps(doc, indent=2, default=str) + "\n"
         await asyncio.to_thread(_write_private, paths.manifest, text)
+        os.replace(paths.partial, csv_path)  # the export exists from here on
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
 
     async def _coverage(self, district_id: str) -> tuple[StoreFigures, Source]:
@@ -297,6 +380,13 @@ class ExportConsumer:
         behind = sum(lagging(stored, watermark).values())
         log.warning("rollups %d offset(s) behind the events stored: export reads the facts", behind)
         return figures, "facts"
+
+    def _requested(self, job: ExportJob) -> AuditEntry:
+        r = job.request
+        detail = f"{r.product} {job.range.start}..{job.range.end} ({job.scope.kind})"
+        return AuditEntry(
+            self.now(), r.district_id, r.requester, "export.accepted", r.request_id, detail
+        )
 
     def _link(self, request: ExportRequest, csv_path: Path, expires_at: datetime) -> str:
         web = self.settings.web
@@ -324,6 +414,34 @@ class ExportConsumer:
             await asyncio.to_thread(self.mail, mail)
         except AbacusError as exc:
             log.warning("export %s: %s", request.request_id, exc)
+        except Exception as exc:  # noqa: BLE001 - the export is done; a mail bug must not undo it
+            log.error(
+                "export %s: the mail was not sent (%s)", request.request_id, type(exc).__name__
+            )
+
+
+def _parsed(payload: bytes | None) -> ExportRequest | None:
+    """The request a record holds, for the status hook (None when it does not parse)."""
+    try:
+        return parse_request(payload or b"")
+    except ExportRequestError:
+        return None
+
+
+def _log_failure(ref: status.RequestRef, what: str, exc: BaseException) -> None:
+    """One line for ops: the request id and the error (StorageError and OSError carry
+    their own message; anything else is a bug, logged with its traceback)."""
+    if isinstance(exc, StorageError | OSError):
+        log.error("export %s %s: %s", ref.request_id, what, exc)
+    else:
+        log.exception("export %s %s: %s", ref.request_id, what, type(exc).__name__)
+
+
+def _remove_partials(paths: ExportPaths) -> None:
+    partial_manifest = paths.manifest.with_name(paths.manifest.name + ".partial")
+    for path in (paths.partial, partial_manifest):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
 
 
 def _open_private(path: Path) -> Any:

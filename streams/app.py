@@ -3,16 +3,21 @@ and the services they share, each passed explicitly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from functools import partial
 
 import faust
 
 from abacus.kafka_clients import faust_credentials
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams import lag_monitor, retention, web
-from streams.agents import export, roster
+from streams.agents import export, privacy, roster
 from streams.agents.ingest import IngestService
+from streams.agents.roster import RosterService
+from streams.data_retention import RetentionService
 from streams.districts import DistrictRegistry
 from streams.health import Readiness
 from streams.lag_monitor import LagMonitor
@@ -35,12 +40,14 @@ class Worker:
     readiness: Readiness
     districts: DistrictRegistry
     ingest: IngestService
+    roster: RosterService
     lag_monitor: LagMonitor
     # The broker epoch (abacus.kafka.broker_epoch) this worker reads in: stored with each
     # event's offset and in export manifests.
     broker_epoch: str
     accounts: AccountDirectory
     board: ExportBoard
+    deny: DenyList = field(default_factory=DenyList)
 
 
 def _faust_app(settings: AbacusSettings) -> faust.App:
@@ -72,23 +79,46 @@ def _faust_app(settings: AbacusSettings) -> faust.App:
     )
 
 
+def _forget_district(
+    districts: DistrictRegistry, accounts: AccountDirectory, board: ExportBoard, district_id: str
+) -> None:
+    """After a district's deletion: its config, staff and export jobs leave memory too."""
+    districts.forget(district_id)
+    accounts.forget(district_id)
+    board.forget(district_id)
+
+
 def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> Worker:
     """Build the app and register every agent, service and view; nothing connects until the
     worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
     app = _faust_app(settings)
     metrics = Metrics()
     districts = DistrictRegistry(store, metrics)
-    ingest = IngestService(settings, store, districts, metrics, broker_epoch)
+    deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
+    ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)
     accounts = AccountDirectory(store)
-    board = ExportBoard(store)
-    roster.register(app, settings, store, districts, metrics, accounts)
-    export.register(app, settings, store, districts.configs, metrics, broker_epoch, board.on_status)
+    board = ExportBoard(store, known=lambda district_id: district_id in districts.configs)
     readiness = Readiness()
-    web.register(
-        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs
+    roster_service = roster.register(
+        app, settings, store, districts, metrics, deny, accounts, readiness
     )
+    exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
+    export.register(
+        app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
+        exports_lock=exports_lock,
+    )  # fmt: skip
+    privacy.register(
+        app, settings, store, deny, metrics, barrier=ingest.barrier,
+        forget_district=partial(_forget_district, districts, accounts, board),
+        exports_lock=exports_lock,
+    )  # fmt: skip
+    app.service(RetentionService(settings, store, districts.configs, metrics))
     monitor = lag_monitor.register(app, settings, metrics)
+    web.register(
+        app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,
+        monitor, hosted=(roster_service,),
+    )  # fmt: skip
     retention.register(app, settings)
     return Worker(
         app,
@@ -98,8 +128,10 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
         readiness,
         districts,
         ingest,
+        roster_service,
         monitor,
         broker_epoch,
         accounts,
         board,
+        deny,
     )

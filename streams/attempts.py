@@ -63,6 +63,27 @@ class AttemptLog:
             self._write()
         return self.current[partition][1]
 
+    def release(self, partition: int) -> None:
+        """This run's attempt at the partition does not count: the partition was revoked
+        before its batch finished (the new owner reads it again), so nothing crashed.
+        Counts left by earlier runs stay."""
+        self._counted = {c for c in self._counted if c[0] != partition}
+        before = self.prior.get(partition)
+        if before is None:
+            self.current.pop(partition, None)
+        else:
+            self.current[partition] = before
+        self._write()
+
+    def done(self, partition: int) -> None:
+        """The partition's record at the counted offset was handled to its end: forget
+        every count of it (a redelivery, say after a crash before the offset commit,
+        starts afresh)."""
+        self._counted = {c for c in self._counted if c[0] != partition}
+        self.prior.pop(partition, None)
+        if self.current.pop(partition, None) is not None:
+            self._write()
+
     def forgive(self) -> None:
         """This run failed for a reason outside its batches: its attempts do not count."""
         self.current = dict(self.prior)

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class DistrictRegistry:
-    """Configs loaded from the store at start and kept current by the roster agent.
+    """Configs loaded from the store at start and kept current by the roster consumer.
 
     Ingest derives local-day facts only for known districts; events of a district not yet
     configured are stored as pending, and their facts are derived once its config arrives.
@@ -48,6 +48,10 @@ class DistrictRegistry:
         assert config.district_id is not None
         self._configs[config.district_id] = config
         await self.resolve_pending([config.district_id])
+
+    def forget(self, district_id: str) -> None:
+        """A district deleted at the end of its contract: its config is no longer known."""
+        self._configs.pop(district_id, None)
 
     async def resolve_pending(self, district_ids: Iterable[str]) -> None:
         """Derive the pending facts of these districts (those configured by now)."""

@@ -16,6 +16,7 @@ from abacus.ingest.prepare import (
     prepare_in_process,
     start_process,
 )
+from abacus.privacy.deny import BatchDeny
 from abacus.store.native import NativeEncoder, TableTypes
 
 __all__ = ["BatchPreparer", "default_processes"]
@@ -63,14 +64,20 @@ class BatchPreparer:
         )
 
     async def prepare(
-        self, records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime, epoch: str
+        self,
+        records: Sequence[RawRecord],
+        zones: Mapping[str, str],
+        now: datetime,
+        epoch: str,
+        *,
+        deny: BatchDeny | None = None,
     ) -> PreparedBatch:
         if self._pool is None:
             assert self._encoder is not None
-            return prepare_batch(records, zones, now, self._encoder, epoch)
+            return prepare_batch(records, zones, now, self._encoder, epoch, deny=deny)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, prepare_in_process, list(records), dict(zones), now, epoch
+            self._pool, prepare_in_process, list(records), dict(zones), now, epoch, deny
         )
 
     def close(self) -> None:

@@ -50,23 +50,27 @@ def maybe_inject_fault(
 class Drain:
     """When a stopping worker has read enough: lag 0, or the drain timeout (logged)."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, what: str = "") -> None:
         self.timeout_s = timeout_s
         self.deadline: float | None = None
         self.done = False
+        self.what = f"{what} " if what else ""  # which consumer, in the log lines
 
     async def check(self, consumer: AIOKafkaConsumer, *, idle: bool) -> None:
         now = time.monotonic()
         if self.deadline is None:
             self.deadline = now + self.timeout_s
-            log.info("draining: reading until the lag is 0 (at most %.0fs)", self.timeout_s)
+            log.info(
+                "%sdraining: reading until the lag is 0 (at most %.0fs)", self.what, self.timeout_s
+            )
         if idle and await _caught_up_or_unknown(consumer):
-            log.info("drained: lag 0")
+            log.info("%sdrained: lag 0", self.what)
             self.done = True
         elif now >= self.deadline:
             log.warning(
-                "drain stopped after %.0fs with records still unread; the next start reads"
+                "%sdrain stopped after %.0fs with records still unread; the next start reads"
                 " them (embedded broker: they are lost when it stops)",
+                self.what,
                 self.timeout_s,
             )
             self.done = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -13,17 +14,23 @@ import faust
 from consumers.lag import LagReader, PartitionLag
 from consumers.lag_history import GroupSample, LagHistory
 from consumers.lag_status import GroupStatus
+from consumers.ops_view import FreshnessWindow
 
 if TYPE_CHECKING:
     from abacus.settings import AbacusSettings
     from streams.metrics import Metrics
 
-__all__ = ["HISTORY_SAMPLES", "LagMonitor", "register"]
+__all__ = ["HISTORY_S", "LagMonitor", "history_samples", "register"]
 
 log = logging.getLogger(__name__)
 
-# Samples kept per group: one hour at the default 5 s interval (fewer minutes when faster).
-HISTORY_SAMPLES = 720
+# The history kept per group (the /ops page charts it): one hour at any interval.
+HISTORY_S = 3600.0
+
+
+def history_samples(interval_s: float) -> int:
+    """Samples that cover ``HISTORY_S`` at one per ``interval_s`` (and the hour's start)."""
+    return math.ceil(HISTORY_S / interval_s) + 1
 
 
 class Reader(Protocol):
@@ -59,10 +66,16 @@ class LagMonitor:
     ) -> None:
         events = settings.topics.name(settings.topics.events)
         # The ingest group always reports the events topic, even before its first commit.
-        self.groups: dict[str, list[str]] = {settings.ingest_group: [events], settings.app_id: []}
+        self.groups: dict[str, list[str]] = {
+            settings.ingest_group: [events],
+            settings.roster_group: [],
+            settings.app_id: [],
+        }
         self.window_s = settings.lag_window_s
         self.metrics = metrics
-        self.history = LagHistory(HISTORY_SAMPLES)
+        self.history = LagHistory(history_samples(settings.lag_interval_s))
+        # The freshness histogram at each tick: /ops shows quantiles of a recent window.
+        self.freshness = FreshnessWindow(history_samples(settings.lag_interval_s))
         self._clock = clock
         client_id = f"{settings.ingest_group}-lag"
         self._connect = connect or (lambda: LagReader(settings.broker, client_id))
@@ -71,6 +84,7 @@ class LagMonitor:
         # Reading log ends waits for a quiet topic for up to 5 s (consumers/lag.py), twice.
         self.timeout_s = timeout_s or max(30.0, 2 * settings.lag_interval_s)
         self._running: asyncio.Future[list[GroupSample]] | None = None
+        self.measured = 0  # successful ticks so far: views built from the history cache on it
 
     def measure(self) -> list[GroupSample]:
         """One look at every group. Blocking broker calls: run it in a thread."""
@@ -93,11 +107,18 @@ class LagMonitor:
             self._failed(exc)
             return
         self._running = None
+        try:
+            for sample in samples:
+                self.publish(sample)
+        except Exception as exc:  # noqa: BLE001 - a bug in the rules must not stop the timer
+            self._failed(exc, close=False)
+            return
         if self._failures:
             log.info("consumer lag measured again after %d failed attempt(s)", self._failures)
             self._failures = 0
-        for sample in samples:
-            self.publish(sample)
+        at = samples[0].at if samples else self._clock()
+        self.freshness.add(at, self.metrics.freshness_buckets())
+        self.measured += 1
 
     def publish(self, sample: GroupSample) -> None:
         self.history.add(sample)

@@ -156,8 +156,39 @@ class Metrics:
         )
         self.roster_records = Counter(
             "abacus_roster_records",
-            "Roster and district-config records consumed, by kind and outcome (stored|skipped).",
+            "Roster, district-config and OneRoster state records consumed, by kind and outcome "
+            "(stored|skipped|tombstone|denied).",
             ["kind", "outcome"],
+            registry=r,
+        )
+        self.roster_store_failures = Counter(
+            "abacus_roster_store_failures",
+            "Roster batches the store refused; tried again until stored (retriable=false: "
+            "retrying alone will not help, fix the store).",
+            ["retriable"],
+            registry=r,
+        )
+        self.events_denied = Counter(
+            "abacus_events_denied",
+            "Events (and dead letters) dropped because their student or district was deleted.",
+            registry=r,
+        )
+        self.privacy_requests = Counter(
+            "abacus_privacy_requests",
+            "Deletion and re-enable requests by outcome (completed|rejected|failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.privacy_seconds = Histogram(
+            "abacus_privacy_duration_seconds",
+            "Time to carry out a completed deletion or re-enable request.",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+            registry=r,
+        )
+        self.retention_rows = Counter(
+            "abacus_retention_deleted_rows",
+            "Rows deleted by the retention job, by table.",
+            ["table"],
             registry=r,
         )
         self.ready = Gauge(
@@ -200,6 +231,36 @@ class Metrics:
             self.events_rejected.labels(reason)
         for outcome in ("completed", "rejected", "failed"):
             self.exports.labels(outcome)
+            self.privacy_requests.labels(outcome)
+        for retriable in ("true", "false"):
+            self.roster_store_failures.labels(retriable)
         # process_* (this process: memory, CPU, open files) and the ingest processes' memory.
         ProcessCollector(registry=r)
         r.register(ChildProcessesCollector())
+
+    def freshness_buckets(self) -> list[tuple[float, float]]:
+        """The freshness histogram as cumulative (upper bound, count) pairs, +Inf last."""
+        return _buckets(self.freshness)
+
+    def dead_letter_count(self) -> int:
+        """Records written to the dead-letter topic since the worker started."""
+        return int(sum(s.value for f in self.dead_letters.collect() for s in f.samples
+                       if s.name.endswith("_total")))  # fmt: skip
+
+    def dead_letters_by_reason(self) -> dict[str, int]:
+        """Events rejected to the dead-letter topic since the worker started, per reason."""
+        return {
+            s.labels["reason"]: int(s.value)
+            for family in self.events_rejected.collect()
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+
+
+def _buckets(histogram: Histogram) -> list[tuple[float, float]]:
+    return [
+        (float(s.labels["le"]), s.value)
+        for family in histogram.collect()
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    ]

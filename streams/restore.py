@@ -4,9 +4,13 @@ The embedded broker forgets its topics when it stops; ClickHouse is the durable 
 Once per broker epoch, before any agent or importer reads them, the worker republishes
 - every roster and district-config record whose key is missing from its compacted topic
   (the rows as stored: same key, fields and version), so the next import can deactivate
-  a student removed from the upload;
+  a student removed from the upload; likewise the OneRoster importer's state buckets
+  (roster-oneroster, stored as published), so a delta package after a restart still finds
+  the rows of earlier uploads;
 - every dead letter, when the dead-letter topic is empty, so `abacus dlq` still lists and
-  replays them.
+  replays them (a deleted student's are no longer in ClickHouse: never put back);
+- every deny-list entry missing from `privacy-deny`, so `abacus dlq` keeps skipping the
+  dead letters of deleted students.
 Against an external Kafka whose topics are intact, nothing is missing and nothing is
 sent. Then ``restored:<epoch>`` goes on the meta topic (the importer waits for it).
 """
@@ -20,14 +24,15 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from abacus.catalog import DEAD_LETTERS
+from abacus.catalog import DEAD_LETTERS, PRIVACY_DENY
 from abacus.errors import StackError
 from abacus.events.dead_letter import RESTORED_FROM, dead_letter_record
 from abacus.kafka.broker_epoch import mark_restored
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka_clients import kafka_python_config
+from abacus.privacy.deny import encode_entry
 from abacus.roster.records import RosterKind
-from abacus.roster.restore import RESTORE_SOURCES, restored_record
+from abacus.roster.restore import RESTORE_SOURCES, STATE_SOURCE, restored_record, restored_state
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.dead_letters import producer_max_request_bytes
@@ -42,6 +47,7 @@ def restore_topics(settings: AbacusSettings, store: Store, epoch: str) -> dict[s
     (Run once per epoch: the caller checks the meta topic's ``restored:<epoch>``.)"""
     sent = _restore_roster(settings, store)
     sent.update(_restore_dead_letters(settings, store))
+    sent.update(_restore_deny(settings, store))
     mark_restored(settings, epoch)
     if any(sent.values()):
         log.info("restored from ClickHouse for broker epoch %s: %s", epoch, sent)
@@ -61,21 +67,39 @@ def _topic_of(settings: AbacusSettings, kind: RosterKind) -> str:
 
 def _restore_roster(settings: AbacusSettings, store: Store) -> dict[str, int]:
     kinds = [kind for kind, table in RESTORE_SOURCES.items() if store.has_rows(table)]
-    if not kinds:
+    with_state = store.has_rows(STATE_SOURCE)
+    if not kinds and not with_state:
         return {}
     topics = {kind: _topic_of(settings, kind) for kind in kinds}
-    present = read_latest(settings, list(topics.values()))
+    state_topic = settings.topics.name(settings.topics.roster_oneroster)
+    present = read_latest(settings, [*topics.values(), *([state_topic] if with_state else [])])
     out: list[tuple[str, bytes, bytes]] = []
     sent: dict[str, int] = {}
+
+    def missing(topic: str, key: bytes, value: bytes) -> None:
+        if key not in present[topic]:
+            out.append((topic, key, value))
+            sent[topic] = sent.get(topic, 0) + 1
+
     for kind in kinds:
-        topic = topics[kind]
         for row in store.latest_rows(RESTORE_SOURCES[kind]):
-            key, value = restored_record(kind, row)
-            if key not in present[topic]:
-                out.append((topic, key, value))
-                sent[topic] = sent.get(topic, 0) + 1
+            missing(topics[kind], *restored_record(kind, row))
+    if with_state:
+        for row in store.latest_rows(STATE_SOURCE):
+            missing(state_topic, *restored_state(row))
     publish(settings, out)
     return sent
+
+
+def _restore_deny(settings: AbacusSettings, store: Store) -> dict[str, int]:
+    if not store.has_rows(PRIVACY_DENY):
+        return {}
+    topic = settings.topics.name(settings.topics.privacy_deny)
+    present = read_latest(settings, [topic])[topic]
+    missing = [encode_entry(e) for e in store.load_deny()]
+    out = [(topic, key, value) for key, value in missing if present.get(key) != value]
+    publish(settings, out)
+    return {topic: len(out)} if out else {}
 
 
 def _restore_dead_letters(settings: AbacusSettings, store: Store) -> dict[str, int]:

@@ -34,6 +34,7 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
     worker.districts.load()
+    worker.deny.update(store.load_deny())
     worker.accounts.load()
     worker.board.load()
     # Rollups of what an earlier broker epoch stored but did not roll up (store/rollups.py).
@@ -41,7 +42,7 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(
-        lambda: float(refresh(worker.app, worker.readiness, worker.ingest))
+        lambda: float(refresh(worker.app, worker.readiness, worker.ingest, worker.roster))
     )
     return worker
 

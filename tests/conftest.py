@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from abacus.embedded.broker import EmbeddedBroker, free_port
+from tests.support.mail import Mailbox
 from tests.support.stack import Stack
 
 
@@ -36,3 +37,12 @@ def stack_factory(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[.
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     return stack_factory()
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    """A local SMTP server (aiosmtpd) for a module's export and portal mails."""
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()

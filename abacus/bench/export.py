@@ -44,7 +44,15 @@ from abacus.settings import AbacusSettings, ClickHouseSettings
 from abacus.store.store import Store
 from consumers.export import ExportConsumer
 
-__all__ = ["DAILY_ROWS_PER_DAY", "LESSON_ROWS_PER_DAY", "run_export_bench"]
+__all__ = [
+    "ADMIN",
+    "DAILY_ROWS_PER_DAY",
+    "DISTRICT",
+    "LESSON_ROWS_PER_DAY",
+    "generate",
+    "peak_rss_mb",
+    "run_export_bench",
+]
 
 # The rollups the product reads, built from the generated facts before timing.
 ROLLUP_TABLES = (LESSON_ROLLUPS.name, DAILY_ROLLUPS.name, MONTHLY_ROLLUPS.name)
@@ -77,7 +85,7 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
         db = settings.clickhouse.database
         store.migrate()
         started = time.perf_counter()
-        counts = _generate(store, db, students, days)
+        counts = generate(store, db, students, days)
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         for table in counts:
@@ -91,7 +99,7 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
         counts.update(
             {t: int(store.read(f"SELECT count() FROM {db}.{t}")[0][0]) for t in ROLLUP_TABLES}  # noqa: S608
         )
-        load_rss = _peak_rss_mb()
+        load_rss = peak_rss_mb()
         facts = sum(n for t, n in counts.items() if not t.startswith("roster"))
         _console.print(
             f"generated {students:,} students x {days} school days: "
@@ -225,7 +233,7 @@ def _timed(run: Callable[[], tuple[int, int]]) -> dict[str, float]:
     started = time.perf_counter()
     rows, size = run()
     seconds = time.perf_counter() - started
-    return {"rows": rows, "bytes": size, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    return {"rows": rows, "bytes": size, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 def _table(results: dict[str, list[dict[str, float]]]) -> list[dict[str, Any]]:
@@ -265,7 +273,7 @@ def _reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -276,8 +284,11 @@ def _school_day(index: int) -> date:
     return FIRST_DAY + timedelta(days=7 * (index // 5) + index % 5)
 
 
-def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]:
-    """Fill every table the export reads; returns rows per table."""
+def generate(
+    store: Store, db: str, students: int, days: int, district: str = DISTRICT
+) -> dict[str, int]:
+    """Fill every table the export reads for ``district``; returns rows per table (all
+    districts)."""
     teachers = max(1, students // 25)
     sid = "concat('S', leftPad(toString(s), 7, '0'))"
     school_day = f"toDate('{FIRST_DAY}') + 7 * intDiv(d, 5) + d % 5"
@@ -300,7 +311,7 @@ def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]
     )
     statements = [
         f"""INSERT INTO {db}.roster_students ({student_cols})
-        SELECT '{DISTRICT}', {sid},
+        SELECT '{district}', {sid},
                concat({_SYLLABLES}[1 + sipHash64(s, 'f') % 20], {_ENDINGS}[1 + s % 10]),
                concat({_SYLLABLES}[1 + sipHash64(s, 'l') % 20],
                       lower({_SYLLABLES}[1 + sipHash64(s, 'm') % 20]),
@@ -309,11 +320,12 @@ def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]
                s % 9 = 0, s % 11 = 0, concat('user', toString(s)), toString(100000000 + s),
                '', '', '', s % 50 != 49, 'bench', 1, now64(3)
         FROM (SELECT number AS s FROM numbers({students}))""",  # noqa: S608
-        f"INSERT INTO {db}.roster_students_history SELECT * FROM {db}.roster_students",  # noqa: S608
+        f"INSERT INTO {db}.roster_students_history SELECT * FROM {db}.roster_students "  # noqa: S608
+        f"WHERE district_id = '{district}'",
         f"""INSERT INTO {db}.roster_users
             (district_id, employee_id, username, email, first_name, last_name, user_type,
              buildings, is_active, import_id, version, updated_at)
-        SELECT '{DISTRICT}', if(t = {teachers}, '{ADMIN}', concat('T', toString(t))),
+        SELECT '{district}', if(t = {teachers}, '{ADMIN}', concat('T', toString(t))),
                concat('staff', toString(t)), concat('staff', toString(t), '@bench.example'),
                {_SYLLABLES}[1 + sipHash64(t, 'f') % 20],
                concat({_SYLLABLES}[1 + sipHash64(t, 'l') % 20], {_ENDINGS}[1 + t % 10]),
@@ -323,12 +335,12 @@ def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]
         FROM (SELECT number AS t FROM numbers({teachers + 1}))""",  # noqa: S608
         f"""INSERT INTO {db}.roster_links
             (district_id, employee_id, student_id, is_active, import_id, version, updated_at)
-        SELECT '{DISTRICT}', concat('T', toString(t)), {sid}, 1, 'bench', 1, now64(3)
+        SELECT '{district}', concat('T', toString(t)), {sid}, 1, 'bench', 1, now64(3)
         FROM (SELECT number AS s, arrayJoin(if(s % 2 = 0 AND {teachers} > 1,
                   [s % {teachers}, (s + 1) % {teachers}], [s % {teachers}])) AS t
               FROM numbers({students}))""",  # noqa: S608
         f"""INSERT INTO {db}.daily_facts
-        SELECT '{DISTRICT}', {sid}, local_date, generateUUIDv4(number), 0, {product},
+        SELECT '{district}', {sid}, local_date, generateUUIDv4(number), 0, {product},
                toDateTime64(toDateTime(local_date, 'UTC') + 50400 + k * 600 + h % 600, 3, 'UTC'),
                if(k = 0, 300000 + h % 2400000, 0),
                if(k = 0 AND h % 4 = 0, 60000 + h % 3600000, 0),
@@ -341,7 +353,7 @@ def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]
         # One lesson per student-day: a start and an outcome (pre quiz >= 80, else a post
         # quiz >= 70, for Grade 3+; a completion with every token for PreK-2).
         f"""INSERT INTO {db}.lesson_facts
-        SELECT '{DISTRICT}', {sid}, concat('L', toString(d + 1)),
+        SELECT '{district}', {sid}, concat('L', toString(d + 1)),
                toDateTime64(toDateTime(local_date, 'UTC') + 51000 + k * 600, 3, 'UTC'),
                generateUUIDv4(number), local_date,
                if(k = 0, 'start', if(NOT g3, 'complete', if(score >= 80, 'pre', 'post'))),
@@ -351,7 +363,7 @@ def _generate(store: Store, db: str, students: int, days: int) -> dict[str, int]
         SETTINGS max_insert_threads = 2""",  # noqa: S608
         # 1-3 benchmarks per student: early autumn, mid-year, late spring (K percentiles).
         f"""INSERT INTO {db}.benchmark_facts
-        SELECT '{DISTRICT}', {sid}, generateUUIDv4(s * 3 + b),
+        SELECT '{district}', {sid}, generateUUIDv4(s * 3 + b),
                toDateTime64(toDateTime(local_date, 'UTC') + 54000, 3, 'UTC'), local_date, b,
                toInt32(h % 1400) - 200, {GRADES_SQL}[1 + s % 14],
                if(h % 10 = 0, NULL, toUInt8(1 + h % 99))

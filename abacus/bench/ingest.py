@@ -190,6 +190,20 @@ def _wait_committed(settings: AbacusSettings, group: str, ends: dict[int, int]) 
             time.sleep(0.02)
 
 
+def _wait_ready(proc: subprocess.Popen[bytes], web: str, log: Path) -> None:
+    """Until the worker answers /readyz 200; a worker that exits fails the run."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{web}/readyz", timeout=1) as r:  # noqa: S310 - our own web
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
 def _run_worker(
     settings: AbacusSettings,
     env: dict[str, str],
@@ -209,16 +223,7 @@ def _run_worker(
         stderr=subprocess.STDOUT,
     )
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited {proc.returncode}; see {log}")
-            try:
-                with urllib.request.urlopen(f"{web}/readyz", timeout=1) as r:  # noqa: S310 - our own web
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        _wait_ready(proc, web, log)
         started = time.perf_counter()
         _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started

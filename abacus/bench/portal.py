@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from abacus.bench.ingest import (
     _quantile,
     _records,
     _wait_committed,
+    _wait_ready,
     make_events,
 )
 from abacus.bench.report import report
@@ -182,19 +182,6 @@ async def _users(web: str, users: int, exporters: int, seconds: float, go: Any) 
             await s.close()
         await connector.close()
     return {"sign_ins": list(sign_ins), "timings": timings}
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], web: str, log: Path) -> None:
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{web}/readyz", timeout=1) as r:  # noqa: S310 - our own web
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
 
 
 def run_portal_bench(

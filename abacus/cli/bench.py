@@ -1,4 +1,5 @@
-"""`abacus bench ingest|export|portal`: the product against its baseline, in the same run."""
+"""`abacus bench ingest|export|portal|privacy|ops`: the product against its baseline, in the
+same run."""
 
 from __future__ import annotations
 
@@ -46,6 +47,46 @@ def export(
     run_export_bench(students=5_000 if quick else students, days=30 if quick else days, out_dir=out)
 
 
+@bench_app.command("freshness")
+def freshness(
+    students: Annotated[int, typer.Option(help="Students in the district")] = 100_000,
+    days: Annotated[int, typer.Option(help="School days of aggregates per student")] = 180,
+    rate: Annotated[float, typer.Option(help="Single-event records/s sent meanwhile")] = 1000.0,
+    calm_seconds: Annotated[
+        float, typer.Option(min=1.0, help="How long freshness is measured with no export")
+    ] = 20.0,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 2 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Ingest freshness p50/p99 with and without a concurrent export, per ClickHouse lane
+    mode (shared = one client for everything, separate = ingest on its own lane)."""
+    from abacus.bench.freshness import run_freshness_bench  # deferred: only `bench` needs it
+
+    if quick:
+        students, days, rate, calm_seconds = 2_000, 10, 200.0, 3.0
+    run_freshness_bench(students=students, days=days, rate=rate, calm_s=calm_seconds, out_dir=out)
+
+
+@bench_app.command("privacy")
+def privacy(
+    students: Annotated[int, typer.Option(help="Students in the district")] = 100_000,
+    days: Annotated[int, typer.Option(help="School days of data per student")] = 180,
+    deleted: Annotated[int, typer.Option(help="Students in the bulk deletion")] = 1_000,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """One student's, many students' and a whole district's deletion, each against a
+    full-table read of every table it reaches."""
+    from abacus.bench.privacy import run_privacy_bench  # deferred: only `bench` needs it
+
+    run_privacy_bench(
+        students=5_000 if quick else students,
+        days=30 if quick else days,
+        deleted=100 if quick else deleted,
+        out_dir=out,
+    )
+
+
 @bench_app.command("portal")
 def portal(
     users: Annotated[int, typer.Option(help="Signed-in users browsing and polling")] = 100,
@@ -63,3 +104,16 @@ def portal(
         seconds=5.0 if quick else seconds,
         out_dir=out,
     )
+
+
+@bench_app.command("ops")
+def ops(
+    events: Annotated[int, typer.Option(help="Events each worker ingests")] = 200_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Baseline/product pairs, alternating")] = 3,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    out: OutDir = Path("bench-results"),
+) -> None:
+    """Ingest events/s with the lag monitor and /ops polled every second, against neither."""
+    from abacus.bench.ops import run_ops_bench  # deferred: only `bench` needs it
+
+    run_ops_bench(events=20_000 if quick else events, rounds=1 if quick else rounds, out_dir=out)

@@ -10,10 +10,12 @@ from typing import Annotated
 
 import typer
 
+from abacus.cli.audit import audit_app
 from abacus.cli.bench import bench_app
 from abacus.cli.common import fail, load_settings
 from abacus.cli.export import export_app
 from abacus.cli.ops import dlq_app, lag
+from abacus.cli.privacy import privacy_app
 from abacus.cli.roster import roster_app
 from abacus.client import EventProducer, read_jsonl
 from abacus.demo import run_demo
@@ -32,6 +34,8 @@ app.add_typer(dlq_app, name="dlq")
 app.command()(lag)
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -14,8 +15,9 @@ from abacus.cli.common import fail
 from abacus.cli.lag_view import lag_tables, watch_live
 from abacus.errors import AbacusError
 from abacus.kafka.broker_epoch import read_meta
+from abacus.kafka.privacy import read_deny
 from abacus.settings import AbacusSettings
-from consumers.dlq import read_dead_letters, replay, resolve_pointers
+from consumers.dlq import DeadLetterRecord, read_dead_letters, replay, resolve_pointers
 from consumers.lag import LagReader, watch
 
 __all__ = ["EXIT_GROUP_FAILING", "dlq_app", "lag"]
@@ -63,7 +65,7 @@ def lag(
     events = settings.topics.name(settings.topics.events)
     try:
         with LagReader(settings.broker) as reader:
-            groups = list(group or [settings.ingest_group, settings.app_id])
+            groups = list(group or [settings.ingest_group, settings.roster_group, settings.app_id])
             if all_groups:
                 groups = sorted({*groups, *reader.groups()})
             if live:
@@ -132,6 +134,18 @@ def _watch_live(
         watch_live(reader, topics, interval_s=interval, window_s=max(window, interval), count=count)
 
 
+def _readable(settings: AbacusSettings, topic: str) -> tuple[list[DeadLetterRecord], int]:
+    """The dead letters, without those of deleted students (the deny-list on its topic):
+    their bytes stay on the topic until its retention, but are never shown or replayed."""
+    records = read_dead_letters(settings.broker, topic)
+    deny = read_deny(settings)
+    if not len(deny):
+        return records, 0
+    now = datetime.now(UTC)
+    kept = [r for r in records if not deny.record_denied(r.key, r.value, now)]
+    return kept, len(records) - len(kept)
+
+
 @dlq_app.command("list")
 def dlq_list(
     limit: Annotated[int, typer.Option(min=1, help="Show the newest N records")] = 50,
@@ -141,9 +155,11 @@ def dlq_list(
     settings = AbacusSettings()
     topic = settings.topics.name(settings.topics.dead_letter)
     try:
-        records = read_dead_letters(settings.broker, topic)
+        records, hidden = _readable(settings, topic)
     except AbacusError as exc:
         raise fail(str(exc)) from exc
+    if hidden:
+        typer.echo(f"{hidden} dead letter(s) of deleted students not shown", err=True)
     shown = records[-limit:]
     if as_json:
         for r in shown:
@@ -190,7 +206,7 @@ def dlq_replay(
     topics = settings.topics
     dlq_topic, events_topic = topics.name(topics.dead_letter), topics.name(topics.events)
     try:
-        records = read_dead_letters(settings.broker, dlq_topic)
+        records, hidden = _readable(settings, dlq_topic)
         chosen = [r for r in records if reason_contains is None or reason_contains in r.reason]
         # Oversized dead letters are pointers: their bytes come from the source offset.
         epoch = read_meta(settings).epoch if any(r.info.is_pointer for r in chosen) else None
@@ -210,5 +226,7 @@ def dlq_replay(
         by_partition.setdefault(r.partition, []).append(r.offset)
     where = "; ".join(f"{dlq_topic}[{p}] {_range_text(o)}" for p, o in sorted(by_partition.items()))
     typer.echo(f"{verb} {len(sent)} of {len(records)} dead-lettered record(s) to {events_topic}")
+    if hidden:
+        typer.echo(f"skipped {hidden} dead letter(s) of deleted students")
     if where:
         typer.echo(f"from {where}")

@@ -27,7 +27,7 @@ def import_command(
         Path,
         typer.Argument(
             exists=True,
-            help="Folder with 1_users.csv, 2_students.csv, 3_teacher_students.csv; or a"
+            help="Folder with 1_users.csv, 2_students.csv and/or 3_teacher_students.csv; or a"
             " OneRoster 1.1 package (a zip, or a folder with manifest.csv)",
         ),
     ],
@@ -47,8 +47,10 @@ def import_command(
 ) -> None:
     """Validate the roster files and publish new, changed and removed records.
 
-    Every rejected row is printed and written to DIR/roster_errors.csv (beside a zip);
-    valid rows are imported unless --strict. Exit status 1 when any row was rejected.
+    The three files may come together or each on its own (a file replaces its kind; the
+    others are kept). Every rejected row (and every warning) is printed and written to
+    DIR/roster_errors.csv (beside a zip); valid rows are imported unless --strict. Exit
+    status 1 when any row was rejected, or the upload was refused as a whole.
     """
     if is_oneroster_package(directory):
         run = import_oneroster
@@ -62,8 +64,8 @@ def import_command(
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"cannot read or write in {directory}: {exc.strerror or exc}") from exc
-    if result.errors:
-        typer.echo(format_error_table(result.errors))
+    if result.errors or result.warnings:
+        typer.echo(format_error_table([*result.errors, *result.warnings]))
         typer.echo(f"error report: {result.report_path}")
     for note in result.notes:
         typer.echo(note)
@@ -79,3 +81,5 @@ def import_command(
                 f"{n} roster row(s) rejected; nothing imported (--strict); see {result.report_path}"
             )
         raise fail(f"{n} roster row(s) rejected; see {result.report_path}")
+    if result.warnings:
+        typer.echo(f"{len(result.warnings)} warning(s), rows imported; see {result.report_path}")

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from abacus.errors import StorageError
 from abacus.export.manifest import FileFigures
 from abacus.export.query import ExportScope
 from abacus.export.request import ExportRange
@@ -15,19 +16,26 @@ from abacus.export.request import ExportRange
 __all__ = [
     "FINAL_STATUSES",
     "GENERATION_FAILED",
+    "INTERNAL_FAILURE",
+    "WRITE_FAILED",
     "RequestRef",
     "accepted",
     "completed",
+    "crashed_reason",
     "encode",
     "failed",
+    "failure_reason",
     "progress",
     "ref_of",
     "request_id_of",
 ]
 
 FINAL_STATUSES = ("completed", "failed")
-# What a requester is told when the store fails mid-export (details go to the log).
+# What a requester is told when an accepted export fails (details go to the log): the
+# store failed, the file system refused the files, or anything else went wrong (a bug).
 GENERATION_FAILED = "the export could not be generated"
+WRITE_FAILED = "the export file could not be written"
+INTERNAL_FAILURE = "the export could not be generated (internal error)"
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,24 @@ def completed(
 
 def failed(ref: RequestRef, reason: str, at: datetime) -> dict[str, Any]:
     return _doc(ref, "failed", at, reason=reason)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The reason a requester reads for an export that failed with ``exc``: its kind, never
+    the details (they may name paths or servers; the log has them)."""
+    if isinstance(exc, StorageError):
+        return GENERATION_FAILED
+    if isinstance(exc, OSError):
+        return WRITE_FAILED
+    return INTERNAL_FAILURE
+
+
+def crashed_reason(crashes: int) -> str:
+    """Why a request that stopped the worker every time it ran is not run again."""
+    return (
+        f"the export stopped the worker {crashes} time(s) and was not run again; "
+        "send the request again with a new id, and tell the operators"
+    )
 
 
 def encode(doc: dict[str, Any]) -> tuple[bytes, bytes]:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,10 @@ from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
 from abacus.aggregation.rollups import RollupKeys
 from abacus.catalog import EVENTS, PENDING_FACTS, Table
-from abacus.events.processing import SourceRecord, process_records
+from abacus.events.processing import IngestBatch, SourceRecord, process_records
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
+from abacus.privacy.deny import BatchDeny, batch_denies
 from abacus.store.native import (
     EncodedBlock,
     NativeEncoder,
@@ -61,6 +63,8 @@ class PreparedBatch:
     pending_districts: set[str] = field(default_factory=set)
     # The rollup keys of the facts stored (rebuilt after them, before the commit).
     rollup_keys: RollupKeys = field(default_factory=RollupKeys)
+    # Events dropped because their student (or district) was deleted (the deny-list).
+    denied: int = 0
 
 
 def prepare_batch(
@@ -69,12 +73,16 @@ def prepare_batch(
     now: datetime,
     encoder: NativeEncoder,
     epoch: str = "",
+    *,
+    deny: BatchDeny | None = None,
 ) -> PreparedBatch:
     """Decode, validate, derive and encode a batch.
 
     ``zones`` maps each configured district to the IANA zone its local days are counted
     in; events of other districts are stored and marked pending, and their facts are
-    derived once the district's config arrives.
+    derived once the district's config arrives. Events of a student or district on the
+    deny-list (``deny``: the entries this batch's keys need) are dropped and counted, never
+    dead-lettered: a dead letter would keep the data.
 
     The per-record boundary holds here too: an event whose facts cannot be derived, or
     whose rows do not fit the tables' column types, is dropped from every table and its
@@ -82,6 +90,7 @@ def prepare_batch(
     """
     sources = (SourceRecord("", p, o, k, v) for p, o, k, v in records)
     batch = process_records(sources, now=now, epoch=epoch)
+    denied = _drop_denied(batch, deny) if deny else 0
     dead: dict[tuple[int, int], str] = {
         (d.source.partition, d.source.offset): d.reason for d in batch.dead_letters
     }
@@ -134,7 +143,30 @@ def prepare_batch(
         events=len(kept),
         pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
         rollup_keys=RollupKeys.of_rows(daily, lessons),
+        denied=denied,
     )
+
+
+def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:
+    """Take denied events out of the batch (its events, rows and sources, in step)."""
+    keep = [
+        not batch_denies(deny, e["district_id"], e["student_id"], _ms(e["occurred_at"]))
+        for e in batch.events
+    ]
+    dropped = keep.count(False)
+    if dropped:
+        for event, kept in zip(batch.events, keep, strict=True):
+            if not kept:
+                batch.accepted[event["event_type"]] -= 1
+        batch.events = list(compress(batch.events, keep))
+        batch.rows = list(compress(batch.rows, keep))
+        batch.sources = list(compress(batch.sources, keep))
+        batch.accepted = +batch.accepted
+    return dropped
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def _without(rows: list[Any], table: Table, event_ids: set[str]) -> list[Any]:
@@ -193,11 +225,15 @@ def start_process(types: TableTypes) -> None:
 
 
 def prepare_in_process(
-    records: Sequence[RawRecord], zones: Mapping[str, str], now: datetime, epoch: str = ""
+    records: Sequence[RawRecord],
+    zones: Mapping[str, str],
+    now: datetime,
+    epoch: str = "",
+    deny: BatchDeny | None = None,
 ) -> PreparedBatch:
     if _encoder is None:
         raise RuntimeError("ingest process not started (start_process was not run)")
-    return prepare_batch(records, zones, now, _encoder, epoch)
+    return prepare_batch(records, zones, now, _encoder, epoch, deny=deny)
 
 
 def tune_gc() -> None:

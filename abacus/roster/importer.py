@@ -1,26 +1,39 @@
-"""`abacus roster import`: read a roster folder, validate, diff against the topics, publish."""
+"""`abacus roster import`: read a roster folder, validate, diff against the topics, publish.
+
+The three files may come together (the district's whole roster) or each on its own: a file
+in the upload replaces what was published for its kind (a record it no longer has is
+deactivated), and a kind whose file is not in the upload is left as it was. What an
+uploaded file names but the upload lacks (buildings, staff and student ids) is checked
+against the district's published roster (`PublishedIds`).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-from pydantic import SecretStr
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
-from abacus.roster import records as rec
+from abacus.errors import RosterInputError
 from abacus.roster.diff import RosterDiff
 from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
 from abacus.roster.report import write_error_report
+from abacus.roster.upload import (
+    keep,
+    no_cyclic_gc,
+    orphaned_buildings,
+    published_ids,
+    rejected_rows,
+    upload_of,
+)
 from abacus.roster.validation import (
     LINKS_FILE,
+    ROSTER_FILES,
     STUDENTS_FILE,
     USERS_FILE,
+    PublishedIds,
     RowError,
     read_roster_dir,
     validate_roster,
@@ -49,8 +62,11 @@ class FileSummary:
     accepted: int
     rejected: int
     diff: RosterDiff | None = None  # None: nothing was published (--strict)
+    uploaded: bool = True  # False: the file was not in the upload (its records are kept)
 
     def line(self) -> str:
+        if not self.uploaded:
+            return f"{self.file}: not uploaded; the published records are kept as they are"
         head = f"{self.file}: {self.accepted} accepted, {self.rejected} rejected"
         if self.diff is None:
             return f"{head} (nothing imported: --strict)"
@@ -70,6 +86,7 @@ class ImportResult:
     config_status: str = ""  # "new" / "updated" / "unchanged" / "" when nothing published
     published: int = 0
     notes: list[str] = field(default_factory=list)  # lines printed before the summaries
+    warnings: list[RowError] = field(default_factory=list)  # rows imported all the same
 
     @property
     def rejected(self) -> int:
@@ -78,76 +95,7 @@ class ImportResult:
 
     @property
     def imported(self) -> bool:
-        return all(s.diff is not None for s in self.summaries)
-
-
-@dataclass(frozen=True, slots=True)
-class _Upload:
-    """Valid fields per kind, keys present-but-rejected, and which files are complete."""
-
-    fields: dict[RosterKind, dict[str, dict[str, Any]]]
-    rejected_ids: dict[RosterKind, set[str]]
-    complete: dict[RosterKind, bool]
-    errors: list[RowError]
-    accepted: dict[str, int]
-    passwords: dict[str, SecretStr | None]  # users' key -> the upload's password (plain)
-
-
-def _validate(district_id: str, directory: Path, today: date | None) -> _Upload:
-    v = validate_roster(read_roster_dir(directory), today=today)
-    usable = v.usable
-    user_fields = {u.employee_id: rec.user_fields(u) for u in v.users}
-    passwords = {
-        rec.record_key(district_id, RosterKind.USERS, user_fields[u.employee_id]): u.password
-        for u in v.users
-    }
-    student_fields = {s.student_id: rec.student_fields(s) for s in v.students}
-    kinds = {
-        RosterKind.USERS: user_fields.values(),
-        RosterKind.STUDENTS: student_fields.values(),
-        RosterKind.LINKS: [rec.link_fields(link) for link in v.links],
-    }
-    return _Upload(
-        fields={
-            kind: {rec.record_key(district_id, kind, f): f for f in rows}
-            for kind, rows in kinds.items()
-        },
-        rejected_ids={
-            RosterKind.USERS: set(v.rejected_users),
-            RosterKind.STUDENTS: set(v.rejected_students),
-        },
-        # Deactivation must not follow from a broken or missing file.
-        complete={
-            RosterKind.USERS: usable[USERS_FILE],
-            RosterKind.STUDENTS: usable[USERS_FILE] and usable[STUDENTS_FILE],
-            RosterKind.LINKS: all(usable[f] for f in (USERS_FILE, STUDENTS_FILE, LINKS_FILE)),
-        },
-        errors=v.errors,
-        accepted={
-            USERS_FILE: len(v.users),
-            STUDENTS_FILE: len(v.students),
-            LINKS_FILE: len(v.links),
-        },
-        passwords=passwords,
-    )
-
-
-def _rejected_rows(errors: Iterable[RowError], file: str) -> int:
-    return len({e.line for e in errors if e.file == file})
-
-
-def _keep(kind: RosterKind, current: Iterable[str], upload: _Upload, district_id: str) -> set[str]:
-    """Published keys whose row is in the upload but was rejected: left as they are."""
-    users, students = (
-        upload.rejected_ids[RosterKind.USERS],
-        upload.rejected_ids[RosterKind.STUDENTS],
-    )
-    if kind is RosterKind.USERS:
-        return {f"{district_id}|{i}" for i in users}
-    if kind is RosterKind.STUDENTS:
-        return {f"{district_id}|{i}" for i in students}
-    parts = (key.split("|") for key in current)
-    return {"|".join(p) for p in parts if len(p) == 3 and (p[1] in users or p[2] in students)}
+        return all(s.diff is not None for s in self.summaries if s.uploaded)
 
 
 def load_config(
@@ -162,8 +110,8 @@ def load_config(
 
 
 def write_report(folder: Path, errors: list[RowError]) -> Path | None:
-    """Write the upload's errors to ``folder/roster_errors.csv``, or remove a stale report
-    (it would describe an older upload); return the report's path when there is one."""
+    """Write the upload's errors (and warnings) to ``folder/roster_errors.csv``, or remove a
+    stale report (it would describe an older upload); return the report's path if any."""
     report = folder / REPORT_FILE
     if not errors:
         report.unlink(missing_ok=True)
@@ -190,34 +138,76 @@ def import_roster(
     strict: bool = False,
     today: date | None = None,
 ) -> ImportResult:
-    """Validate the folder's three files; unless `strict` stops it, publish what changed.
+    """Validate the folder's roster files; unless `strict` stops it, publish what changed.
 
-    Raises ConfigError (bad or missing district config) and StackError (broker trouble).
+    Raises ConfigError (bad or missing district config), RosterInputError (no roster file,
+    a file over a cap) and StackError (broker trouble).
     """
     config = load_config(directory, district_id, config_path)
-    upload = _validate(district_id, directory, today)
-    result = ImportResult(district_id, upload.errors, write_report(directory, upload.errors))
-    files = {USERS_FILE: RosterKind.USERS, STUDENTS_FILE: RosterKind.STUDENTS}
-    files[LINKS_FILE] = RosterKind.LINKS
+    files = read_roster_dir(directory, max_bytes=settings.roster.max_file_bytes)
+    if not files:
+        raise RosterInputError(
+            f"{directory.name or directory}: none of {', '.join(ROSTER_FILES)} is there;"
+            " nothing imported"
+        )
+    with no_cyclic_gc():  # hundreds of thousands of acyclic dicts (see no_cyclic_gc)
+        return _import(settings, directory, district_id, files, config, strict, today)
+
+
+def _import(
+    settings: AbacusSettings,
+    directory: Path,
+    district_id: str,
+    files: dict[str, bytes],
+    config: DistrictConfig | None,
+    strict: bool,
+    today: date | None,
+) -> ImportResult:
+    published: Published | None = None
+    known: PublishedIds | None = None
+    if len(files) < len(ROSTER_FILES):
+        # A file on its own is checked against what the district has published.
+        published = read_published(settings, district_id)
+        known = published_ids(published.docs)
+    max_rows = settings.roster.max_rows
+    checked = validate_roster(files, today=today, published=known, max_rows=max_rows)
+    upload = upload_of(district_id, checked)
+    warnings = list(upload.warnings)
+    if published is not None:
+        warnings += orphaned_buildings(checked, published.docs[RosterKind.STUDENTS])
+    report = write_report(directory, [*upload.errors, *warnings])
+    result = ImportResult(district_id, upload.errors, report, warnings=warnings)
+    kinds = {USERS_FILE: RosterKind.USERS, STUDENTS_FILE: RosterKind.STUDENTS}
+    kinds[LINKS_FILE] = RosterKind.LINKS
     if strict and upload.errors:
         result.summaries = [
-            FileSummary(f, upload.accepted[f], _rejected_rows(upload.errors, f)) for f in files
+            FileSummary(
+                f,
+                upload.accepted[f],
+                rejected_rows(upload.errors, f),
+                uploaded=f in upload.uploaded,
+            )
+            for f in kinds
         ]
         return result
 
-    published = read_published(settings, district_id)
+    if published is None:
+        published = read_published(settings, district_id)
     require_config(config, published, directory)
     out = Publication(published)
     result.config_status = out.config(config)
-    for file, kind in files.items():
+    for file, kind in kinds.items():
+        if file not in upload.uploaded:
+            result.summaries.append(FileSummary(file, 0, 0, uploaded=False))
+            continue
         diff = out.changes(
             kind,
             upload.fields[kind],
             complete=upload.complete[kind],
-            keep=_keep(kind, published.docs[kind], upload, district_id),
+            keep=keep(kind, published.docs[kind], upload, district_id),
             passwords=upload.passwords if kind is RosterKind.USERS else None,
         )
-        rejected = _rejected_rows(upload.errors, file)
+        rejected = rejected_rows(upload.errors, file)
         result.summaries.append(FileSummary(file, upload.accepted[file], rejected, diff))
     result.published = out.send(settings)
     return result

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from abacus.district import DISTRICT_DATA_COLUMNS, DistrictConfig
 from abacus.errors import AbacusError
 from abacus.roster.validation import Student, TeacherStudentLink, User
@@ -31,9 +33,11 @@ __all__ = [
     "district_row",
     "encode_value",
     "fields_of",
+    "key_parts",
     "link_fields",
     "record_key",
     "roster_row",
+    "state_row",
     "student_fields",
     "user_fields",
 ]
@@ -48,6 +52,7 @@ class RosterKind(StrEnum):
     STUDENTS = "students"
     LINKS = "links"
     DISTRICT = "district_config"
+    ONEROSTER_STATE = "oneroster_state"  # the OneRoster importer's state buckets
 
 
 class BadRecordError(AbacusError, ValueError):
@@ -99,6 +104,16 @@ def record_key(district_id: str, kind: RosterKind, fields: Mapping[str, Any]) ->
     return district_id
 
 
+def key_parts(kind: RosterKind, key: str) -> tuple[str, ...]:
+    """A key's parts: (district, employee), (district, student), (district, employee,
+    student). A staff id may hold ``|`` (any 7-bit ASCII); district and student ids never do."""
+    district_id, _, rest = key.partition("|")
+    if kind is RosterKind.LINKS:
+        employee_id, _, student_id = rest.rpartition("|")
+        return (district_id, employee_id, student_id)
+    return (district_id, rest)
+
+
 # --- values ---------------------------------------------------------------------------------------
 
 
@@ -117,7 +132,9 @@ def encode_value(
         "is_active": is_active,
         **fields,
     }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    # The bytes of json.dumps(doc, separators=(",", ":"), sort_keys=True) for ASCII text
+    # (non-ASCII is written as UTF-8 instead of \u escapes), ten times faster.
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def config_value(config: DistrictConfig, import_id: str, imported_at: int) -> bytes:
@@ -131,8 +148,8 @@ def decode_value(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise BadRecordError("empty value (tombstone)")
     try:
-        doc = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:  # also bytes that are not UTF-8
         raise BadRecordError("value is not JSON") from None
     if not isinstance(doc, dict):
         raise BadRecordError("value is not a JSON object")
@@ -203,6 +220,17 @@ def roster_row(kind: RosterKind, key: str, doc: Mapping[str, Any]) -> tuple[Any,
     if record_key(district_id, kind, doc) != key:
         raise BadRecordError("record key does not match its value")
     return (*row, *_tail(doc))
+
+
+def state_row(key: str, doc: Mapping[str, Any], value: bytes) -> tuple[Any, ...]:
+    """The ``roster_oneroster_state`` row of a OneRoster importer state record (a bucket):
+    its value kept as published, so that it can be put back byte for byte."""
+    district_id = _get(doc, "district_id", str)
+    if not key.startswith(f"{district_id}|"):
+        raise BadRecordError("record key does not match its value")
+    version = _get(doc, "imported_at", int)
+    updated = datetime.fromtimestamp(version / 1000, UTC)
+    return (district_id, key, value.decode(), version, updated)
 
 
 def district_row(key: str, doc: Mapping[str, Any]) -> tuple[DistrictConfig, tuple[Any, ...]]:

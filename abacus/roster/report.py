@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
+from abacus.domain.csvcells import neutralize
 from abacus.roster.validation import RowError
 
 __all__ = ["REPORT_COLUMNS", "error_report_csv", "format_error_table", "write_error_report"]
@@ -19,11 +20,12 @@ def _cells(error: RowError) -> tuple[str, str, str, str, str]:
 
 
 def error_report_csv(errors: Iterable[RowError]) -> str:
-    """The report as CSV text (header + one row per error, CRLF line ends)."""
+    """The report as CSV text (header + one row per error, CRLF line ends). A cell a
+    spreadsheet would run as a formula is neutralised as in exports (a leading ``'``)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(REPORT_COLUMNS)
-    writer.writerows(_cells(error) for error in errors)
+    writer.writerows(tuple(map(neutralize, _cells(error))) for error in errors)
     return out.getvalue()
 
 

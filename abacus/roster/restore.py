@@ -12,10 +12,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from abacus.catalog import DISTRICTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS, Table
+from abacus.catalog import (
+    DISTRICTS,
+    ROSTER_LINKS,
+    ROSTER_ONEROSTER_STATE,
+    ROSTER_STUDENTS,
+    ROSTER_USERS,
+    Table,
+)
 from abacus.roster.records import RECORD_VERSION, RosterKind, encode_value, record_key
 
-__all__ = ["RESTORE_SOURCES", "restored_record"]
+__all__ = ["RESTORE_SOURCES", "STATE_SOURCE", "restored_record", "restored_state"]
 
 # Where each kind's latest rows are read from (with the catalog's columns).
 RESTORE_SOURCES: dict[RosterKind, Table] = {
@@ -24,6 +31,8 @@ RESTORE_SOURCES: dict[RosterKind, Table] = {
     RosterKind.LINKS: ROSTER_LINKS,
     RosterKind.DISTRICT: DISTRICTS,
 }
+# The OneRoster importer's state buckets, stored as published (restored_state).
+STATE_SOURCE: Table = ROSTER_ONEROSTER_STATE
 _ENVELOPE_COLUMNS = {"district_id", "is_active", "import_id", "version", "updated_at"}
 _BOOLS = {"is_ell", "is_iep"}
 _OPTIONAL = {"email", "last_name"}  # users: None when the upload left them blank
@@ -65,3 +74,8 @@ def restored_record(kind: RosterKind, row: Mapping[str, Any]) -> tuple[bytes, by
         district_id, str(row["import_id"]), version, bool(row["is_active"]), fields
     )
     return key.encode(), value
+
+
+def restored_state(row: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The (key, value) a ``roster_oneroster_state`` row was published as (byte for byte)."""
+    return str(row["key"]).encode(), str(row["doc"]).encode()

@@ -1,11 +1,16 @@
-"""The one boundary to ClickHouse: typed methods, one owning thread, errors wrapped once.
+"""The one boundary to ClickHouse: typed methods, a thread per lane, errors wrapped once.
 
 A server over HTTP when `ABACUS_CLICKHOUSE__URL` is set, else chDB in-process through the
 same client. chDB allows one engine (one data path) per process: in embedded mode only the
-worker may open the store while the stack is up. One thread owns the client (neither chDB
-nor clickhouse-connect clients are meant to be shared across threads), so calls run in the
-order they are made; async callers await the `a…` methods, which run there too. A
-retriable failure is tried again with backoff (`RetryPolicy`) before it escapes.
+worker may open the store while the stack is up. A client is never shared across threads
+(clickhouse-connect's chDB backend serialises calls on one handle, and a query issued while
+its stream is open returns nothing): each **lane** is one client and the one thread that
+owns it, so a lane's calls run in the order they are made, and lanes run side by side.
+Ingest writes (`INGEST`) never wait behind an export's query stream (`EXPORT`); everything
+else (roster, web, claims, reads, migrations) runs on `SERVICE`. Measured: two clients on
+one chDB path in one process run concurrently (docs/architecture.md). Async callers await
+the `a…` methods, which run on their lane. A retriable failure is tried again with
+backoff (`RetryPolicy`) before it escapes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -31,10 +35,13 @@ from abacus.aggregation.rollups import RollupKeys, rebuild_all
 from abacus.audit import AuditEntry
 from abacus.catalog import (
     AUDIT_LOG,
+    BENCHMARK_FACTS,
+    DAILY_FACTS,
     DEAD_LETTERS,
     DISTRICTS,
     EXPORT_JOBS,
     EXPORT_REQUESTS,
+    LESSON_FACTS,
     PENDING_FACTS,
     PORTAL_CREDENTIALS,
     ROSTER_STUDENTS,
@@ -51,10 +58,12 @@ from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
 from abacus.settings import AbacusSettings
 from abacus.store import migrations, rollups
+from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
+from abacus.store.lanes import EXPORT, INGEST, SERVICE, Lanes
 from abacus.store.native import EncodedBlock
 
-__all__ = ["Row", "Store"]
+__all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -63,9 +72,18 @@ Row = Sequence[Any]
 _PENDING_CHUNK = 50_000
 DEFAULT_RETRY = RetryPolicy()
 
+# Tables the ingest service writes: their inserts take the ingest lane.
+_INGEST_TABLES = frozenset(
+    t.name
+    for t in (EVENTS, DAILY_FACTS, LESSON_FACTS, BENCHMARK_FACTS, PENDING_FACTS, DEAD_LETTERS)
+)
 
-class Store:
-    """ClickHouse for Abacus. Open with `Store.open(settings)`; `close()` when done."""
+
+class Store(DeletionMethods):
+    """ClickHouse for Abacus. Open with `Store.open(settings)`; `close()` when done.
+
+    ``lanes``: a client and thread per lane (`LANES`); False: one client and thread for
+    every call (`ABACUS_CLICKHOUSE__LANES=shared`)."""
 
     def __init__(
         self,
@@ -74,13 +92,14 @@ class Store:
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
+        lanes: bool = False,
     ) -> None:
         self.database = database
         self._retry = retry
         self._sleep = sleep
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
-        self._owner = self._pool.submit(threading.current_thread).result()
-        self._client: Client = self._call("cannot open ClickHouse", open_client)
+        self._lanes = Lanes(
+            lambda: self._attempts("cannot open ClickHouse", open_client), separate=lanes
+        )
 
     @classmethod
     def open(cls, settings: AbacusSettings) -> Store:
@@ -92,14 +111,22 @@ class Store:
             dsn = f"chdb://{path.resolve()}"
         else:
             dsn = ch.url.get_secret_value()
-        return cls(lambda: clickhouse_connect.get_client(dsn=dsn), ch.database)
+        return cls(
+            lambda: clickhouse_connect.get_client(dsn=dsn),
+            ch.database,
+            lanes=ch.lanes == "separate",
+        )
 
     def close(self) -> None:
-        """Close the client on its thread, then stop the thread."""
-        self._call("close failed", self._client.close)
-        self._pool.shutdown(wait=True)
+        """Close each lane's client on its thread, then stop the threads."""
+        self._lanes.close(lambda close: self._attempts("close failed", close))
 
-    # --- running calls on the owning thread ----------------------------------------------
+    @property
+    def _client(self) -> Client:
+        """The client of the lane this runs on (`Lanes.client`)."""
+        return self._lanes.client()
+
+    # --- running calls on a lane's thread ------------------------------------------------
 
     def _attempts(self, what: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         delays = self._retry.delays()
@@ -115,15 +142,17 @@ class Store:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
-        """Run on the owning thread (directly when already on it) and wait."""
-        if threading.current_thread() is self._owner:
+        """Run on the service lane's thread (directly when already on it) and wait."""
+        lane = self._lanes[SERVICE]
+        if threading.current_thread() is lane.owner:
             return self._attempts(what, fn, *args, **kw)
-        return self._pool.submit(self._attempts, what, fn, *args, **kw).result()
+        return lane.pool.submit(self._attempts, what, fn, *args, **kw).result()
 
-    async def _acall(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run on the owning thread without blocking the event loop."""
+    async def _acall(self, what: str, fn: Callable[..., T], *args: Any, lane: str = SERVICE) -> T:
+        """Run on ``lane``'s thread without blocking the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._attempts, what, fn, *args)
+        pool = self._lanes[lane].pool
+        return await loop.run_in_executor(pool, self._attempts, what, fn, *args)
 
     def _name(self, table: CatalogTable | str) -> str:
         return f"{self.database}.{table if isinstance(table, str) else table.name}"
@@ -132,13 +161,10 @@ class Store:
 
     def migrate(self) -> list[str]:
         """Create the database and apply every migration not yet applied (idempotent)."""
-        return self._call("migration failed", migrations.apply, self._client, self.database)
+        return self._call("migration failed", lambda: migrations.apply(self._client, self.database))
 
-    def column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
-        """Column name → type of each table, as the store has them (for NativeEncoder)."""
-        rows = self._call(
-            "reading column types failed",
-            self._rows,
+    def _column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        rows = self._rows(
             "SELECT table, name, type FROM system.columns "
             "WHERE database = {db:String} AND table IN {tables:Array(String)}",
             {"db": self.database, "tables": list(tables)},
@@ -152,10 +178,13 @@ class Store:
             raise StorageError(f"tables missing: {names} (run `abacus init`)", retriable=False)
         return types
 
+    def column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Column name → type of each table, as the store has them (for NativeEncoder)."""
+        return self._call("reading column types failed", self._column_types, tables)
+
     async def acolumn_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.column_types, tables
-        )
+        what = "reading column types failed"
+        return await self._acall(what, self._column_types, tables, lane=INGEST)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -168,7 +197,9 @@ class Store:
         self._call(f"insert into {table.name} failed", self._insert, table, rows)
 
     async def ainsert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None:
-        await self._acall(f"insert into {table.name} failed", self._insert, table, rows)
+        """Insert rows (on the ingest lane for the tables ingest writes)."""
+        lane = INGEST if table.name in _INGEST_TABLES else SERVICE
+        await self._acall(f"insert into {table.name} failed", self._insert, table, rows, lane=lane)
 
     def load_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """Insert rows into ``columns`` of ``table`` (database-qualified, outside the catalog)
@@ -186,7 +217,8 @@ class Store:
     async def ainsert_blocks(self, blocks: Iterable[EncodedBlock]) -> None:
         """Insert blocks encoded elsewhere (an ingest process), in order: no Python per row."""
         for block in blocks:
-            await self._acall(f"insert into {block.table} failed", self._insert_block, block)
+            what = f"insert into {block.table} failed"
+            await self._acall(what, self._insert_block, block, lane=INGEST)
 
     # --- pending facts ---------------------------------------------------------------------
 
@@ -214,9 +246,8 @@ class Store:
         return self._call(what, self._resolve_pending, district_id, timezone)
 
     async def aresolve_pending(self, district_id: str, timezone: str) -> int:
-        return await self._acall(
-            "resolving pending facts failed", self._resolve_pending, district_id, timezone
-        )
+        what = "resolving pending facts failed"
+        return await self._acall(what, self._resolve_pending, district_id, timezone, lane=INGEST)
 
     # --- rollups (abacus.store.rollups) -----------------------------------------------------
 
@@ -263,12 +294,12 @@ class Store:
     def read_format(self, sql: str, params: Mapping[str, Any], fmt: str) -> bytes:
         """A query's whole answer in a ClickHouse output format (e.g. CSVWithNames)."""
         return self._call(
-            "query failed", self._client.raw_query, sql, parameters=dict(params), fmt=fmt
+            "query failed", lambda: self._client.raw_query(sql, parameters=dict(params), fmt=fmt)
         )
 
     def execute(self, statement: str) -> None:
         """Run a statement that returns nothing (benchmark data, OPTIMIZE)."""
-        self._call("statement failed", self._client.command, statement)
+        self._call("statement failed", lambda: self._client.command(statement))
 
     def load_districts(self) -> dict[str, DistrictConfig]:
         """Every district's latest config (at worker start); unreadable ones are skipped."""
@@ -342,7 +373,8 @@ class Store:
     async def astream_export(
         self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source = "rollups"
     ) -> T:
-        return await self._acall("export query failed", self._stream, query, sink, source)
+        what = "export query failed"
+        return await self._acall(what, self._stream, query, sink, source, lane=EXPORT)
 
     def _figures(self, district_id: str, epoch: str) -> StoreFigures:
         version = self._rows(
@@ -360,9 +392,8 @@ class Store:
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
         """The roster version, the events offsets (of that broker epoch) stored, and the
         rollup watermark, read before an export's query (manifest)."""
-        return await self._acall(
-            "reading manifest figures failed", self._figures, district_id, broker_epoch
-        )
+        what = "reading manifest figures failed"
+        return await self._acall(what, self._figures, district_id, broker_epoch, lane=EXPORT)
 
     def _claim(self, district_id: str, request_id: str) -> ExportClaim | None:
         rows = self._rows(
@@ -421,10 +452,18 @@ class Store:
         await self.ainsert_rows(AUDIT_LOG, [entry.row() for entry in entries])
 
     def _audit_rows(
-        self, district_id: str, limit: int, actions: Sequence[str], target: str | None
+        self,
+        district_id: str,
+        limit: int,
+        actions: Sequence[str],
+        target: str | None,
+        since: datetime | None,
     ) -> list[AuditEntry]:
         where = ["district_id = {d:String}"]
         params: dict[str, Any] = {"d": district_id, "n": limit}
+        if since is not None:
+            where.append("at >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = since
         if actions:
             where.append("action IN {a:Array(String)}")
             params["a"] = list(actions)
@@ -436,7 +475,7 @@ class Store:
             f"SELECT {columns} FROM {self._name(AUDIT_LOG)} "  # noqa: S608
             f"WHERE {' AND '.join(where)} ORDER BY at DESC LIMIT {{n:UInt32}}"
         )
-        return [AuditEntry(*row) for row in self._rows(sql, params)]
+        return [AuditEntry(as_utc(r[0]), *r[1:]) for r in self._rows(sql, params)]
 
     def audit_entries(
         self,
@@ -445,11 +484,14 @@ class Store:
         limit: int = 200,
         actions: Sequence[str] = (),
         target: str | None = None,
+        since: datetime | None = None,
     ) -> list[AuditEntry]:
-        """A district's newest audit entries (optionally of some actions or one target)."""
+        """A district's newest audit entries (optionally of some actions, one target, or
+        since a time)."""
         return self._call(
-            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
-        )
+            "reading the audit log failed",
+            self._audit_rows, district_id, limit, actions, target, since,
+        )  # fmt: skip
 
     async def aaudit_entries(
         self,
@@ -458,7 +500,9 @@ class Store:
         limit: int = 200,
         actions: Sequence[str] = (),
         target: str | None = None,
+        since: datetime | None = None,
     ) -> list[AuditEntry]:
         return await self._acall(
-            "reading the audit log failed", self._audit_rows, district_id, limit, actions, target
-        )
+            "reading the audit log failed",
+            self._audit_rows, district_id, limit, actions, target, since,
+        )  # fmt: skip

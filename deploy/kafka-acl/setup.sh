@@ -54,22 +54,30 @@ user abacus-roster "$ABACUS_KAFKA_ROSTER_PASSWORD"
 user learning-app "$ABACUS_KAFKA_APP_PASSWORD"
 
 ALL_TOPICS=(events events-dlq export-requests export-status roster-users roster-students
-  roster-teacher-students district-config roster-oneroster abacus-meta)
+  roster-teacher-students district-config roster-oneroster abacus-meta privacy-requests
+  privacy-status privacy-deny)
 ROSTER_TOPICS=(roster-users roster-students roster-teacher-students district-config)
 
-# The worker (ingest, roster and export agents, the portal, lag): creates its topics at start;
+# The worker (ingest, roster consumer and export agent, the portal, lag): creates its topics
+# at start; stores the roster topics and the OneRoster importer's state (roster-oneroster);
 # keeps the broker epoch on abacus-meta and, after an embedded broker restart, puts the
-# roster topics and dead letters back from ClickHouse.
+# roster topics, that state and dead letters back from ClickHouse.
 allow_topic abacus-worker Create "${ALL_TOPICS[@]}"
-allow_topic abacus-worker Read events export-requests "${ROSTER_TOPICS[@]}" abacus-meta
+allow_topic abacus-worker Read events export-requests "${ROSTER_TOPICS[@]}" roster-oneroster
+allow_topic abacus-worker Read abacus-meta
 allow_topic abacus-worker Write events-dlq export-status export-requests abacus-meta
-allow_topic abacus-worker Write "${ROSTER_TOPICS[@]}"
+allow_topic abacus-worker Write "${ROSTER_TOPICS[@]}" roster-oneroster
+# Deletions: requests in; statuses, the deny-list, roster tombstones and rewritten OneRoster
+# state buckets out (the worker reads the topics it tombstones).
+allow_topic abacus-worker Read privacy-requests privacy-deny
+allow_topic abacus-worker Write privacy-status privacy-deny
 allow_groups abacus-worker Read abacus
 allow_groups abacus-worker Describe abacus
 
-# Operators' CLI: export requests and their status, lag, dead letters (replay writes events).
-allow_topic abacus-ops Write export-requests events
-allow_topic abacus-ops Read export-status events-dlq events abacus-meta
+# Operators' CLI: export and deletion requests and their status, lag, dead letters (replay
+# writes events; list and replay read the deny-list to skip deleted students' records).
+allow_topic abacus-ops Write export-requests events privacy-requests
+allow_topic abacus-ops Read export-status events-dlq events abacus-meta privacy-status privacy-deny
 allow_groups abacus-ops Describe abacus
 
 # The roster importer reads the compacted topics back and publishes what changed; the

@@ -7,12 +7,18 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError, UnsupportedCodecError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    UnsupportedCodecError,
+)
 from mode import Service
 
 from abacus.errors import StackError, StorageError
@@ -20,12 +26,14 @@ from abacus.events.processing import SourceRecord
 from abacus.events.reasons import reject
 from abacus.ingest.prepare import STORED_TABLES, PreparedBatch, tune_gc
 from abacus.kafka_clients import aiokafka_config
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.attempts import AttemptLog
 from streams.dead_letters import DeadLetterWriter, producer_max_request_bytes
 from streams.districts import DistrictRegistry
 from streams.ingest_pool import BatchPreparer, default_processes
+from streams.ingest_rebalance import IngestRebalance
 from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, maybe_inject_fault
 from streams.metrics import Metrics
 from streams.rollups import RollupMaintainer
@@ -51,6 +59,7 @@ class _Fetched:
     prepared: asyncio.Future[PreparedBatch]
     starts: dict[int, int] = field(default_factory=dict)  # partition -> first offset
     quarantined: list[SourceRecord] = field(default_factory=list)
+    generation: int = 0  # the assignment it was read in (see `abandon`)
 
 
 class IngestService(Service):
@@ -76,6 +85,7 @@ class IngestService(Service):
         districts: DistrictRegistry,
         metrics: Metrics,
         broker_epoch: str,
+        deny: DenyList,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -86,6 +96,7 @@ class IngestService(Service):
         self.rollups = RollupMaintainer(
             store, broker_epoch, enabled=not settings.bench_skip_rollups
         )
+        self.deny = deny  # deleted students: their events and dead letters are dropped
         self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
         self.dead_letter_topic = settings.topics.name(settings.topics.dead_letter)
@@ -103,6 +114,14 @@ class IngestService(Service):
         # First offsets of the batches in flight, per partition, oldest first.
         self._inflight: dict[int, deque[int]] = defaultdict(deque)
         self._committed: dict[Any, int] = {}  # last offset committed per partition
+        # Bumped when partitions are revoked (streams/ingest_rebalance.py): batches read
+        # before that are not committed, and records held by the fetcher are dropped.
+        self._generation = 0
+        self._holding = False  # a revoke is waiting for the batches in flight
+        self.batch_done = asyncio.Event()  # set each time a batch is finished with
+        self._handed = 0  # batches handed to the ingest processes, and stored since start
+        self._stored = 0
+        self._progress = asyncio.Condition()
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -112,7 +131,6 @@ class IngestService(Service):
         await self.preparer.start()
         tune_gc()
         self.consumer = AIOKafkaConsumer(
-            self.topic,
             **aiokafka_config(broker),
             group_id=settings.ingest_group,
             enable_auto_commit=False,
@@ -128,6 +146,10 @@ class IngestService(Service):
             # delivers them anyway, measured: it does not filter aborted records).
             isolation_level="read_committed",
         )
+        # Finish or abandon in-flight batches when partitions are revoked; the wait stays
+        # well inside the rebalance timeout, or the group would drop this member.
+        wait_s = min(10.0, broker.rebalance_timeout_s / 2)
+        self.consumer.subscribe([self.topic], listener=IngestRebalance(self, wait_s))
         self.producer = AIOKafkaProducer(
             **aiokafka_config(broker),
             acks="all",
@@ -165,6 +187,31 @@ class IngestService(Service):
         """Partitions held now; none until the consumer has started."""
         return set(self.consumer.assignment()) if self._consuming else set()
 
+    # --- rebalance (streams/ingest_rebalance.py) -------------------------------------------
+
+    def in_flight(self, partitions: Iterable[int]) -> set[int]:
+        """Those of ``partitions`` with a batch handed over and not yet committed."""
+        return {p for p in partitions if self._inflight.get(p)}
+
+    def hold(self, holding: bool) -> None:
+        """Stop (or resume) handing fetched records over, while a revoke waits."""
+        self._holding = holding
+
+    def abandon(self, partitions: Iterable[int]) -> int:
+        """Give up the batches of revoked partitions still in flight: they are not
+        committed (the next owner reads them again) and their attempts do not count.
+        Returns how many batches were abandoned."""
+        assert self.attempts is not None
+        self._generation += 1
+        abandoned = 0
+        for partition in set(partitions):
+            waiting = self._inflight.pop(partition, None)
+            if waiting:
+                abandoned += len(waiting)
+                self.attempts.release(partition)
+        self._committed.clear()  # read again from the broker for the new assignment
+        return abandoned
+
     @Service.task
     async def _fetch(self) -> None:
         """Fetch while earlier batches are prepared and stored; hand a batch over when the
@@ -181,6 +228,7 @@ class IngestService(Service):
         records: list[SourceRecord] = []
         offsets: dict[Any, int] = {}
         size = 0  # bytes of record values in `records`
+        generation = self._generation  # the assignment `records` were read in
         drain = Drain(settings.drain_timeout_s)
         try:
             while not (self.crashed or (self.should_stop and drain.done)):
@@ -192,6 +240,11 @@ class IngestService(Service):
                 except UnsupportedCodecError as exc:
                     await self._stop_for_good(codec_error_message(exc))
                     break
+                if generation != self._generation:
+                    # Partitions were revoked meanwhile: what was held is read again by
+                    # whoever owns it now (positions restart at the committed offsets).
+                    records, offsets, size = [], {}, 0
+                    generation = self._generation
                 for tp, recs in fetched.items():
                     records += (
                         SourceRecord(
@@ -203,7 +256,8 @@ class IngestService(Service):
                         offsets[tp] = recs[-1].offset + 1
                         size += sum(len(rec.value or b"") for rec in recs)
                 full = len(records) >= batch_max or size >= _BATCH_BYTES
-                if records and (full or self._queue.empty() or self.should_stop):
+                ready = full or self._queue.empty() or self.should_stop
+                if records and ready and not self._holding:
                     await self._hand_over(records, offsets)
                     records, offsets, size = [], {}, 0
                 idle = not any(fetched.values())
@@ -211,7 +265,7 @@ class IngestService(Service):
                     await self._commit_skipped()
                 if self.should_stop:
                     await drain.check(self.consumer, idle=idle)
-            if records and not self.crashed:
+            if records and not self.crashed and generation == self._generation:
                 await self._hand_over(records, offsets)
         finally:
             await self._queue.put(None)
@@ -266,10 +320,24 @@ class IngestService(Service):
         raw = [
             (r.partition, r.offset, r.key, r.value) for r in records if r.partition not in poisoned
         ]
+        # Only the deny-list entries this batch's record keys (student ids) need cross over.
+        deny = self.deny.for_keys(r.key for r in records) if len(self.deny) else None
+        zones, now = self.districts.zones(), datetime.now(UTC)
         prepared = asyncio.ensure_future(
-            self.preparer.prepare(raw, self.districts.zones(), datetime.now(UTC), self.broker_epoch)
+            self.preparer.prepare(raw, zones, now, self.broker_epoch, deny=deny)
         )
-        await self._queue.put(_Fetched(records, offsets, prepared, starts, quarantined))
+        item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation)
+        await self._queue.put(item)
+        self._handed += 1
+
+    async def barrier(self, timeout_s: float = 120.0) -> None:
+        """Wait until every batch handed over before now is stored (those prepared before a
+        deny-list change); later batches see the change."""
+        target = self._handed
+        with contextlib.suppress(TimeoutError):
+            async with self._progress:
+                done = self._progress.wait_for(lambda: self._stored >= target or self.should_stop)
+                await asyncio.wait_for(done, timeout_s)
 
     @Service.task
     async def _store(self) -> None:
@@ -278,6 +346,10 @@ class IngestService(Service):
             while (item := await self._queue.get()) is not None:
                 try:
                     await self._finish(item, await item.prepared)
+                    self.batch_done.set()
+                    async with self._progress:
+                        self._stored += 1
+                        self._progress.notify_all()
                 except (StorageError, KafkaError, OSError) as exc:
                     # The store or the broker failed, not this batch: a restart retries it,
                     # and the attempt does not count towards quarantining it.
@@ -295,6 +367,11 @@ class IngestService(Service):
         assert self.dead_letters is not None
         assert self.attempts is not None
         records, metrics = item.records, self.metrics
+        if item.generation != self._generation:
+            # Read before its partitions were revoked and abandoned: the new owner stores
+            # it (and delivers its dead letters, which would otherwise go out twice).
+            log.debug("batch of %d records abandoned after a revoke", len(records))
+            return
         maybe_inject_fault(self.settings.test_crash_on_key, item.records, item.quarantined)
         started = time.perf_counter()
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
@@ -319,12 +396,20 @@ class IngestService(Service):
         letters = [(by_position[p, o], reason) for p, o, reason in batch.dead_letters]
         if item.quarantined:
             letters += self._quarantine(item)
+        denied = batch.denied
+        if letters and len(self.deny):
+            kept = self._without_denied(letters)
+            denied += len(letters) - len(kept)
+            letters = kept
         if letters:
             pointers = await self.dead_letters.deliver(letters, self.broker_epoch)
             metrics.dead_letters_oversized.inc(pointers)
             log.warning("dead-lettered %d record(s) of %d", len(letters), len(records))
-        await self.consumer.commit(item.offsets)
-        self._committed.update(item.offsets)
+        if item.generation != self._generation:
+            log.info("stored a batch of %d records, not committed: revoked", len(records))
+            return
+        if await self._commit(item):
+            self._committed.update(item.offsets)
         for partition in item.starts:
             waiting = self._inflight[partition]
             waiting.popleft()
@@ -342,6 +427,7 @@ class IngestService(Service):
         for reason, n in batch.rejected.items():
             metrics.events_rejected.labels(reason).inc(n)
         metrics.dead_letters.inc(len(letters))
+        metrics.events_denied.inc(denied)
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
         log.debug(
             "batch of %d records (%d events) stored in %.3fs (rollups %.3fs)",
@@ -350,6 +436,40 @@ class IngestService(Service):
             time.perf_counter() - started,
             rolled_up - stored,
         )
+
+    async def _commit(self, item: _Fetched) -> bool:
+        """Commit a stored batch's offsets. A group that re-formed before the listener ran
+        (this member was too slow, or was dropped) refuses the commit: the batch is then
+        read again by the partitions' new owner, harmlessly, and its attempt does not
+        count. Whether it was committed."""
+        assert self.consumer is not None
+        assert self.attempts is not None
+        try:
+            await self.consumer.commit(item.offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "batch of %d records stored but not committed (%s): its partitions moved;"
+                " the new owner reads it again",
+                len(item.records),
+                type(exc).__name__,
+            )
+            for partition in item.starts:
+                self.attempts.release(partition)
+            return False
+        return True
+
+    def _without_denied(
+        self, letters: list[tuple[SourceRecord, str]]
+    ) -> list[tuple[SourceRecord, str]]:
+        """Dead letters of deleted students are dropped, not kept (their data would live on
+        in the dead-letter topic and table): whoever the record names, or its key when it
+        names nobody readable. Dead letters are few; this decodes only them."""
+        now = datetime.now(UTC)
+        return [
+            (source, reason)
+            for source, reason in letters
+            if not self.deny.record_denied(source.key, source.value, now)
+        ]
 
     def _quarantine(self, item: _Fetched) -> list[tuple[SourceRecord, str]]:
         """Dead letters for the records of a poison batch, with one loud line per partition."""

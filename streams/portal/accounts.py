@@ -1,5 +1,5 @@
 """Staff accounts in the worker's memory: loaded from the store at start, kept current by
-the roster agent, so a request checks a user's active state with a dict lookup."""
+the roster consumer, so a request checks a user's active state with a dict lookup."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class AccountDirectory:
         log.info("%d staff account(s) loaded", len(self._accounts))
 
     def apply_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """`roster_users` rows the roster agent just stored (catalog column order)."""
+        """`roster_users` rows the roster consumer just stored (catalog column order)."""
         self._apply(Account.from_row(row) for row in rows)
 
     def _apply(self, accounts: Iterable[Account]) -> None:
@@ -55,6 +55,15 @@ class AccountDirectory:
             if account.email:
                 email = (account.district_id, account.email.casefold())
                 self._emails.setdefault(email, set()).add(account.key)
+
+    def forget(self, district_id: str) -> None:
+        """A district deleted at the end of its contract: nobody of it signs in any more
+        (its `roster_users` and `portal_credentials` rows are gone from the store too)."""
+        for key in [k for k in self._accounts if k[0] == district_id]:
+            del self._accounts[key]
+        for index in (self._names, self._emails, self._portal):
+            for key in [k for k in index if k[0] == district_id]:
+                del index[key]
 
     def get(self, district_id: str, employee_id: str) -> Account | None:
         """The account, active or not; None when the district never had it."""

@@ -27,10 +27,17 @@ class ExportBoard:
     """Export jobs by (district, request id)."""
 
     def __init__(
-        self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: Store,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        known: Callable[[str], bool] = lambda _district: True,
     ) -> None:
         self.store = store
         self.clock = clock
+        # Whether a district is configured: a request for one that is not (never was, or
+        # deleted at the end of its contract) is refused by the consumer and listed nowhere,
+        # so nothing of a deleted district is written again.
+        self.known = known
         self._jobs: dict[tuple[str, str], ExportJobView] = {}
 
     def load(self) -> None:
@@ -57,6 +64,8 @@ class ExportBoard:
             # A request id is its requester's for good, and a finished job stays finished:
             # a refused reuse of the id (another requester, another payload) changes nothing.
             return
+        if before is None and not self.known(request.district_id):
+            return
         before = before or ExportJobView.queued(request, now)
         job = before.with_status(doc, now)
         if job is before:
@@ -67,6 +76,11 @@ class ExportBoard:
                 await self.store.asave_export_job(job)
             except StorageError as exc:  # the export itself goes on; the list is in memory
                 log.error("could not save export job %s: %s", job.request_id, exc)
+
+    def forget(self, district_id: str) -> None:
+        """A district deleted at the end of its contract: its jobs are gone from the store."""
+        for key in [k for k in self._jobs if k[0] == district_id]:
+            del self._jobs[key]
 
     def get(self, district_id: str, request_id: str) -> ExportJobView | None:
         return self._jobs.get((district_id, request_id))

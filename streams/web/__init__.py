@@ -6,7 +6,8 @@ district portal's areas are the `portal*.py` modules (templates in `templates/`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import faust
@@ -14,13 +15,25 @@ import faust
 from abacus.district import DistrictConfig
 from abacus.export.request import ExportRequest
 from abacus.mail import send_reset_mail
+from abacus.privacy.request import DeletionRequest
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
 from streams.health import Assigned, Readiness
+from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
-from streams.web import exports, ops, portal, portal_admin, portal_auth, portal_exports
+from streams.web import (
+    exports,
+    ops,
+    ops_page,
+    portal,
+    portal_admin,
+    portal_auth,
+    portal_exports,
+    portal_privacy,
+    privacy,
+)
 
 __all__ = ["register"]
 
@@ -35,10 +48,16 @@ def register(
     accounts: AccountDirectory,
     board: ExportBoard,
     districts: Mapping[str, DistrictConfig],
+    monitor: LagMonitor,
+    hosted: Sequence[Assigned] = (),
 ) -> portal.Portal:
-    ops.register(app, metrics, readiness, ingest)
-    exports.register(app, settings, store)
-    return register_portal(app, settings, store, accounts, board, districts)
+    ops.register(app, metrics, readiness, ingest, *hosted)
+    exports.register(app, settings, store, accounts)
+    privacy.register(app, settings, store)
+    core = register_portal(app, settings, store, accounts, board, districts)
+    # The read-only operations page, inside the portal (its sign-in, headers, templates).
+    ops_page.register(app.web.web_app, core, monitor, metrics)  # type: ignore[attr-defined]
+    return core
 
 
 def register_portal(
@@ -60,6 +79,15 @@ def register_portal(
         value = request.model_dump_json().encode()
         await requests.send(key=request.request_id.encode(), value=value)
 
+    deletions = app.topic(
+        topics.name(topics.privacy_requests), key_serializer="raw", value_serializer="raw"
+    )
+
+    async def send_deletion(deletion: DeletionRequest) -> None:
+        # The same record as `abacus privacy delete` writes, with the signed-in admin.
+        value = json.dumps(deletion.record()).encode()
+        await deletions.send(key=deletion.request_id.encode(), value=value)
+
     web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's app
     core = portal.Portal(settings, store, accounts, board, districts)
     portal.register_core(web_app, core)
@@ -67,4 +95,5 @@ def register_portal(
     portal_auth.register(web_app, core, mail)
     portal_exports.register(web_app, core, send)
     portal_admin.register(web_app, core)
+    portal_privacy.register(web_app, core, send_deletion)
     return core

@@ -4,7 +4,9 @@ audit trail (`audit_log`: `download`, `download.denied`). People download in the
 This is the machine interface (links in status records and mails). The order of checks:
 the URL must name a file the export writer could have written, inside the export directory
 (`abacus/export/files.py`); the link must be well-formed, correctly signed and unexpired;
-the export must belong to the requester the link was issued to (`export_requests`).
+the export must belong to the requester the link was issued to (`export_requests`), who
+must still be an active user of the district: a user deactivated by a roster import loses
+their links at once, as they lose their portal sessions.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from abacus.export.files import ExportPathError, export_file
 from abacus.export.links import LinkError, verify_link
 from abacus.settings import AbacusSettings
 from abacus.store.store import Store
+from streams.portal.accounts import AccountDirectory
 
 __all__ = ["register"]
 
 _AUDIT_TEXT = 200  # audited values come from the URL: keep them short
 
 
-def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
+def register(
+    app: faust.App, settings: AbacusSettings, store: Store, accounts: AccountDirectory
+) -> None:
     key = settings.web.signing_key.get_secret_value().encode()
 
     async def audit(
@@ -65,6 +70,12 @@ def register(app: faust.App, settings: AbacusSettings, store: Store) -> None:
                     district, request_id, requester, "download.denied", "no such export", request
                 )
                 return self.json({"error": "no such export"}, status=404)
+            if accounts.active(district, requester) is None:
+                await audit(
+                    district, request_id, requester, "download.denied",
+                    "requester no longer active", request,
+                )  # fmt: skip
+                return self.json({"error": "the link's requester is no longer active"}, status=403)
             await audit(district, request_id, requester, "download", "", request)
             return web.FileResponse(
                 file,

@@ -14,7 +14,12 @@ from streams.metrics import Metrics
 __all__ = ["register"]
 
 
-def register(app: faust.App, metrics: Metrics, readiness: Readiness, ingest: Assigned) -> None:
+def register(
+    app: faust.App, metrics: Metrics, readiness: Readiness, ingest: Assigned, *hosted: Assigned
+) -> None:
+    """The pages; ``hosted``: the other consumers the worker hosts (the roster consumer),
+    whose assignment /readyz checks too, as the ``abacus_ready`` metric does."""
+
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -23,7 +28,7 @@ def register(app: faust.App, metrics: Metrics, readiness: Readiness, ingest: Ass
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            ready = refresh(app, readiness, ingest)  # checked now, not at a timer tick
+            ready = refresh(app, readiness, ingest, *hosted)  # checked now, not at a timer tick
             body: dict[str, Any] = {"ready": ready, "checks": readiness.as_dict()}
             return self.json(body, status=200 if ready else 503)
 

@@ -79,12 +79,16 @@ def register(web_app: web.Application, portal: Portal) -> None:
                 else:
                     fields[part.name] = (await part.text())[:4096]
             await portal.check_token(request, user, fields.get("csrf"))
-            missing = [f for f in ROSTER_FILES if not (folder / f).is_file()
-                       or (folder / f).stat().st_size == 0]  # fmt: skip
+            # A file input left empty still sends an empty part: that file is not uploaded
+            # (its kind keeps what was published, as with `abacus roster import`).
+            for name in ROSTER_FILES:
+                empty = folder / name
+                if empty.is_file() and empty.stat().st_size == 0:
+                    empty.unlink()
             error = ""
             result: ImportResult | None = None
-            if missing:
-                error = f"Choose all three files: {', '.join(missing)} is missing or empty."
+            if not any((folder / f).is_file() for f in ROSTER_FILES):
+                error = f"Choose at least one of the roster files ({', '.join(ROSTER_FILES)})."
             else:
                 try:
                     result = await asyncio.to_thread(

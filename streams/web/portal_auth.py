@@ -11,6 +11,7 @@ from aiohttp import web
 
 from abacus.accounts.account import Account
 from abacus.accounts.passwords import new_password_problem, verify_password
+from abacus.accounts.resets import ResetTicket
 from abacus.errors import AbacusError
 from abacus.mail import ResetMail
 from streams.web.portal import PREFIX, Portal, safe_next
@@ -74,10 +75,14 @@ def register(
         name = form.get("username", "")[:256]
         password = form.get("password", "")
         address = request.remote or ""
-        user_key = portal.throttles.user_key(district, name)
+        account = portal.accounts.find(district, name)
+        # per account (by Username or e-mail alike) when there is one, else per typed name
+        user_key = portal.throttles.user_key(district, account.employee_id if account else name)
         wait = portal.throttles.retry_after(user_key, address)
         if wait is not None:
-            await portal.audit("signin.throttled", request, district, name, detail=address)
+            await portal.audit(
+                "signin.throttled", request, district, _actor(account), detail=address
+            )
             minutes = max(1, math.ceil(wait / 60))
             error = (
                 "Too many failed sign-ins. Wait "
@@ -87,7 +92,6 @@ def register(
             return sign_in_page(request, district=district, name=name, error=error, status=429)
         if district not in districts:
             return sign_in_page(request, name=name, error="Choose your district.", status=400)
-        account = portal.accounts.find(district, name)
         stored = portal.accounts.credential(account).password_hash if account else ""
         # Verified even when nobody matches (against a dummy hash): the answer takes as long.
         ok = await asyncio.to_thread(verify_password, stored, password)
@@ -97,8 +101,7 @@ def register(
                 "no active user by that name" if account is None
                 else "no password set" if not stored else "wrong password"
             )  # fmt: skip
-            actor = account.employee_id if account else name
-            await portal.audit("signin.failed", request, district, actor, detail=detail)
+            await portal.audit("signin.failed", request, district, _actor(account), detail=detail)
             return sign_in_page(
                 request, district=district, name=name, error=SIGN_IN_FAILED, status=401
             )
@@ -152,8 +155,10 @@ def register(
             return portal.render(request, "forgot.html", context, status=400)
         account = portal.accounts.find(district, name)
         address = request.remote or ""
+        # per account (by Username or e-mail alike) when there is one, else per typed name
         throttled = portal.throttles.reset_throttled(
-            portal.throttles.user_key(district, name), address
+            portal.throttles.user_key(district, account.employee_id if account else name),
+            address,
         )
         if account is not None and account.email and not throttled:
             token = portal.resets.issue(account)
@@ -161,7 +166,7 @@ def register(
             await portal.audit("reset.requested", request, district, account.employee_id)
         else:
             why = "throttled" if throttled else "no active user with an e-mail by that name"
-            await portal.audit("reset.requested", request, district, name, detail=why)
+            await portal.audit("reset.requested", request, district, "", detail=why)
         # The same answer whether or not the account exists (and the mail is sent after it).
         return portal.render(request, "forgot.html", context)
 
@@ -197,8 +202,9 @@ def register(
     async def reset_form(request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         ticket, problem = portal.resets.check(token)
-        if ticket is None or problem is not None:
-            return await reset_denied(request, token, problem or "unknown")
+        account = portal.accounts.active(ticket.district_id, ticket.employee_id) if ticket else None
+        if ticket is None or problem is not None or account is None:
+            return await reset_denied(request, token, _why_denied(ticket, problem))
         return portal.render(request, "reset.html", {"token": token, "error": ""})
 
     async def reset(request: web.Request) -> web.StreamResponse:
@@ -207,7 +213,7 @@ def register(
         ticket, problem = portal.resets.check(token)
         account = portal.accounts.active(ticket.district_id, ticket.employee_id) if ticket else None
         if ticket is None or problem is not None or account is None:
-            return await reset_denied(request, token, problem or "unknown")
+            return await reset_denied(request, token, _why_denied(ticket, problem))
         password = form.get("password", "")
         error = new_password_problem(
             password,
@@ -236,6 +242,20 @@ def register(
     r.add_post(f"{PREFIX}/forgot", forgot)
     r.add_get(f"{PREFIX}/reset/{{token}}", reset_form)
     r.add_post(f"{PREFIX}/reset/{{token}}", reset)
+
+
+def _actor(account: Account | None) -> str:
+    """Who the audit names: the account's Employee_ID, never a name typed that matches no
+    one (it is often a password typed into the username box)."""
+    return account.employee_id if account is not None else ""
+
+
+def _why_denied(ticket: ResetTicket | None, problem: str | None) -> str:
+    """The audit's reason a reset link is refused: its own problem (used, expired), an
+    unknown token, or a user deactivated since the link was mailed."""
+    if ticket is None:
+        return "unknown"
+    return problem or "deactivated"
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -4,6 +4,7 @@ One `abacus up` home for the module, started and stopped by each test (the embed
 broker, memory-only, dies with each stop; ClickHouse under the home is the record):
 (a) events sent and SIGTERM at once: the worker drains before the broker stops;
 (b) a roster import after a restart still deactivates a student removed from the upload;
+(b') a OneRoster delta package after a restart still finds the rows of earlier uploads;
 (c) a SIGKILLed worker is restarted by `abacus up` and every event is counted once.
 """
 
@@ -32,6 +33,7 @@ from tests.integration.test_aggregation import (
     roster_students,
     stored_daily,
 )
+from tests.support.oneroster import as_delta, from_upload
 from tests.support.produce import produce_events, wait_consumed
 from tests.support.stack import Stack, wait_until
 from tests.support.truth import daily_truth
@@ -143,6 +145,69 @@ def test_a_roster_import_after_a_restart_still_deactivates_a_removed_student(
     assert len(active) == 40
     assert active.pop(removed) == 0
     assert set(active.values()) == {1}
+
+
+def test_a_oneroster_delta_after_a_restart_finds_the_rows_of_earlier_uploads(
+    up: Stack, tmp_path: Path
+) -> None:
+    district, config = "or-restart-district", str(EXAMPLES / "district.toml")
+    pkg = from_upload(EXAMPLES)
+    up.start_up()
+    bulk = pkg.write_zip(tmp_path / "bulk" / "roster.zip")
+    first = up.run("roster", "import", str(bulk), "--district", district, "--config", config)
+    assert "users.csv: students: 40 accepted, 0 rejected, 0 unchanged, 0 updated, 40 new" in (
+        first.stdout
+    )
+    state = "abacus_roster_records_total{kind=oneroster_state,outcome=stored}"
+    # The importer's state: one bucket each for orgs, classes, users and enrollments.
+    wait_until(lambda: up.metrics().get(state, 0) >= 4, 60, "the OneRoster state stored")
+    _wait_students_stored(up, 40)
+    epoch_before = read_meta(up.settings).epoch
+    assert up.stop_worker(signal.SIGTERM) == 0
+
+    up.start_up()  # a new embedded broker: roster-oneroster starts empty, like the others
+    assert read_meta(up.settings).epoch != epoch_before
+    # Rows only the bulk upload named: a student to delete, a class and a student to enrol.
+    leaver = pkg.find("users.csv", identifier="20010")["sourcedId"]
+    klass = pkg.find("classes.csv", title="Math 0101")
+    pupil = pkg.find("users.csv", identifier="20024")["sourcedId"]
+    delta = as_delta(
+        pkg,
+        {
+            "users.csv": [{"sourcedId": leaver, "status": "tobedeleted"}],
+            "enrollments.csv": [
+                {
+                    "sourcedId": "enr-after-restart",
+                    "status": "active",
+                    "classSourcedId": klass["sourcedId"],
+                    "schoolSourcedId": klass["schoolSourcedId"],
+                    "userSourcedId": pupil,
+                    "role": "student",
+                }
+            ],
+        },
+    )
+    args = ("roster", "import", str(delta.write(tmp_path / "delta")), "--district", district)
+    second = up.run(*args, "--config", config, check=False)
+    assert second.returncode == 0, second.stdout + second.stderr
+    lines = {line.split(":", 2)[1].strip(): line for line in second.stdout.splitlines()[1:]}
+    assert lines["students"].endswith("39 unchanged, 0 updated, 0 new, 1 deactivated")
+    assert lines["teacher-student links"].endswith("0 updated, 1 new, 1 deactivated")
+    _wait_students_stored(up, 40 + 1)  # the 40 restored from ClickHouse, then the change
+    assert up.stop_worker(signal.SIGTERM) == 0
+    rows = up.query(
+        "SELECT student_id, is_active FROM abacus.roster_students FINAL "
+        "WHERE district_id = {d:String} AND student_id IN ('20010', '20024')",
+        d=district,
+    )
+    assert sorted(rows) == [["20010", 0], ["20024", 1]]
+    links = up.query(
+        "SELECT employee_id, student_id, is_active FROM abacus.roster_links FINAL "
+        "WHERE district_id = {d:String} AND student_id IN ('20010', '20024') ORDER BY 1, 2",
+        d=district,
+    )
+    assert ["0101", "20024", 1] in links
+    assert ["0102", "20010", 0] in links
 
 
 def test_a_killed_worker_is_restarted_by_abacus_up_and_nothing_is_lost(up: Stack) -> None:

@@ -33,14 +33,6 @@ SPRING = (date(2026, 4, 20), date(2026, 5, 29), date(2025, 8, 15))  # start, end
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def roster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example roster, with a building user limited to one building and a name that
     a spreadsheet would run as a formula."""

@@ -157,7 +157,7 @@ def test_readiness_flips_and_metrics_match_what_was_sent(stack: Stack) -> None:
     not_ready = json.loads(seen[0][1])
     assert not_ready == {
         "ready": False,
-        "checks": {"topics": True, "migrations": True, "assignment": False},
+        "checks": {"topics": True, "migrations": True, "assignment": False, "roster_store": True},
     }
     assert json.loads(seen[1][1])["ready"] is True
 

@@ -56,14 +56,6 @@ def roster(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.controller.start()
-    yield box
-    box.controller.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(
     broker: EmbeddedBroker,
     tmp_path_factory: pytest.TempPathFactory,
@@ -249,6 +241,32 @@ def test_admin_pages_forgot_and_error_pages_pass_axe(
         in page.locator("[role=status]").inner_text()
     )
     assert_accessible(page, "roster-upload-result")
+    # one file on its own, like `abacus roster import`: the other kinds stay as they are
+    page.goto(f"{portal}/admin/roster")
+    page.set_input_files("#file-3", str(upload / "3_teacher_students.csv"))
+    page.get_by_role("button", name="Upload and import").click()
+    page.wait_for_load_state()
+    links = len((upload / "3_teacher_students.csv").read_text().splitlines()) - 1
+    status = page.locator("[role=status]").inner_text()
+    assert "1_users.csv: not uploaded; the published records are kept as they are" in status
+    assert "2_students.csv: not uploaded; the published records are kept as they are" in status
+    assert (
+        f"3_teacher_students.csv: {links} accepted, 0 rejected, {links} unchanged, 0 updated,"
+        " 0 new, 0 deactivated" in status
+    )
+    # the deletion pages up to the confirmation (nothing is deleted here)
+    page.goto(f"{portal}/admin/deletions")
+    assert_accessible(page)
+    page.fill("#students", "20001\n20001")
+    page.get_by_role("button", name="Continue").click()
+    assert "a student is named twice" in page.locator("[role=alert]").inner_text()
+    assert_accessible(page)
+    page.fill("#students", "20001\n20002")
+    page.get_by_role("button", name="Continue").click()
+    assert "2 students" in page.locator("[role=status]").inner_text()
+    assert_accessible(page)
+    page.goto(f"{portal}/admin/deletions/del-0000000000000000")
+    assert_accessible(page)
     page.goto(f"{portal}/nowhere")
     assert_accessible(page, "not-found")
     context.close()

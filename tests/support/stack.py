@@ -129,16 +129,20 @@ class Stack:
             )
         return proc
 
-    def start_worker(self, ready_timeout: float = 60, command: str = "worker") -> None:
+    def start_worker(
+        self, ready_timeout: float = 120, command: str = "worker", *, path: str = "/readyz"
+    ) -> None:
+        """Start the worker and wait until ``path`` answers 200 (``/healthz`` for a worker
+        that may hold no partition of the agents' group: a second worker in one group)."""
         assert self.worker is None or self.worker.poll() is not None, "worker already running"
         self.home.mkdir(parents=True, exist_ok=True)
         log = (self.home / "worker.log").open("ab")
         self.worker = subprocess.Popen(
             [*ABACUS, command], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        wait_until(self._ready, ready_timeout, f"abacus {command} /readyz")
+        wait_until(lambda: self._ready(path), ready_timeout, f"abacus {command} {path}")
 
-    def start_up(self, ready_timeout: float = 90) -> None:
+    def start_up(self, ready_timeout: float = 150) -> None:
         """`abacus up`: a supervised worker (and, when ``embedded``, its own broker)."""
         self.start_worker(ready_timeout, command="up")
 
@@ -150,10 +154,10 @@ class Stack:
                 return child
         return None
 
-    def _ready(self) -> bool:
+    def _ready(self, path: str = "/readyz") -> bool:
         if self.worker is not None and self.worker.poll() is not None:
             raise AssertionError(f"worker exited with {self.worker.returncode}:\n{self.log_tail()}")
-        return http_get(f"{self.url}/readyz")[0] == 200
+        return http_get(f"{self.url}{path}")[0] == 200
 
     def log_tail(self, n: int = 60) -> str:
         path = self.home / "worker.log"

@@ -59,13 +59,19 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
         "daily_rollups", "lesson_rollups", "monthly_rollups",
-        "roster_students", "roster_students_history", "roster_links", "dead_letters",
+        "roster_students", "roster_students_history", "roster_links",
+        "roster_oneroster_state", "dead_letters", "audit_log",
     }  # fmt: skip
+    assert table("audit_log").pseudonymise
     assert table("pending_facts").student_link == "event_id"
     # Raw record bytes: no reliable district, the record key is the student (contract).
     dead = table("dead_letters")
     assert (dead.district_column, dead.student_column) == (None, "key")
     assert "value" in dead.reach
+    # The OneRoster importer's buckets: many students per row, reached through `doc`.
+    state = table("roster_oneroster_state")
+    assert (state.student_column, state.student_link) == (None, None)
+    assert "identifier" in state.reach
     with pytest.raises(KeyError):
         table("nope")
 
@@ -88,3 +94,14 @@ def test_sql_in_the_code_names_only_catalog_tables() -> None:
             named |= set(re.findall(r"\{db\}\.([a-z_]+)", path.read_text()))
     assert named, "the pattern must find the SQL texts"
     assert named <= {t.name for t in TABLES}
+
+
+def test_every_table_naming_students_is_deleted_from_or_is_a_privacy_record() -> None:
+    """A table with a student column that the catalog forgot to mark would survive a
+    deletion: each is either walked by it or is the deletion's own record (kept)."""
+    naming = {"student_id", "student_ids"}
+    for name, columns in migrated_tables().items():
+        if columns & naming:
+            entry = table(name)
+            assert entry.holds_students or entry.privacy_record, name
+    assert {t.name for t in TABLES if t.privacy_record} == {"privacy_requests", "privacy_deny"}

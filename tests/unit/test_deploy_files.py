@@ -161,6 +161,25 @@ def test_only_the_worker_and_operators_may_write_export_requests() -> None:
     assert {t for _, _, t in rules} <= topics
 
 
+def test_the_worker_reads_and_restores_every_roster_topic() -> None:
+    """The roster consumer stores roster-*, district-config and roster-oneroster; after an
+    embedded broker restart the worker publishes them again from ClickHouse."""
+    t = AbacusSettings(home=Path("/x")).topics
+    roster = {
+        t.name(name)
+        for name in (
+            t.roster_users, t.roster_students, t.roster_links, t.district_config,
+            t.roster_oneroster,
+        )
+    }  # fmt: skip
+    rules = acls()
+    for operation in ("Read", "Write"):
+        allowed = {
+            topic for user, op, topic in rules if user == "abacus-worker" and op == operation
+        }
+        assert roster <= allowed, operation
+
+
 def test_the_setup_script_is_valid_bash() -> None:
     subprocess.run(["bash", "-n", str(SECURE / "setup.sh")], check=True)
 

@@ -75,6 +75,7 @@ class FakeStore:
         # The rollup watermark at each read, in turn (the last one stays); by default it
         # covers the events stored.
         self.watermarks = list(watermarks or [{0: 5, 1: 10}])
+        self.audited: list[Any] = []
         self.claims: dict[tuple[str, str], ExportClaim] = {}
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
         self.staff["0101"] = Requester("0101", 1, ("Oak",), "")
@@ -102,6 +103,9 @@ class FakeStore:
 
     async def arollup_watermark(self, epoch: str) -> dict[int, int]:
         return self.watermarks.pop(0) if len(self.watermarks) > 1 else self.watermarks[0]
+
+    async def aaudit(self, *entries: Any) -> None:
+        self.audited.extend(entries)
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None:
         return self.claims.get((district_id, request_id))
@@ -165,6 +169,9 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     # YTD in the district's time: school year start to yesterday (today is 2026-05-01).
     assert accepted["range"] == {"start": "2025-08-15", "end": "2026-04-30"}
     assert accepted["scope"] == "district"
+    [audit] = h.store.audited
+    assert (audit.action, audit.actor, audit.target) == ("export.accepted", "0401", "r1")
+    assert audit.detail == "both 2025-08-15..2026-04-30 (district)"
     assert h.store.queries == [
         ExportQuery(DISTRICT, date(2025, 8, 15), date(2026, 4, 30), date(2025, 8, 15), "both",
                     ExportScope("district", "0401", ()))

@@ -39,3 +39,12 @@ def test_both_consumers_must_hold_partitions() -> None:
     assert holds_partitions(_app({"roster-0"}), _ingest(set())) is False
     assert holds_partitions(_app(set()), _ingest({"events-0"})) is False
     assert holds_partitions(_app({"roster-0"}), None) is True  # no ingest service hosted
+
+
+def test_the_roster_consumer_must_hold_partitions_too() -> None:
+    app, ingest = _app({"export-requests-0"}), _ingest({"events-0"})
+    assert holds_partitions(app, ingest, _Consumer({"roster-users-0"})) is True
+    assert holds_partitions(app, ingest, _Consumer(set())) is False
+    readiness = Readiness(topics=True, migrations=True)
+    assert refresh(app, readiness, ingest, _Consumer(set())) is False
+    assert refresh(app, readiness, ingest, _Consumer({"roster-users-0"})) is True

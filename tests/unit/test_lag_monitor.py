@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytest
 
 from abacus.settings import AbacusSettings
 from consumers.lag import PartitionLag
 from consumers.lag_history import GroupSample, LagHistory
-from streams.lag_monitor import HISTORY_SAMPLES, LagMonitor
+from streams.lag_monitor import LagMonitor, history_samples
 from streams.metrics import Metrics
 
 INGEST, AGENTS, EVENTS = "abacus-ingest", "abacus", "events"
@@ -34,7 +35,7 @@ class FakeReader:
         rows = [
             PartitionLag(INGEST, EVENTS, p, c, e, 0, float(e - c)) for p, (c, e) in step.items()
         ]
-        return {INGEST: rows, AGENTS: []}
+        return {**{group: [] for group in groups}, INGEST: rows}
 
     def members(self, group: str) -> int:
         return 1
@@ -89,6 +90,7 @@ async def test_gauges_and_status_follow_the_samples() -> None:
     assert value(metrics, "abacus_consumer_lag_records", **labels) == 0
     assert status_of(metrics, INGEST) == ["ok"]
     assert status_of(metrics, AGENTS) == ["ok"]  # no partitions committed yet
+    assert status_of(metrics, "abacus-roster") == ["ok"]  # the roster consumer's group
     assert value(metrics, "abacus_consumer_group_members", group=INGEST) == 1
     await monitor.tick()
     assert status_of(metrics, INGEST) == ["ok"]  # lag 0 in the window (first sample)
@@ -182,6 +184,27 @@ def test_the_history_is_a_bounded_ring_per_group() -> None:
     assert [s.at for s in history.samples("g", since=3.0)] == [3.0, 4.0]
     assert history.groups() == ["g", "h"]
     assert history.latest("nobody") is None
-    assert HISTORY_SAMPLES * 5 == 3600  # one hour at the default interval
+    # One hour at any interval, the hour's first sample included.
+    assert (history_samples(5.0), history_samples(1.0), history_samples(7.0)) == (721, 3601, 516)
     with pytest.raises(ValueError):
         LagHistory(0)
+
+
+async def test_an_error_while_publishing_a_sample_is_logged_and_counted_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor, metrics, _ = make_monitor([FakeReader([{0: (5, 5)}, {0: (6, 9)}])])
+
+    def broken(group: str, window_s: float) -> Any:
+        raise KeyError("a bug in the status rules")
+
+    real = monitor.history.status
+    monitor.history.status = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="streams.lag_monitor"):
+        await monitor.tick()  # must not raise (the timer would die with it)
+    assert value(metrics, "abacus_lag_monitor_errors_total") == 1
+    assert "KeyError" in caplog.text
+    monitor.history.status = real  # type: ignore[method-assign]
+    await monitor.tick()
+    labels = {"group": INGEST, "topic": EVENTS, "partition": "0"}
+    assert value(metrics, "abacus_consumer_lag_records", **labels) == 3

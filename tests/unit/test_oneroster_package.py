@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from abacus.roster.oneroster import package as pkg_io
+from abacus.errors import RosterInputError
 from abacus.roster.oneroster.package import PackageError, is_oneroster_package, read_package
+from abacus.roster.oneroster.reader import read_csv
 from tests.support.oneroster import Package, from_upload
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -62,12 +63,29 @@ def test_a_zip_without_a_manifest_has_none(example: Package, tmp_path: Path) -> 
     assert package.present == {"users.csv"}
 
 
-def test_an_oversized_member_is_refused(
-    example: Package, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pkg_io, "MAX_FILE_BYTES", 100)
-    with pytest.raises(PackageError, match="larger than"):
-        read_package(example.write_zip(tmp_path / "big.zip"))
+def test_an_oversized_file_is_refused_before_it_is_read(example: Package, tmp_path: Path) -> None:
+    size, name = max((len(payload), name) for name, payload in example.files().items())
+    archive = example.write_zip(tmp_path / "big.zip")
+    assert len(read_package(archive, max_bytes=size).files[name]) == size
+    with pytest.raises(RosterInputError) as info:
+        read_package(archive, max_bytes=size - 1)
+    assert str(info.value) == (
+        f"big.zip: {name}: {size:,} bytes, over the limit of {size - 1:,}"
+        " (ABACUS_ROSTER__MAX_FILE_BYTES); nothing imported"
+    )
+    folder = example.write(tmp_path / "folder")
+    with pytest.raises(RosterInputError, match=rf"^{name}: .* over the limit"):
+        read_package(folder, max_bytes=size - 1)
+
+
+def test_a_file_over_the_row_cap_is_refused() -> None:
+    payload = b"sourcedId,status\n" + b"".join(b"r%d,\n" % n for n in range(3))
+    assert len(read_csv("orgs.csv", payload, max_rows=3)[0]) == 4
+    with pytest.raises(RosterInputError) as info:
+        read_csv("orgs.csv", payload, max_rows=2)
+    assert (
+        str(info.value) == "orgs.csv: more than 2 rows (ABACUS_ROSTER__MAX_ROWS); nothing imported"
+    )
 
 
 def test_a_package_without_a_usable_manifest_imports_nothing(

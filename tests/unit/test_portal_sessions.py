@@ -3,7 +3,10 @@ user is deactivated or their password changes; reset tickets are single-use; thr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from abacus.accounts.credentials import Credential
 from abacus.accounts.sessions import SessionRules
@@ -117,3 +120,25 @@ def test_throttles_count_per_user_and_per_address() -> None:
     clock.now += 60
     assert t.retry_after(a, "1.1.1.1") is None
     assert [t.reset_throttled(a, "3.3.3.3") for _ in range(4)] == [False, False, False, True]
+
+
+@pytest.mark.parametrize(("public_url", "secure"), [("https://portal.example", True),
+                                                     ("http://127.0.0.1:6066", False)])  # fmt: skip
+def test_the_session_cookie_is_secure_whenever_the_public_url_is_https(
+    public_url: str, secure: bool, tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    from abacus.settings import AbacusSettings
+    from streams.web.portal import Portal
+
+    settings = AbacusSettings(home=tmp_path, web={"public_url": public_url})
+    portal = Portal(settings, store=None, accounts=AccountDirectory(store=None), board=None,
+                    districts={})  # type: ignore[arg-type]  # fmt: skip
+    response = web.Response()
+    portal.set_session_cookie(response, "token")
+    cookie = response.cookies["abacus_session"]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == "/portal"
+    assert bool(cookie["secure"]) is secure

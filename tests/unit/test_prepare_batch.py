@@ -172,3 +172,38 @@ def test_an_ingest_process_never_imports_the_dataframe_libraries() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_events_of_denied_students_are_dropped_and_counted_never_dead_lettered() -> None:
+    from abacus.privacy.deny import DenyEntry, DenyList
+
+    reenabled = BASE_TIME + timedelta(hours=1)
+    deny = DenyList([
+        DenyEntry("D1", "S1", "del-1", BASE_TIME),
+        DenyEntry("D1", "S3", "del-1", BASE_TIME, reenabled_at=reenabled),
+    ])  # fmt: skip
+    gone = one_of_each(district_id="D1", student_id="S1")
+    kept = sample_event("points_earned", district_id="D1", student_id="S2")
+    old = sample_event("points_earned", district_id="D1", student_id="S3")
+    fresh = sample_event("points_earned", district_id="D1", student_id="S3", occurred_at=reenabled)
+    other = sample_event("points_earned", district_id="D2", student_id="S1")
+    records: list[RawRecord] = [
+        (0, 1, b"S1", encode_batch(gone)),
+        (0, 2, b"S2", encode_event(kept)),
+        (0, 3, b"S3", encode_batch([old, fresh])),
+        (0, 4, b"S1", encode_event(other)),
+    ]
+    batch_deny = deny.for_keys(r[2] for r in records)
+    prepared = prepare_batch(records, {"D1": TZ, "D2": TZ}, NOW, ENCODER, deny=batch_deny)
+    assert prepared.denied == len(gone) + 1
+    assert prepared.dead_letters == []
+    stored = {str(r[2]) for r in _decode(_by_table(prepared.blocks)["events"])}
+    assert stored == {kept["event_id"], fresh["event_id"], other["event_id"]}
+    assert sum(prepared.accepted.values()) == 3
+    assert prepared.events == 3
+    # Without a deny-list nothing is dropped.
+    assert prepare_batch(records, {"D1": TZ, "D2": TZ}, NOW, ENCODER).events == len(gone) + 4
+    # Dead letters: the worker drops a denied student's (named inside, or by key).
+    assert deny.record_denied(b"S2", encode_event(gone[0]), NOW)
+    assert deny.record_denied(b"S1", b"\x00garbage", NOW)
+    assert not deny.record_denied(b"S2", b"\x00garbage", NOW)

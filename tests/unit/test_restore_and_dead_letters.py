@@ -140,7 +140,40 @@ def test_a_dead_letter_too_large_becomes_a_small_pointer() -> None:
 def test_events_and_dead_letters_have_explicit_retention() -> None:
     specs = {s.name: s.topic_configs for s in topic_specs(AbacusSettings())}
     assert specs["events"]["retention.ms"] == str(7 * 24 * 3600 * 1000)
-    assert specs["events-dlq"]["retention.ms"] == "-1"
-    assert specs["events-dlq"]["retention.bytes"] == "-1"
+    # Finite: the bound a deletion states for a student's dead letters on the topic (the
+    # dead_letters table keeps them until replayed, and deletes a student's).
+    assert specs["events-dlq"]["retention.ms"] == str(30 * 24 * 3600 * 1000)
     for name in ("roster-users", "roster-students", "district-config", "abacus-meta"):
         assert specs[name]["cleanup.policy"] == "compact"
+        assert specs[name]["max.compaction.lag.ms"] == str(24 * 3600 * 1000)
+    assert specs["privacy-deny"]["cleanup.policy"] == "compact"
+    assert specs["privacy-requests"]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+
+
+def test_the_deny_list_is_restored_to_its_topic_when_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    import streams.restore as restore
+    from abacus.privacy.deny import DenyEntry, encode_entry
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    entries = [DenyEntry("maple", "S1", "del-1", at), DenyEntry("maple", "", "del-2", at)]
+    present_key, present_value = encode_entry(entries[0])
+    sent: list[tuple[str, bytes, bytes | None]] = []
+
+    class Store:
+        def has_rows(self, table: object) -> bool:
+            return True
+
+        def load_deny(self) -> list[DenyEntry]:
+            return entries
+
+    settings = AbacusSettings(topics={"prefix": "t."})
+    monkeypatch.setattr(
+        restore, "read_latest", lambda s, topics: {topics[0]: {present_key: present_value}}
+    )
+    monkeypatch.setattr(restore, "publish", lambda s, records: sent.extend(records))
+    assert restore._restore_deny(settings, Store()) == {"t.privacy-deny": 1}  # type: ignore[arg-type]
+    assert sent == [("t.privacy-deny", *encode_entry(entries[1]))]

@@ -148,3 +148,82 @@ def test_restore_reads_rows_by_catalog_columns_and_dead_letters_as_bytes() -> No
     assert rows == [dict(zip(ROSTER_LINKS.columns, links.rows[0], strict=True))]
     assert links.queries[0][0].endswith("FROM db.roster_links FINAL")
     store.close()
+
+
+# -- lanes: ingest never waits behind an export's query stream ------------------------------
+
+
+class LaneClient(FakeClient):
+    """A client whose query stream blocks until ``release`` is set."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    def query_row_block_stream(self, sql: str, parameters: Any = None) -> Any:
+        self.threads.add(threading.current_thread().name)
+        release = self.release
+
+        class Stream:
+            def __enter__(self) -> Any:
+                release.wait(10)
+                return [[("row",)]]
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Stream()
+
+    def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: str) -> None:
+        self.insert(table, [data], columns)
+
+
+def lane_store(lanes: bool) -> tuple[Store, list[LaneClient], threading.Event]:
+    release = threading.Event()
+    clients: list[LaneClient] = []
+
+    def open_client() -> LaneClient:
+        clients.append(LaneClient(release))
+        return clients[-1]
+
+    store = Store(open_client, "db", lanes=lanes)  # type: ignore[arg-type]
+    return store, clients, release
+
+
+@pytest.mark.parametrize("lanes", [True, False])
+async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) -> None:
+    import asyncio
+    from datetime import date
+
+    from abacus.export.query import ExportQuery, ExportScope
+    from abacus.store.native import EncodedBlock
+
+    store, clients, release = lane_store(lanes)
+    day = date(2026, 1, 5)
+    query = ExportQuery("d", day, day, day, "both", ExportScope("district", "e", ()))
+    export = asyncio.ensure_future(store.astream_export(query, list))
+    await asyncio.sleep(0.1)  # the stream is open and waits for `release`
+    block = EncodedBlock("events", ("event_id",), b"\x00", 1)
+    insert = asyncio.ensure_future(store.ainsert_blocks([block]))
+    done, _ = await asyncio.wait([insert], timeout=1.0)
+    inserted_while_streaming = insert in done
+    release.set()
+    await asyncio.gather(export, insert)
+    await store.ainsert_rows(DEAD_LETTERS, [["letter"]])
+    await store.ainsert_rows(AUDIT_LOG, [["audit"]])
+    store.close()
+    if not lanes:  # one client and thread for everything: the insert waited (before lanes)
+        assert not inserted_while_streaming
+        assert len(clients) == 1
+        return
+    assert inserted_while_streaming
+    # A client per lane, each used on its own thread only.
+    service, ingest, export_client = clients
+    assert [t for t, _, _ in ingest.inserts] == ["db.events", "db.dead_letters"]
+    assert [t for t, _, _ in service.inserts] == ["db.audit_log"]
+    assert export_client.inserts == []
+    threads = [c.threads for c in clients]
+    assert all(len(t) == 1 for t in threads)
+    assert [next(iter(t)).split("_")[0] for t in threads] == [
+        "clickhouse-service", "clickhouse-ingest", "clickhouse-export",
+    ]  # fmt: skip

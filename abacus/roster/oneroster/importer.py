@@ -57,9 +57,10 @@ def import_oneroster(
     """Import a OneRoster package (zip, or folder with manifest.csv); see `import_roster`.
 
     Errors go to ``roster_errors.csv`` in the folder, or beside the zip. Raises ConfigError,
-    PackageError (not a readable package) and StackError (broker trouble).
+    PackageError (not a readable package), RosterInputError (a file over a cap) and
+    StackError (broker trouble).
     """
-    package = read_package(path)
+    package = read_package(path, max_bytes=settings.roster.max_file_bytes)
     config = load_config(package.folder, district_id, config_path)
     manifest = parse_manifest(package.files.get(MANIFEST))
     if not manifest.usable:
@@ -85,7 +86,7 @@ def _import(
 ) -> ImportResult:
     state_topic = settings.topics.name(settings.topics.roster_oneroster)
     published = read_published(settings, district_id, [state_topic])
-    state_docs = published.extra[state_topic]  # buckets (a tombstone: a bucket emptied)
+    state_docs = published.extra[state_topic]  # buckets (an emptied one has no rows)
     old_state, bad = decode_state({k: rec.fields_of(d) for k, d in state_docs.items()})
     if bad:
         log.warning("%d OneRoster state record(s) of district %s ignored", len(bad), district_id)
@@ -97,6 +98,7 @@ def _import(
         package.present,
         old_state,
         today=today or datetime.now(UTC).date(),
+        max_rows=settings.roster.max_rows,
     )
     report = write_report(package.folder, upload.errors)
     result = ImportResult(district_id, upload.errors, report, notes=upload.notes)
@@ -116,9 +118,11 @@ def _import(
         before = state_docs.get(key)
         if before is None or rec.fields_of(before) != doc:
             out.add(state_topic, key, doc)
-    for key in state_docs:
-        if key not in new_state:
-            out.add(state_topic, key, None)  # a bucket emptied: its tombstone
+    for key, before in state_docs.items():
+        if key not in new_state and rec.fields_of(before).get("rows"):
+            # A bucket emptied: an empty bucket, not a tombstone, so that it has a version
+            # (the worker stores each bucket in ClickHouse, latest version wins).
+            out.add(state_topic, key, {**rec.fields_of(before), "rows": {}})
     result.summaries = _summaries(upload, diffs)
     result.published = out.send(settings)
     return result

@@ -6,12 +6,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from abacus.errors import AbacusError
+from abacus.errors import AbacusError, RosterInputError
 from abacus.roster.oneroster.files import MANIFEST, MANIFEST_FILES, READ_FILES
+from abacus.roster.validation.readers import MAX_BYTES_SETTING
 
-__all__ = ["MAX_FILE_BYTES", "Package", "PackageError", "is_oneroster_package", "read_package"]
-
-MAX_FILE_BYTES = 1 << 30  # per CSV file, uncompressed: a guard against zip bombs
+__all__ = ["Package", "PackageError", "is_oneroster_package", "read_package"]
 _KNOWN = frozenset({MANIFEST, *(f"{stem}.csv" for stem in MANIFEST_FILES)})
 
 
@@ -59,7 +58,17 @@ def _zip_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     }
 
 
-def _read_zip(path: Path) -> Package:
+def _check_size(where: str, size: int, max_bytes: int | None) -> None:
+    """RosterInputError for a file over the cap (in a zip: uncompressed, so a zip bomb is
+    refused before it is inflated)."""
+    if max_bytes is not None and size > max_bytes:
+        raise RosterInputError(
+            f"{where}: {size:,} bytes, over the limit of {max_bytes:,}"
+            f" ({MAX_BYTES_SETTING}); nothing imported"
+        )
+
+
+def _read_zip(path: Path, max_bytes: int | None) -> Package:
     try:
         with zipfile.ZipFile(path) as archive:
             members = _zip_members(archive)
@@ -67,22 +76,25 @@ def _read_zip(path: Path) -> Package:
             for name, info in members.items():
                 if name != MANIFEST and name not in READ_FILES:
                     continue
-                if info.file_size > MAX_FILE_BYTES:
-                    raise PackageError(f"{path.name}: {name} is larger than 1 GiB uncompressed")
+                _check_size(f"{path.name}: {name}", info.file_size, max_bytes)
                 files[name] = archive.read(info)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
         raise PackageError(f"{path.name}: not a readable zip file ({exc})") from exc
     return Package(path, True, files, frozenset(members))
 
 
-def read_package(path: Path) -> Package:
-    """The package's files; raises PackageError when `path` is neither a zip nor a folder."""
+def read_package(path: Path, *, max_bytes: int | None = None) -> Package:
+    """The package's files; raises PackageError when `path` is neither a zip nor a folder,
+    RosterInputError for a file larger than `max_bytes` (before it is read)."""
     if path.is_file():
         if not zipfile.is_zipfile(path):
             raise PackageError(f"{path.name}: not a zip file or a folder")
-        return _read_zip(path)
+        return _read_zip(path, max_bytes)
     if not path.is_dir():
         raise PackageError(f"{path}: no such file or folder")
     present = frozenset(n for n in _KNOWN if (path / n).is_file())
-    files = {n: (path / n).read_bytes() for n in (MANIFEST, *READ_FILES) if n in present}
+    wanted = [n for n in (MANIFEST, *READ_FILES) if n in present]
+    for name in wanted:
+        _check_size(name, (path / name).stat().st_size, max_bytes)
+    files = {n: (path / n).read_bytes() for n in wanted}
     return Package(path, False, files, present)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from abacus.roster.oneroster.files import METADATA_PREFIX, FileSpec
 from abacus.roster.validation import RowError
+from abacus.roster.validation.readers import too_many_rows
 
 __all__ = ["Row", "Table", "decode", "read_csv", "read_table"]
 
@@ -38,10 +39,14 @@ def decode(payload: bytes) -> str:
     return payload.decode("utf-8-sig", errors="replace")
 
 
-def read_csv(name: str, payload: bytes) -> tuple[list[tuple[int, list[str]]], list[RowError]]:
-    """(line, fields) of every non-blank record, or the error that stopped reading."""
+def read_csv(
+    name: str, payload: bytes, *, max_rows: int | None = None
+) -> tuple[list[tuple[int, list[str]]], list[RowError]]:
+    """(line, fields) of every non-blank record, or the error that stopped reading;
+    RosterInputError past `max_rows` data rows (the header is not counted)."""
     reader = csv.reader(io.StringIO(decode(payload).lstrip("\ufeff"), newline=""))
     out: list[tuple[int, list[str]]] = []
+    limit = None if max_rows is None else max_rows + 1
     while True:
         start = reader.line_num + 1
         try:
@@ -53,6 +58,8 @@ def read_csv(name: str, payload: bytes) -> tuple[list[tuple[int, list[str]]], li
         fields = list(map(str.strip, fields))
         if any(fields):
             out.append((start, fields))
+            if limit is not None and len(out) > limit:
+                raise too_many_rows(name, limit - 1)
 
 
 def _header_errors(spec: FileSpec, header: Sequence[str]) -> list[tuple[str, str]]:
@@ -94,10 +101,10 @@ def _header_errors(spec: FileSpec, header: Sequence[str]) -> list[tuple[str, str
     return found
 
 
-def read_table(spec: FileSpec, payload: bytes) -> Table:
+def read_table(spec: FileSpec, payload: bytes, *, max_rows: int | None = None) -> Table:
     """Read `spec.name`; the header must be the spec's columns in order (then metadata.*)."""
     table = Table(spec.name)
-    records, errors = read_csv(spec.name, payload)
+    records, errors = read_csv(spec.name, payload, max_rows=max_rows)
     table.errors.extend(errors)
     if errors:
         table.usable = False

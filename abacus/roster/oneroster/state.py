@@ -11,7 +11,7 @@ records, and an upload republishes only the buckets it changed (pure).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from abacus.roster.oneroster import files as f
@@ -23,6 +23,7 @@ __all__ = [
     "bucket_records",
     "decode_state",
     "empty_state",
+    "without_students",
 ]
 
 STATE_VERSION = 1
@@ -96,3 +97,31 @@ def decode_state(docs: Mapping[str, Mapping[str, Any]]) -> tuple[State, list[str
             else:
                 bad.append(key)
     return state, bad
+
+
+def without_students(
+    docs: Mapping[str, Mapping[str, Any]], students: Collection[str]
+) -> dict[str, dict[str, Any] | None]:
+    """The bucket documents (key -> ``file``/``buckets``/``rows``) that hold these students
+    (users with role student whose identifier is one of them) or their enrollments,
+    rewritten without those rows; None for a bucket left empty (its tombstone). A deletion
+    rewrites these buckets: a tombstone per key would drop every other user in them."""
+    gone = {
+        sourced_id
+        for doc in docs.values()
+        if doc.get("file") == f.USERS
+        for sourced_id, values in dict(doc.get("rows") or {}).items()
+        if values.get("role") == "student" and values.get("identifier") in students
+    }
+    out: dict[str, dict[str, Any] | None] = {}
+    for key, doc in docs.items():
+        rows = dict(doc.get("rows") or {})
+        if doc.get("file") == f.USERS:
+            kept = {s: v for s, v in rows.items() if s not in gone}
+        elif doc.get("file") == f.ENROLLMENTS:
+            kept = {s: v for s, v in rows.items() if v.get("userSourcedId") not in gone}
+        else:
+            continue
+        if len(kept) != len(rows):
+            out[key] = {**doc, "rows": kept} if kept else None
+    return out

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _DOB_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_DIGIT_RE = re.compile(r"[0-9]")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SHOWN_MAX = 60
 
@@ -38,19 +39,32 @@ class FieldError(AbacusError, ValueError):
 
 
 def _ascii(raw: str) -> str:
-    if "\ufffd" in raw:
-        raise FieldError("not valid UTF-8")
     if not raw.isascii():
-        raise FieldError("not 7-bit ASCII")
+        raise FieldError("not valid UTF-8" if "\ufffd" in raw else "not 7-bit ASCII")
     if not raw.isprintable():
         raise FieldError("contains control characters")
     return raw
 
 
-def _identifier(raw: str) -> str:
+def _student_id(raw: str) -> str:
+    # StudentID: A/N "0-9, A-Z" (2_students.csv); letters and digits only.
     if not _ascii(raw).isalnum():
         raise FieldError("must be letters and digits only (0-9, A-Z)")
     return raw
+
+
+def _staff_id(raw: str) -> str:
+    # Employee_ID / EmployeeID: A/N "0-9, A-Z, including 7-bit ASCII characters" -- any
+    # printable 7-bit ASCII character ("T-100", "ann.b", "O'Neil#7"); no control characters.
+    return _ascii(raw)
+
+
+def _name_warning(raw: str) -> str | None:
+    """Names are type A ("alpha and any ASCII 7-bit non-numeric characters"): a digit is
+    reported, and the name imported as it is (it may be a real name, or a shifted column)."""
+    if _DIGIT_RE.search(raw):
+        return "warning: contains digits (a name is type A: no numeric characters); imported as is"
+    return None
 
 
 def _username(raw: str) -> str:
@@ -146,15 +160,25 @@ class Column:
     value_required: bool = True
     personal: bool = False
     secret: bool = False
+    # A finding that does not reject the row (the value is imported): its reason, or None.
+    warn: Callable[[str], str | None] | None = None
 
 
+# Email and Password are optional values, so a file may leave their columns out.
 USER_COLUMNS = (
-    Column("Employee_ID", _identifier),
-    Column("Username", _username),
-    Column("Email", _email, value_required=False, personal=True),
-    Column("Password", _password, value_required=False, secret=True),
-    Column("First_Name", _ascii, personal=True),
-    Column("Last_Name", _ascii, header_required=False, value_required=False, personal=True),
+    Column("Employee_ID", _staff_id),
+    Column("Username", _username, personal=True),
+    Column("Email", _email, header_required=False, value_required=False, personal=True),
+    Column("Password", _password, header_required=False, value_required=False, secret=True),
+    Column("First_Name", _ascii, personal=True, warn=_name_warning),
+    Column(
+        "Last_Name",
+        _ascii,
+        header_required=False,
+        value_required=False,
+        personal=True,
+        warn=_name_warning,
+    ),
     Column("Building_Names", _buildings, value_required=False),
     Column("User_Type", _user_type),
 )
@@ -163,10 +187,10 @@ _YES_NO = {"Y": True, "N": False}
 
 def student_columns(today: date) -> tuple[Column, ...]:
     return (
-        Column("StudentID", _identifier),
+        Column("StudentID", _student_id),
         Column("Date_of_Birth", _date_of_birth(today), personal=True),
-        Column("Last", _ascii, personal=True),
-        Column("First", _ascii, personal=True),
+        Column("Last", _ascii, personal=True, warn=_name_warning),
+        Column("First", _ascii, personal=True, warn=_name_warning),
         Column("Grade", _grade),
         Column("Building_Name", _ascii),
         Column("Gender", _code({"F": "F", "M": "M"}, "must be F or M")),
@@ -174,15 +198,17 @@ def student_columns(today: date) -> tuple[Column, ...]:
         Column("Ethnicity", _choice(ETHNICITIES, "Ethnicity")),
         Column("Race", _choice(RACES, "Race")),
         Column("ELL", _code(_YES_NO, "must be Y or N")),
-        *(
-            Column(c, _ascii, header_required=False, value_required=False)
+        *(  # often usernames and SIS numbers: masked in reports like names
+            Column(c, _ascii, header_required=False, value_required=False, personal=True)
             for c in DISTRICT_DATA_COLUMNS
         ),
         Column("Password", _password, header_required=False, value_required=False, secret=True),
     )
 
 
-LINK_COLUMNS = (Column("EmployeeID", _identifier), Column("StudentID", _identifier))
+# StudentID here is "N" in the document (nnnnn), yet it must name a StudentID of
+# 2_students.csv, which is A/N: the same rule as there, so every student can be linked.
+LINK_COLUMNS = (Column("EmployeeID", _staff_id), Column("StudentID", _student_id))
 
 
 def mask(value: str, *, secret: bool = False) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "STUDENTS_FILE",
     "USERS_FILE",
     "LinksResult",
+    "PublishedIds",
     "RosterValidation",
     "RowError",
     "Student",
@@ -54,13 +55,15 @@ class UserType(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """One problem: `line` is the 1-based physical line (header = 1; 0 = whole file)."""
+    """One problem: `line` is the 1-based physical line (header = 1; 0 = whole file).
+    A ``warning`` does not reject its row (its reason starts with "warning: ")."""
 
     file: str
     line: int
     column: str
     value: str  # masked for personal data
     reason: str
+    warning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,7 @@ class UsersResult:
     ids: dict[str, int]  # every well-formed Employee_ID -> first line, valid row or not
     buildings: frozenset[str]  # every building named in a well-formed Building_Names
     usable: bool  # False when the file itself (not a row) was rejected
+    warnings: list[RowError] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ class StudentsResult:
     errors: list[RowError]
     ids: dict[str, int]
     usable: bool
+    warnings: list[RowError] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,16 @@ class LinksResult:
     links: list[TeacherStudentLink]
     errors: list[RowError]
     usable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedIds:
+    """A district's published roster, for checking a file uploaded without the others:
+    staff and student ids (True: active) and the buildings its active staff name."""
+
+    staff: Mapping[str, bool] = field(default_factory=dict)
+    students: Mapping[str, bool] = field(default_factory=dict)
+    buildings: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,8 @@ class RosterValidation:
     rejected_students: frozenset[str] = frozenset()
     # Per file: False when the file itself (not a row) was rejected or is missing.
     usable: Mapping[str, bool] = field(default_factory=dict)
+    warnings: list[RowError] = field(default_factory=list)  # rows imported all the same
+    uploaded: frozenset[str] = frozenset()  # the files present in the upload
 
     @property
     def ok(self) -> bool:

@@ -8,10 +8,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from abacus.errors import RosterInputError
 from abacus.roster.validation.fields import Column, FieldError, shown
 from abacus.roster.validation.models import ROSTER_FILES, RowError
 
-__all__ = ["Table", "check_row", "decode_upload", "lookup", "read_roster_dir", "read_table"]
+__all__ = [
+    "MAX_BYTES_SETTING",
+    "MAX_ROWS_SETTING",
+    "Table",
+    "check_row",
+    "decode_upload",
+    "lookup",
+    "read_roster_dir",
+    "read_table",
+    "too_many_rows",
+]
+
+MAX_BYTES_SETTING = "ABACUS_ROSTER__MAX_FILE_BYTES"
+MAX_ROWS_SETTING = "ABACUS_ROSTER__MAX_ROWS"
 
 
 def decode_upload(payload: bytes) -> str:
@@ -26,6 +40,12 @@ def _canon(header: str) -> str:
     return header.strip().lstrip("\ufeff").replace("_", "").replace(" ", "").casefold()
 
 
+def too_many_rows(name: str, max_rows: int) -> RosterInputError:
+    return RosterInputError(
+        f"{name}: more than {max_rows:,} rows ({MAX_ROWS_SETTING}); nothing imported"
+    )
+
+
 @dataclass
 class Table:
     name: str
@@ -34,12 +54,44 @@ class Table:
     errors: list[RowError] = field(default_factory=list)
     width: int = 0
     usable: bool = True  # False once the file itself (not just a row) is rejected
+    names: list[str] = field(default_factory=list)  # the header as written
+    _plans: dict[int, list[tuple[Column, int]]] = field(default_factory=dict)
+
+    def plan(self, columns: Sequence[Column]) -> list[tuple[Column, int]]:
+        """Each column with its index in the rows (past the end when the file lacks it),
+        worked out once per file rather than per row."""
+        plan = self._plans.get(id(columns))
+        if plan is None:
+            missing = max(self.width, len(self.names)) + 1
+            plan = [(c, self.header.get(c.name, missing)) for c in columns]
+            self._plans[id(columns)] = plan
+        return plan
 
 
-def read_table(name: str, text: str, columns: Sequence[Column]) -> Table:
+def _broken_quote(
+    table: Table, start: int, end: int, fields: list[str], *, to_end: bool = False
+) -> RowError:
+    """The error of a record spanning lines: no roster value may hold a line break, so a
+    quote opened in it was not closed on its line. Nothing of it is shown (it may hold the
+    rest of the line: e-mail, password) and every line it swallowed is named."""
+    index = next(i for i, f in enumerate(fields) if "\n" in f or "\r" in f)
+    by_index = {i: c for c, i in table.header.items()}
+    column = by_index.get(index, table.names[index] if index < len(table.names) else "")
+    where = f"from line {start} to the end of the file" if to_end else f"over lines {start}-{end}"
+    reason = (
+        f"a quoted value runs {where} (unterminated quote?): lines {start}-{end} are not imported"
+    )
+    return RowError(table.name, start, column, "***", reason)
+
+
+def read_table(
+    name: str, text: str, columns: Sequence[Column], *, max_rows: int | None = None
+) -> Table:
+    """The header and rows of one file; RosterInputError past `max_rows` data rows."""
     table = Table(name, {})
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), skipinitialspace=True)
-    header_line = 0
+    header_line = records = 0
+    last: tuple[int, int, int, list[str]] | None = None  # the last record, if a broken quote
     while True:
         start = reader.line_num + 1
         try:
@@ -50,13 +102,27 @@ def read_table(name: str, text: str, columns: Sequence[Column]) -> Table:
             table.errors.append(RowError(name, start, "", "", f"unreadable CSV: {exc}"))
             table.usable = False
             break
-        fields = [f.strip() for f in fields]
+        end = reader.line_num
+        fields = list(map(str.strip, fields))
         if not any(fields):
             continue
+        last = None
         if not header_line:
             header_line = start
+            if end > start:
+                reason = f"the header runs over lines {start}-{end} (unterminated quote?)"
+                table.errors.append(RowError(name, start, "", "", reason))
+                table.usable = False
+                break
             if not _read_header(table, start, fields, columns):
                 break
+            continue
+        records += 1
+        if max_rows is not None and records > max_rows:
+            raise too_many_rows(name, max_rows)
+        if end > start and any("\n" in f or "\r" in f for f in fields):
+            last = (len(table.errors), start, end, fields)
+            table.errors.append(_broken_quote(table, start, end, fields))
             continue
         width = table.width
         if len(fields) > width and any(fields[width:]):
@@ -64,6 +130,9 @@ def read_table(name: str, text: str, columns: Sequence[Column]) -> Table:
             table.errors.append(RowError(name, start, "", "", reason))
             continue
         table.rows.append((start, fields))
+    if last is not None:  # the last record read: the quote ran to the end of the file
+        at, start, end, fields = last
+        table.errors[at] = _broken_quote(table, start, end, fields, to_end=True)
     if not header_line and table.usable:
         table.errors.append(RowError(name, 0, "", "", "file is empty (no header row)"))
         table.usable = False
@@ -73,6 +142,7 @@ def read_table(name: str, text: str, columns: Sequence[Column]) -> Table:
 def _read_header(table: Table, line: int, fields: list[str], columns: Sequence[Column]) -> bool:
     by_canon = {_canon(c.name): c.name for c in columns}
     table.width = len(fields)
+    table.names = fields
     for index, raw in enumerate(fields):
         column = by_canon.get(_canon(raw))
         if column is None:
@@ -92,12 +162,14 @@ def _read_header(table: Table, line: int, fields: list[str], columns: Sequence[C
 
 def check_row(
     table: Table, line: int, fields: list[str], columns: Sequence[Column]
-) -> tuple[dict[str, object], list[RowError]]:
+) -> tuple[dict[str, object], list[RowError], list[RowError]]:
+    """The row's checked values, its errors (the row is rejected) and its warnings (not)."""
     values: dict[str, object] = {}
     errors: list[RowError] = []
-    for column in columns:
-        index = table.header.get(column.name)
-        raw = fields[index] if index is not None and index < len(fields) else ""
+    warnings: list[RowError] = []
+    width = len(fields)
+    for column, index in table.plan(columns):
+        raw = fields[index] if index < width else ""
         if not raw:
             if column.value_required:
                 errors.append(
@@ -108,7 +180,11 @@ def check_row(
             values[column.name] = column.check(raw)
         except FieldError as exc:
             errors.append(RowError(table.name, line, column.name, shown(raw, column), str(exc)))
-    return values, errors
+            continue
+        if column.warn is not None and (reason := column.warn(raw)):
+            warning = RowError(table.name, line, column.name, shown(raw, column), reason, True)
+            warnings.append(warning)
+    return values, errors, warnings
 
 
 def _first_seen(seen: dict[str, int], key: str, line: int) -> int | None:
@@ -126,6 +202,15 @@ def lookup(files: Mapping[str, bytes | str], wanted: str) -> str | None:
     return None
 
 
-def read_roster_dir(directory: Path) -> dict[str, bytes]:
-    """The roster files present in `directory` (absent ones are reported by validate_roster)."""
-    return {n: (directory / n).read_bytes() for n in ROSTER_FILES if (directory / n).is_file()}
+def read_roster_dir(directory: Path, *, max_bytes: int | None = None) -> dict[str, bytes]:
+    """The roster files present in `directory` (absent ones are reported by validate_roster).
+    RosterInputError, before anything is read, for a file larger than `max_bytes`."""
+    present = [n for n in ROSTER_FILES if (directory / n).is_file()]
+    for name in present:
+        size = (directory / name).stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise RosterInputError(
+                f"{name}: {size:,} bytes, over the limit of {max_bytes:,}"
+                f" ({MAX_BYTES_SETTING}); nothing imported"
+            )
+    return {name: (directory / name).read_bytes() for name in present}

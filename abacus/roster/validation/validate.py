@@ -1,23 +1,26 @@
 """Validation of the three roster uploads against the upload document's formats (pure).
 
 Each file is checked on its own (`validate_users`, `validate_students`, `validate_links`),
-then against the others (buildings named in 1_users.csv, links to valid ids);
-`validate_roster` runs them together and is what the importer uses.
+then against the others (buildings named in 1_users.csv, links to valid ids) or, for a file
+uploaded alone, against the district's published roster; `validate_roster` runs them
+together and is what the importer uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from abacus.district import DISTRICT_DATA_COLUMNS
-from abacus.roster.validation.fields import LINK_COLUMNS, USER_COLUMNS, student_columns
+from abacus.roster.validation.fields import LINK_COLUMNS, USER_COLUMNS, mask, student_columns
 from abacus.roster.validation.models import (
     LINKS_FILE,
     ROSTER_FILES,
     STUDENTS_FILE,
     USERS_FILE,
     LinksResult,
+    PublishedIds,
     RosterValidation,
     RowError,
     Student,
@@ -29,7 +32,15 @@ from abacus.roster.validation.models import (
 )
 from abacus.roster.validation.readers import check_row, lookup, read_table
 
-__all__ = ["validate_links", "validate_roster", "validate_students", "validate_users"]
+__all__ = [
+    "OnRecord",
+    "Reference",
+    "Uploaded",
+    "validate_links",
+    "validate_roster",
+    "validate_students",
+    "validate_users",
+]
 
 
 def _first_seen(seen: dict[str, int], key: str, line: int) -> int | None:
@@ -43,16 +54,17 @@ def _first_seen(seen: dict[str, int], key: str, line: int) -> int | None:
 # --- the three files ------------------------------------------------------------------------------
 
 
-def validate_users(name: str, text: str) -> UsersResult:
+def validate_users(name: str, text: str, *, max_rows: int | None = None) -> UsersResult:
     """Validate `1_users.csv` text on its own."""
-    table = read_table(name, text, USER_COLUMNS)
+    table = read_table(name, text, USER_COLUMNS, max_rows=max_rows)
     users: list[User] = []
     errors = list(table.errors)
+    warnings: list[RowError] = []
     ids: dict[str, int] = {}
     usernames: dict[str, int] = {}
     buildings: dict[str, None] = {}
     for line, fields in table.rows if table.usable else []:
-        values, row_errors = check_row(table, line, fields, USER_COLUMNS)
+        values, row_errors, row_warnings = check_row(table, line, fields, USER_COLUMNS)
         employee_id = values.get("Employee_ID")
         if isinstance(employee_id, str) and (first := _first_seen(ids, employee_id, line)):
             reason = f"duplicate Employee_ID (first at line {first})"
@@ -62,7 +74,7 @@ def validate_users(name: str, text: str) -> UsersResult:
             first := _first_seen(usernames, username.casefold(), line)
         ):
             reason = f"duplicate Username (first at line {first})"
-            row_errors.append(RowError(name, line, "Username", username, reason))
+            row_errors.append(RowError(name, line, "Username", mask(username), reason))
         names: tuple[str, ...] = values.get("Building_Names", ())  # type: ignore[assignment]
         buildings.update(dict.fromkeys(names))
         user_type = values.get("User_Type")
@@ -75,6 +87,7 @@ def validate_users(name: str, text: str) -> UsersResult:
             row_errors.append(RowError(name, line, "Building_Names", "", reason))
         errors.extend(row_errors)
         if not row_errors:
+            warnings.extend(row_warnings)
             users.append(
                 User(
                     employee_id=str(employee_id),
@@ -88,22 +101,32 @@ def validate_users(name: str, text: str) -> UsersResult:
                     line=line,
                 )
             )
-    return UsersResult(users, errors, ids, frozenset(buildings), table.usable)
+    return UsersResult(users, errors, ids, frozenset(buildings), table.usable, warnings)
 
 
 def validate_students(
-    name: str, text: str, *, buildings: frozenset[str] | None = None, today: date | None = None
+    name: str,
+    text: str,
+    *,
+    buildings: frozenset[str] | None = None,
+    today: date | None = None,
+    published: bool = False,
+    max_rows: int | None = None,
 ) -> StudentsResult:
-    """Validate `2_students.csv`; `buildings` (from 1_users.csv) None means "users rejected"."""
+    """Validate `2_students.csv`; `buildings` (from 1_users.csv, or of the published staff
+    when `published`) None means "users rejected"."""
     today = today or datetime.now(UTC).date()
     columns = student_columns(today)
-    table = read_table(name, text, columns)
+    table = read_table(name, text, columns, max_rows=max_rows)
     students: list[Student] = []
     errors = list(table.errors)
+    warnings: list[RowError] = []
+    published_staff = f"of the published staff ({USERS_FILE} not uploaded)"
+    source = published_staff if published else f"named in {USERS_FILE}"
     ids: dict[str, int] = {}
     by_fold = {b.casefold(): b for b in buildings or ()}
     for line, fields in table.rows if table.usable else []:
-        values, row_errors = check_row(table, line, fields, columns)
+        values, row_errors, row_warnings = check_row(table, line, fields, columns)
         student_id = values.get("StudentID")
         if isinstance(student_id, str) and (first := _first_seen(ids, student_id, line)):
             reason = f"duplicate StudentID (first at line {first})"
@@ -113,12 +136,13 @@ def validate_students(
             if buildings is None:
                 reason = f"cannot be checked: {USERS_FILE} was rejected"
             elif (other := by_fold.get(building.casefold())) is not None:
-                reason = f"not a building named in {USERS_FILE} (case differs from {other!r})"
+                reason = f"not a building {source} (case differs from {other!r})"
             else:
-                reason = f"not a building named in {USERS_FILE}"
+                reason = f"not a building {source}"
             row_errors.append(RowError(name, line, "Building_Name", building, reason))
         errors.extend(row_errors)
         if not row_errors:
+            warnings.extend(row_warnings)
             students.append(
                 Student(
                     student_id=str(student_id),
@@ -136,96 +160,175 @@ def validate_students(
                     line=line,
                 )
             )
-    return StudentsResult(students, errors, ids, table.usable)
+    return StudentsResult(students, errors, ids, table.usable, warnings)
 
 
-def _resolve(
-    ident: str, valid: set[str], ids: dict[str, int], file: str, usable: bool
-) -> str | None:
-    """None if `ident` names a valid row of `file`, else why not."""
-    if ident in valid:
-        return None
-    if ident in ids:
-        return f"refers to a rejected row in {file} (line {ids[ident]})"
-    stripped = ident.lstrip("0")
-    for other in ids:
-        if other.lstrip("0") == stripped:
-            return f"leading zeros differ from {file} ({other})"
-    return f"not found in {file}" if usable else f"cannot be checked: {file} was rejected"
+class _Zeros:
+    """Finds the id that differs from another only by leading zeros (built on first use)."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self._ids = ids
+        self._stripped: dict[str, str] | None = None
+
+    def __call__(self, ident: str) -> str | None:
+        if self._stripped is None:
+            self._stripped = {}
+            for other in self._ids:
+                self._stripped.setdefault(other.lstrip("0"), other)
+        other = self._stripped.get(ident.lstrip("0"))
+        return other if other != ident else None
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """Ids a link may name, from this upload's file: `valid` rows, `ids` every
+    well-formed id (line), `usable` False when the file itself was rejected."""
+
+    file: str
+    valid: frozenset[str]
+    ids: Mapping[str, int]
+    usable: bool
+
+    def why_not(self, ident: str, zeros: _Zeros) -> str | None:
+        if ident in self.valid:
+            return None
+        if ident in self.ids:
+            return f"refers to a rejected row in {self.file} (line {self.ids[ident]})"
+        if other := zeros(ident):
+            return f"leading zeros differ from {self.file} ({other})"
+        if not self.usable:
+            return f"cannot be checked: {self.file} was rejected"
+        return f"not found in {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class OnRecord:
+    """Ids a link may name, from the published roster (the file was not uploaded):
+    id -> active."""
+
+    file: str
+    ids: Mapping[str, bool]
+
+    def why_not(self, ident: str, zeros: _Zeros) -> str | None:
+        active = self.ids.get(ident)
+        if active:
+            return None
+        if active is False:
+            return f"deactivated on the published roster ({self.file} not uploaded)"
+        if other := zeros(ident):
+            return f"leading zeros differ from the published roster ({other})"
+        return f"not on the published roster ({self.file} not uploaded)"
+
+
+Reference = Uploaded | OnRecord
 
 
 def validate_links(
-    name: str, text: str, *, users: UsersResult, students: StudentsResult
+    name: str,
+    text: str,
+    *,
+    staff: Reference,
+    students: Reference,
+    max_rows: int | None = None,
 ) -> LinksResult:
-    """Validate `3_teacher_students.csv` against the (already validated) users and students."""
-    table = read_table(name, text, LINK_COLUMNS)
+    """Validate `3_teacher_students.csv`: its ids must name valid staff and students (of
+    this upload, or of the published roster for a file not uploaded)."""
+    table = read_table(name, text, LINK_COLUMNS, max_rows=max_rows)
     links: list[TeacherStudentLink] = []
     errors = list(table.errors)
-    valid_users = {u.employee_id for u in users.users}
-    valid_students = {s.student_id for s in students.students}
+    zeros = {
+        "EmployeeID": _Zeros(staff.ids),
+        "StudentID": _Zeros(students.ids),
+    }
     seen: dict[str, int] = {}
     for line, fields in table.rows if table.usable else []:
-        values, row_errors = check_row(table, line, fields, LINK_COLUMNS)
-        employee_id, student_id = values.get("EmployeeID"), values.get("StudentID")
-        if isinstance(employee_id, str) and (
-            reason := _resolve(employee_id, valid_users, users.ids, USERS_FILE, users.usable)
-        ):
-            row_errors.append(RowError(name, line, "EmployeeID", employee_id, reason))
-        if isinstance(student_id, str) and (
-            reason := _resolve(
-                student_id, valid_students, students.ids, STUDENTS_FILE, students.usable
-            )
-        ):
-            row_errors.append(RowError(name, line, "StudentID", student_id, reason))
+        values, row_errors, _ = check_row(table, line, fields, LINK_COLUMNS)
+        for column, ref in (("EmployeeID", staff), ("StudentID", students)):
+            ident = values.get(column)
+            if isinstance(ident, str) and (reason := ref.why_not(ident, zeros[column])):
+                row_errors.append(RowError(name, line, column, ident, reason))
         if not row_errors:
+            employee_id, student_id = str(values["EmployeeID"]), str(values["StudentID"])
             pair = f"{employee_id},{student_id}"
             if first := _first_seen(seen, pair, line):
                 row_errors.append(
                     RowError(name, line, "", pair, f"duplicate link (first at line {first})")
                 )
             else:
-                links.append(TeacherStudentLink(str(employee_id), str(student_id), line))
+                links.append(TeacherStudentLink(employee_id, student_id, line))
         errors.extend(row_errors)
     return LinksResult(links, errors, table.usable)
 
 
 def validate_roster(
-    files: Mapping[str, bytes | str], *, today: date | None = None
+    files: Mapping[str, bytes | str],
+    *,
+    today: date | None = None,
+    published: PublishedIds | None = None,
+    max_rows: int | None = None,
 ) -> RosterValidation:
-    """Validate the three uploads together (keys are file names; values bytes or text)."""
-    missing: dict[str, RowError] = {}
-    texts: dict[str, str] = {}
-    for wanted in ROSTER_FILES:
-        text = lookup(files, wanted)
-        if text is None:
-            missing[wanted] = RowError(wanted, 0, "", "", "file is missing")
-        texts[wanted] = text or ""
-    users = validate_users(USERS_FILE, texts[USERS_FILE])
+    """Validate the uploads together (keys are file names; values bytes or text).
+
+    Without `published`, all three files are expected (a missing one is an error). With
+    it, each file may come alone: what a file names but the upload lacks (the buildings of
+    1_users.csv, the ids of 1_users.csv and 2_students.csv) is looked up in the published
+    roster instead. RosterInputError for a file over `max_rows` rows.
+    """
+    texts = {wanted: lookup(files, wanted) for wanted in ROSTER_FILES}
+    uploaded = frozenset(f for f, text in texts.items() if text is not None)
+    missing = {
+        f: RowError(f, 0, "", "", "file is missing")
+        for f in ROSTER_FILES
+        if f not in uploaded and published is None
+    }
+    users = validate_users(USERS_FILE, texts[USERS_FILE] or "", max_rows=max_rows)
+    users_from_record = published is not None and USERS_FILE not in uploaded
+    if users_from_record:
+        assert published is not None
+        buildings: frozenset[str] | None = published.buildings
+        staff: Reference = OnRecord(USERS_FILE, published.staff)
+    else:
+        buildings = users.buildings if users.usable else None
+        valid = frozenset(u.employee_id for u in users.users)
+        staff = Uploaded(USERS_FILE, valid, users.ids, users.usable)
     students = validate_students(
         STUDENTS_FILE,
-        texts[STUDENTS_FILE],
-        buildings=users.buildings if users.usable else None,
+        texts[STUDENTS_FILE] or "",
+        buildings=buildings,
         today=today,
+        published=users_from_record,
+        max_rows=max_rows,
     )
-    links = validate_links(LINKS_FILE, texts[LINKS_FILE], users=users, students=students)
+    if published is not None and STUDENTS_FILE not in uploaded:
+        pupils: Reference = OnRecord(STUDENTS_FILE, published.students)
+    else:
+        valid = frozenset(s.student_id for s in students.students)
+        pupils = Uploaded(STUDENTS_FILE, valid, students.ids, students.usable)
+    links = validate_links(
+        LINKS_FILE, texts[LINKS_FILE] or "", staff=staff, students=pupils, max_rows=max_rows
+    )
     errors: list[RowError] = []
-    for file, result_errors in (
-        (USERS_FILE, users.errors),
-        (STUDENTS_FILE, students.errors),
-        (LINKS_FILE, links.errors),
-    ):
-        errors.extend([missing[file]] if file in missing else result_errors)
+    warnings: list[RowError] = []
+    results = ((USERS_FILE, users), (STUDENTS_FILE, students), (LINKS_FILE, links))
+    for file, result in results:
+        if file in missing:
+            errors.append(missing[file])
+        elif file in uploaded:
+            errors.extend(result.errors)
+            warnings.extend(getattr(result, "warnings", ()))
     return RosterValidation(
-        users.users,
-        students.students,
-        links.links,
+        users.users if USERS_FILE in uploaded else [],
+        students.students if STUDENTS_FILE in uploaded else [],
+        links.links if LINKS_FILE in uploaded else [],
         errors,
         users.buildings,
         rejected_users=frozenset(users.ids) - {u.employee_id for u in users.users},
         rejected_students=frozenset(students.ids) - {s.student_id for s in students.students},
         usable={
-            USERS_FILE: users.usable,
-            STUDENTS_FILE: students.usable,
-            LINKS_FILE: links.usable and LINKS_FILE not in missing,
+            USERS_FILE: users.usable and USERS_FILE in uploaded,
+            STUDENTS_FILE: students.usable and STUDENTS_FILE in uploaded,
+            LINKS_FILE: links.usable and LINKS_FILE in uploaded,
         },
+        warnings=warnings,
+        uploaded=uploaded,
     )

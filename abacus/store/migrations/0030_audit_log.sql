@@ -1,6 +1,8 @@
 -- The one audit trail (abacus/audit.py): sign-ins, failed sign-ins, resets, export requests,
 -- downloads and refusals. Replaces export_audit, whose rows move here; export_audit stays
 -- as a view of the download rows in its old shape for anything that still reads it.
+-- Deletions and re-enables are audited here too; a row whose target is a student id has it
+-- replaced by a keyed pseudonym when the student is deleted (abacus/privacy/plan.py).
 CREATE TABLE IF NOT EXISTS {db}.audit_log
 (
     at          DateTime64(3, 'UTC'),

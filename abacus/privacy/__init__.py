@@ -1,0 +1,1 @@
+"""Student data deletion (pure): requests, the deletion plan, the deny-list, receipts."""
