@@ -26,9 +26,10 @@ __all__ = [
     "MONTHLY_ROLLUPS",
     "PENDING_FACTS",
     "PORTAL_CREDENTIALS",
-    "ROLLUP_WATERMARKS",
     "PRIVACY_DENY",
     "PRIVACY_REQUESTS",
+    "ROLLUP_DIRTY",
+    "ROLLUP_WATERMARKS",
     "ROSTER_LINKS",
     "ROSTER_ONEROSTER_STATE",
     "ROSTER_STUDENTS",
@@ -166,9 +167,15 @@ MONTHLY_ROLLUPS = Table(
 )  # fmt: skip
 ROLLUP_WATERMARKS = Table(
     "rollup_watermarks",
-    "per broker epoch and events partition, the offset up to which rollups are complete",
-    columns=("epoch", "partition", "next_offset", "updated_at"),
-    district_column=None,
+    "how far the rollups are complete: the last closed day per district, the dirty keys done",
+    columns=("district_id", "mark", "value", "updated_at"),
+)
+ROLLUP_DIRTY = Table(
+    "rollup_dirty",
+    "rollup keys of late facts (a day already ended), to rebuild in the background",
+    columns=("seq", "district_id", "student_id", "local_date", "lesson_id"),
+    holds_students=True,
+    student_column="student_id",
 )
 ROSTER_STUDENTS = Table(
     "roster_students",
@@ -325,6 +332,7 @@ TABLES: tuple[Table, ...] = (
     LESSON_ROLLUPS,
     MONTHLY_ROLLUPS,
     ROLLUP_WATERMARKS,
+    ROLLUP_DIRTY,
     ROSTER_STUDENTS,
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,

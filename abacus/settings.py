@@ -201,6 +201,11 @@ class ExportSettings(BaseModel):
     # An export reads the rollups only once they cover every event stored when it started;
     # it waits this long for them (a batch in flight), then reads the facts instead.
     rollup_wait_s: float = Field(default=10.0, ge=0)
+    # The rollup service (streams/rollups.py): how often it rebuilds the keys of late facts
+    # (every batch since the last time, in one statement per table) and closes ended days,
+    # and how long after local midnight a day closes (longer than a batch takes to store).
+    rollup_interval_s: float = Field(default=5.0, gt=0)
+    rollup_grace_s: float = Field(default=900.0, ge=0)
 
 
 class RosterSettings(BaseModel):

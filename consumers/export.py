@@ -17,11 +17,12 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from abacus.aggregation.closing import rollups_cover
 from abacus.audit import AuditEntry
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
@@ -29,7 +30,6 @@ from abacus.errors import AbacusError, ExportRequestError, StorageError
 from abacus.export import status
 from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim, check_claim, claim_of
-from abacus.export.coverage import covered, lagging
 from abacus.export.files import ExportPathError, ExportPaths, export_paths
 from abacus.export.jobs import PRODUCT_LABELS
 from abacus.export.links import portal_link, sign_link
@@ -64,7 +64,7 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 # parse): the worker's portal keeps its list of exports current with it.
 StatusHook = Callable[[ExportRequest | None, dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
-_WATERMARK_POLL_S = 0.05
+_WATERMARK_POLL_S = 0.2
 
 
 class ExportStore(Protocol):
@@ -78,7 +78,7 @@ class ExportStore(Protocol):
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
 
-    async def arollup_watermark(self, epoch: str) -> dict[int, int]: ...
+    async def arollup_marks(self) -> tuple[dict[str, date], int, int]: ...
     async def aaudit(self, *entries: AuditEntry) -> None: ...
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
@@ -320,7 +320,7 @@ class ExportConsumer:
             return FileFigures(count, size, digest)
 
         # What the export covers is read before its query, so the query sees at least that.
-        figures, source = await self._coverage(request.district_id)
+        figures, source = await self._coverage(request.district_id, job.range.end)
         try:
             written = await self.store.astream_export(job.query, write, source)
             result = await self._finish(job, written, started, figures, source)
@@ -363,22 +363,27 @@ class ExportConsumer:
         os.replace(paths.partial, csv_path)  # the export exists from here on
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
 
-    async def _coverage(self, district_id: str) -> tuple[StoreFigures, Source]:
-        """The figures the export claims, and where it reads: the rollups once their
-        watermark reaches every event stored when it started (waiting up to
-        ``exports.rollup_wait_s`` for a batch in flight), else the facts."""
+    async def _coverage(self, district_id: str, end: date) -> tuple[StoreFigures, Source]:
+        """The figures the export claims, and where it reads: the rollups once the
+        district's days up to ``end`` are closed and every late key written before it
+        started is rebuilt (waiting up to ``exports.rollup_wait_s`` for the rollup service),
+        else the facts (`abacus.aggregation.closing`)."""
         figures = await self.store.afigures(district_id, self.broker_epoch)
         deadline = time.monotonic() + self.settings.exports.rollup_wait_s
-        stored = figures.events_offsets
-        watermark = figures.rollup_watermark
-        while not covered(stored, watermark) and time.monotonic() < deadline:
+
+        def ready(f: StoreFigures) -> bool:
+            return rollups_cover(end, f.rollups_closed, f.late_pending, f.late_done)
+
+        while not ready(figures) and time.monotonic() < deadline:
             await asyncio.sleep(_WATERMARK_POLL_S)
-            watermark = await self.store.arollup_watermark(self.broker_epoch)
-        figures = replace(figures, rollup_watermark=watermark)
-        if covered(stored, watermark):
+            closed, done, _ = await self.store.arollup_marks()
+            figures = replace(figures, rollups_closed=closed.get(district_id), late_done=done)
+        if ready(figures):
             return figures, "rollups"
-        behind = sum(lagging(stored, watermark).values())
-        log.warning("rollups %d offset(s) behind the events stored: export reads the facts", behind)
+        log.warning(
+            "rollups behind (closed through %s, late keys %d of %d rebuilt): export reads"
+            " the facts", figures.rollups_closed, figures.late_done, figures.late_pending,
+        )  # fmt: skip
         return figures, "facts"
 
     def _requested(self, job: ExportJob) -> AuditEntry:

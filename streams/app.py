@@ -24,6 +24,7 @@ from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
+from streams.rollups import RollupService
 from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
@@ -114,6 +115,7 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
         exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
+    app.service(RollupService(settings, store, ingest.rollups, districts.zones, metrics))
     monitor = lag_monitor.register(app, settings, metrics)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,

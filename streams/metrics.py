@@ -151,7 +151,13 @@ class Metrics:
         )
         self.rollup_seconds = Histogram(
             "abacus_rollup_seconds",
-            "Rebuilding a stored batch's rollups and moving the rollup watermark.",
+            "One pass of the rollup service: late keys rebuilt and ended days closed.",
+            registry=r,
+        )
+        self.rollups_behind = Gauge(
+            "abacus_rollups_behind",
+            "What the rollups lack: late-key batches not yet rebuilt (0 or 1) plus districts "
+            "with a closed day not yet built (exports meanwhile wait, then read the facts).",
             registry=r,
         )
         self.roster_records = Counter(

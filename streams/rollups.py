@@ -1,81 +1,150 @@
-"""Ingest's half of the rollups: after a batch's facts, rebuild the keys it touched and move
-the watermark, before its offsets are committed (abacus/store/rollups.py has the why).
+"""The rollups' two halves in the worker (abacus/aggregation/closing.py has the rules).
 
-The watermark of each partition is kept here as ingest last wrote it. The first batch of a
-partition after the worker started or got the partition checks it against the table: if
-the group's committed offset was ahead of the watermark (events committed by a version
-without rollups, or by a benchmark run without them), that gap is closed first by
-rebuilding every rollup of the students whose events lie in it. Later batches of the same
-partition follow on from this worker's own, so they open no gap; offsets committed past
-records nobody reads (a transaction's marker) move the watermark too.
+`LateKeyLog` is ingest's half: a batch with late facts writes their keys to
+`rollup_dirty` under a new sequence number BEFORE its facts, and the number stays in
+flight until the facts are stored. A batch of today's facts writes nothing.
+
+`RollupService` is the rest, in the background on the store's rollup lane: every
+`exports.rollup_interval_s` it rebuilds the keys of every sequence number that is no longer
+in flight (many batches, one statement per table) and moves the ``dirty`` mark; then it
+builds the days that closed since its last pass, per district. Both survive a SIGKILL:
+the keys are in the table before their facts, and a restart starts from the marks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 
+from mode import Service
+
+from abacus.aggregation.closing import LateKey, closed_through
 from abacus.aggregation.rollups import RollupKeys
+from abacus.errors import StorageError
+from abacus.settings import AbacusSettings
+from abacus.store import rollups
 from abacus.store.store import Store
+from streams.metrics import Metrics
 
-__all__ = ["RollupMaintainer"]
+__all__ = ["LateKeyLog", "RollupService"]
 
 log = logging.getLogger(__name__)
+_PRUNE_EVERY_S = 600.0  # rebuilt late keys are deleted at most this often
 
 
-class RollupMaintainer:
-    """Rollups and watermark of one ingest service, in one broker epoch."""
+class LateKeyLog:
+    """Sequence numbers for the late keys of stored batches, and which are in flight."""
 
-    def __init__(self, store: Store, epoch: str, *, enabled: bool = True) -> None:
+    def __init__(self, store: Store, *, enabled: bool = True) -> None:
         self.store = store
-        self.epoch = epoch
         # False only for `abacus bench ingest`'s comparison run (ABACUS_BENCH_SKIP_ROLLUPS).
         self.enabled = enabled
-        self._marks: dict[int, int] | None = None
-        self._continued: set[int] = set()  # partitions whose batches follow on from ours
+        self._last = 0
+        self._inflight: set[int] = set()
 
-    async def _watermark(self) -> dict[int, int]:
-        if self._marks is None:
-            self._marks = await self.store.arollup_watermark(self.epoch)
-        return self._marks
+    def load(self, written: int) -> None:
+        """At worker start (before ingest runs): the last sequence number written."""
+        self._last = max(self._last, written)
 
-    async def after_batch(
+    async def mark(self, keys: Sequence[LateKey]) -> int | None:
+        """Write a batch's late keys, before its facts; its sequence number (None: none)."""
+        if not (self.enabled and keys):
+            return None
+        # Nanoseconds since the epoch, so numbers keep growing across restarts.
+        seq = max(time.time_ns(), self._last + 1)
+        self._last = seq
+        self._inflight.add(seq)
+        await self.store.awrite_dirty(seq, keys)
+        return seq
+
+    def stored(self, seq: int | None) -> None:
+        """The batch of ``seq`` has its facts stored."""
+        if seq is not None:
+            self._inflight.discard(seq)
+
+    @property
+    def last(self) -> int:
+        """The last sequence number given out."""
+        return self._last
+
+    def safe_point(self) -> int:
+        """Every sequence number up to this one has its keys and its facts stored."""
+        return min(self._inflight) - 1 if self._inflight else self._last
+
+
+class RollupService(Service):
+    """Rebuilds late keys and closes ended days, every ``rollup_interval_s``."""
+
+    def __init__(
         self,
-        keys: RollupKeys,
-        starts: Mapping[int, int],
-        ends: Mapping[int, int],
-        assigned: set[int],
+        settings: AbacusSettings,
+        store: Store,
+        late: LateKeyLog,
+        zones: Callable[[], dict[str, str]],
+        metrics: Metrics,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """A batch holding offsets [starts[p], ends[p]) per partition is stored, while this
-        worker holds ``assigned``: close a gap before it, rebuild its keys, advance the
-        watermark."""
-        if not self.enabled:
-            return
-        self._continued &= assigned  # a partition lost and got back is checked again
-        first = {p: s for p, s in starts.items() if p not in self._continued}
-        if first:
-            marks = await self.store.arollup_watermark(self.epoch)
-            await self._watermark()
-            assert self._marks is not None
-            self._marks.update(marks)
-            for partition, start in sorted(first.items()):
-                known = marks.get(partition, 0)
-                if known < start:
-                    log.info(
-                        "closing a rollup gap in partition %d: offsets %d-%d",
-                        partition, known, start - 1,
-                    )  # fmt: skip
-                    await self.store.aclose_rollup_gap(self.epoch, partition, known, start)
-        await self.store.arebuild_rollups(keys)
-        await self.advance(ends)
-        self._continued |= set(starts)
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.late = late
+        self.zones = zones
+        self.metrics = metrics
+        self.now = now
+        self.done = 0  # the last late sequence number rebuilt (read from the store first)
+        self._pruned_at = time.monotonic()
+        self._pruned = 0
+        self._closed: dict[str, date] = {}  # as of the last pass
+        metrics.rollups_behind.set_function(self.behind)
 
-    async def advance(self, ends: Mapping[int, int]) -> None:
-        """Every event before ``ends`` (partition → next offset) has its rollups."""
-        if not self.enabled:
+    def behind(self) -> float:
+        """Late-key batches not yet rebuilt (0 or 1) plus districts with a closed day not
+        yet built (the gauge `abacus_rollups_behind`)."""
+        grace = timedelta(seconds=self.settings.exports.rollup_grace_s)
+        now = self.now()
+        open_days = sum(
+            1
+            for district, zone in self.zones().items()
+            if (self._closed.get(district) or date.min) < closed_through(now, zone, grace)
+        )
+        return float(self.late.enabled) * (int(self.late.last > self.done) + open_days)
+
+    async def run_once(self) -> None:
+        """One pass: late keys, then ended days."""
+        started = time.perf_counter()
+        closed, done, _ = await self.store.arollup_marks()
+        self.done = max(self.done, done)
+        safe = self.late.safe_point()
+        if safe > self.done:
+            keys = await self.store.alate_keys(self.done, safe)
+            await self.store.arebuild_rollups(RollupKeys.of_late(keys))
+            await self.store.arollup_mark("", rollups.DIRTY, safe)
+            log.debug("rollups: %d late key(s) rebuilt", len(keys))
+            self.done = safe
+        grace = timedelta(seconds=self.settings.exports.rollup_grace_s)
+        now = self.now()
+        for district, zone in sorted(self.zones().items()):
+            through = closed_through(now, zone, grace)
+            after = closed.get(district)
+            if after is None or after < through:
+                await self.store.aclose_rollup_days(district, after, through)
+                log.info("rollups: days through %s closed for a district", through)
+                closed[district] = through
+        self._closed = closed
+        if self.done > self._pruned and time.monotonic() - self._pruned_at > _PRUNE_EVERY_S:
+            await self.store.aprune_dirty(self.done)
+            self._pruned, self._pruned_at = self.done, time.monotonic()
+        self.metrics.rollup_seconds.observe(time.perf_counter() - started)
+
+    @Service.task
+    async def _every_interval(self) -> None:
+        if not self.late.enabled:
             return
-        marks = await self._watermark()
-        moved = {p: o for p, o in ends.items() if o > marks.get(p, 0)}
-        if moved:
-            await self.store.awrite_rollup_watermark(self.epoch, moved)
-            marks.update(moved)
+        while not self.should_stop:
+            try:
+                await self.run_once()
+            except StorageError as exc:  # tried again at the next interval
+                log.warning("rollups not maintained this pass: %s", exc)
+            await self.sleep(self.settings.exports.rollup_interval_s)

@@ -37,8 +37,8 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     worker.deny.update(store.load_deny())
     worker.accounts.load()
     worker.board.load()
-    # Rollups of what an earlier broker epoch stored but did not roll up (store/rollups.py).
-    store.repair_rollups(epoch)
+    # Late rollup keys keep their order across a restart (streams/rollups.py).
+    worker.ingest.rollups.load(store.rollup_marks()[2])
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(

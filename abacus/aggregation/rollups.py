@@ -1,24 +1,24 @@
-"""Exact rollups: which keys a batch touched, and the SQL that rebuilds them from the facts.
+"""Exact rollups: the keys to rebuild, and the SQL that rebuilds them from the facts.
 
-Three tables, rebuilt in this order after a batch's facts are stored (and before its
-offsets are committed):
+Three tables, built in this order (abacus/aggregation/closing.py says when):
 - `lesson_rollups`, per (district, student, lesson): attempts resolved from lesson_facts;
 - `daily_rollups`, per (district, student, local day): every summed column of daily_facts;
 - `monthly_rollups`, per (district, student, month): the month's daily rollups summed and
   the passes dated in it, what an export reads for every month its range covers whole.
 
-No row is ever added to: each is recomputed from the facts (or from the rollups before it)
-with FINAL for the keys a batch touched, so it equals what the fact query computes for that
-key at that moment. A duplicate or a replayed batch rebuilds keys to the same values; a late
-or out-of-order event rebuilds its key. Each row's version counts the fact rows it was built
-from; facts only grow (keyed by event_id), so a rebuild that saw more replaces one that saw
-fewer, whichever is written last. Rebuilding a key that did not change is harmless, which
-the lesson-pair filter and the gap repair rely on.
+Built whole for a district's days when they close (`close_days`), and key by key for the
+late facts ingest marked dirty (`rebuild_batch` on `RollupKeys.of_late`, many batches in
+one statement per table). No row is ever added to: each is recomputed from the facts (or
+from the rollups before it) with FINAL, so it equals what the fact query computes for that
+key at that moment. A duplicate or a replayed batch rebuilds keys to the same values; a
+late or out-of-order event rebuilds its key. Each row's version counts the fact rows it was
+built from; facts only grow (keyed by event_id), so a rebuild that saw more replaces one
+that saw fewer, whichever is written last. Rebuilding a key that did not change is
+harmless, which the lesson-pair filter relies on.
 
-Each statement is one `INSERT … SELECT` (one part per table) that reads the facts through
-their primary key and the skip indexes of migration 0064: daily keys in a branch per local
-day (so today's keys stay off the parts that hold no such day), lesson pairs by student and
-the pair's bloom filter.
+Each key statement is one `INSERT … SELECT` (one part per table) that reads the facts
+through their primary key and the skip indexes of migration 0064: daily keys in a branch
+per local day, lesson pairs by student and the pair's bloom filter.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 from abacus.catalog import (
     DAILY_FACTS,
     DAILY_ROLLUPS,
-    EVENTS,
     LESSON_FACTS,
     LESSON_ROLLUPS,
     MONTHLY_ROLLUPS,
@@ -44,10 +43,10 @@ __all__ = [
     "PRODUCT_RANKS",
     "RollupKeys",
     "Statement",
+    "close_days",
     "pair_key",
     "rebuild_all",
     "rebuild_batch",
-    "rebuild_students_of_events",
 ]
 
 Statement = tuple[str, dict[str, Any]]
@@ -94,6 +93,17 @@ class RollupKeys:
 
     def __bool__(self) -> bool:
         return bool(self.days or self.lessons)
+
+    @classmethod
+    def of_late(cls, rows: Iterable[tuple[str, str, date, str]]) -> RollupKeys:
+        """The keys of `rollup_dirty` rows (district, student, day, lesson or '')."""
+        keys = cls()
+        for district, student, day, lesson in rows:
+            if lesson:
+                keys.add_lesson(district, student, lesson, day)
+            else:
+                keys.add_day(district, student, day)
+        return keys
 
     @classmethod
     def of_rows(cls, daily: Iterable[Any], lessons: Iterable[Any]) -> RollupKeys:
@@ -293,46 +303,60 @@ def _monthly_statement(db: str, keys: RollupKeys) -> Statement | None:
     return _insert(f"{db}.{MONTHLY_ROLLUPS.name}", selects), params
 
 
-# -- whole students -------------------------------------------------------------------------
+# -- whole days and whole students ------------------------------------------------------------
+
+_EPOCH = date(1970, 1, 1)
 
 
-def _all_of(db: str, students: str) -> list[str]:
-    """Statements rebuilding every rollup of the students ``students`` selects (a filter on
-    district_id, student_id), in order: lessons, days, months."""
+def close_days(db: str, district: str, after: date | None, through: date) -> list[Statement]:
+    """The statements that build the rollups of one district's days (after, through] from
+    the facts, when those days close (``after`` None: every day up to ``through``), in
+    order: lessons, days, months. A fact dated in those days only adds passes dated in
+    them (attempts resolve in time order), so only the pairs with facts in them and the
+    months holding them are rebuilt."""
+    params: dict[str, Any] = {"d": district, "a": after or _EPOCH, "b": through}
+    in_days = "district_id = {d:String} AND local_date > {a:Date} AND local_date <= {b:Date}"
+    if after is None:
+        pairs = "district_id = {d:String}"
+    else:
+        pairs = (
+            "district_id = {d:String} AND (student_id, lesson_id) IN"  # noqa: S608
+            f" (SELECT student_id, lesson_id FROM {db}.{LESSON_FACTS.name} WHERE {in_days})"
+        )
     keys = (
         f"SELECT DISTINCT district_id, student_id, toStartOfMonth(local_date) AS month"  # noqa: S608
-        f" FROM {db}.{DAILY_ROLLUPS.name} WHERE {students}"
+        f" FROM {db}.{DAILY_ROLLUPS.name} WHERE {in_days}"
         " UNION DISTINCT SELECT district_id, student_id, toStartOfMonth(pass.local_date)"
-        f" FROM {db}.{LESSON_ROLLUPS.name} ARRAY JOIN passes AS pass WHERE {students}"
+        f" FROM {db}.{LESSON_ROLLUPS.name} ARRAY JOIN passes AS pass"
+        " WHERE district_id = {d:String} AND pass.local_date > {a:Date}"
+        " AND pass.local_date <= {b:Date}"
+    )
+    students = f"district_id = {{d:String}} AND student_id IN (SELECT student_id FROM ({keys}))"  # noqa: S608
+    monthly = _MONTHLY_SELECT.format(
+        db=db, keys=keys, students=students, since="toStartOfMonth({a:Date} + 1)"
     )
     return [
-        _insert(f"{db}.{LESSON_ROLLUPS.name}", [_LESSON_SELECT.format(db=db, where=students)]),
-        _insert(f"{db}.{DAILY_ROLLUPS.name}", [_DAILY_SELECT.format(db=db, where=students)]),
-        _insert(
-            f"{db}.{MONTHLY_ROLLUPS.name}",
-            [
-                _MONTHLY_SELECT.format(
-                    db=db, keys=keys, students=students, since="toDate('1970-01-01')"
-                )
-            ],
-        ),
-    ]
+        (_insert(f"{db}.{LESSON_ROLLUPS.name}", [_LESSON_SELECT.format(db=db, where=pairs)]),
+         params),
+        (_insert(f"{db}.{DAILY_ROLLUPS.name}", [_DAILY_SELECT.format(db=db, where=in_days)]),
+         params),
+        (_insert(f"{db}.{MONTHLY_ROLLUPS.name}", [monthly]), params),
+    ]  # fmt: skip
 
 
 def rebuild_all(db: str) -> list[str]:
     """Every rollup from every fact: the export benchmark's build (no parameters)."""
-    return _all_of(db, "1")
-
-
-def rebuild_students_of_events(db: str) -> list[str]:
-    """Every rollup of the students whose events were read from offsets [start, end) of one
-    partition in one broker epoch (parameters epoch, partition, start, end): how a range
-    stored without rollups (a worker that stopped between, or a version without rollups)
-    is closed."""
-    students = (
-        f"(district_id, student_id) IN (SELECT district_id, student_id"  # noqa: S608
-        f" FROM {db}.{EVENTS.name} WHERE src_epoch = {{epoch:String}}"
-        " AND src_partition = {partition:UInt16}"
-        " AND src_offset >= {start:UInt64} AND src_offset < {end:UInt64})"
+    keys = (
+        f"SELECT DISTINCT district_id, student_id, toStartOfMonth(local_date) AS month"  # noqa: S608
+        f" FROM {db}.{DAILY_ROLLUPS.name}"
+        " UNION DISTINCT SELECT district_id, student_id, toStartOfMonth(pass.local_date)"
+        f" FROM {db}.{LESSON_ROLLUPS.name} ARRAY JOIN passes AS pass"
     )
-    return _all_of(db, students)
+    return [
+        _insert(f"{db}.{LESSON_ROLLUPS.name}", [_LESSON_SELECT.format(db=db, where="1")]),
+        _insert(f"{db}.{DAILY_ROLLUPS.name}", [_DAILY_SELECT.format(db=db, where="1")]),
+        _insert(
+            f"{db}.{MONTHLY_ROLLUPS.name}",
+            [_MONTHLY_SELECT.format(db=db, keys=keys, students="1", since="toDate('1970-01-01')")],
+        ),
+    ]

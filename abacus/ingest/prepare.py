@@ -18,10 +18,10 @@ from itertools import compress
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
-from abacus.aggregation.rollups import RollupKeys
-from abacus.catalog import EVENTS, PENDING_FACTS, Table
+from abacus.catalog import DAILY_FACTS, EVENTS, PENDING_FACTS, Table
 from abacus.events.processing import IngestBatch, SourceRecord, process_records
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
@@ -61,8 +61,9 @@ class PreparedBatch:
     events: int = 0
     # Districts with events stored as pending because no config was known for them.
     pending_districts: set[str] = field(default_factory=set)
-    # The rollup keys of the facts stored (rebuilt after them, before the commit).
-    rollup_keys: RollupKeys = field(default_factory=RollupKeys)
+    # The rollup keys of its late facts (a day already ended): written before the facts,
+    # rebuilt in the background (abacus/aggregation/closing.py).
+    late_keys: list[LateKey] = field(default_factory=list)
     # Events dropped because their student (or district) was deleted (the deny-list).
     denied: int = 0
 
@@ -142,9 +143,19 @@ def prepare_batch(
         duplicates_in_batch=batch.duplicates_in_batch,
         events=len(kept),
         pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
-        rollup_keys=RollupKeys.of_rows(daily, lessons),
+        late_keys=_late_keys(daily, lessons, zones, now),
         denied=denied,
     )
+
+
+def _late_keys(
+    daily: list[Any], lessons: list[Any], zones: Mapping[str, str], now: datetime
+) -> list[LateKey]:
+    """The rollup keys of the facts whose local day had ended at ``now``."""
+    at = DAILY_FACTS.columns.index("district_id")
+    districts = {row[at] for row in daily}
+    today = {d: local_today(now, zones[d]) for d in districts if d in zones}
+    return list(late_rows(daily, lessons, today))
 
 
 def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:

@@ -1,96 +1,123 @@
-"""Running the rollup statements and reading and writing the rollup watermark (on the store's
-thread; `Store` wraps the driver's errors). The SQL is in `abacus.aggregation.rollups`.
+"""Running the rollup statements and reading and writing the rollup marks (on the store's
+thread; `Store` wraps the driver's errors). The SQL is in `abacus.aggregation.rollups`, the
+rules in `abacus.aggregation.closing`.
 
-The watermark (`rollup_watermarks`) says, per broker epoch and events partition, the next
-offset such that every event stored from an earlier offset has its rollups written. Ingest
-advances it after a batch's rollups and before the batch's offsets are committed; a range
-of offsets stored without rollups (a worker stopped in between, the embedded broker lost
-with it, a version without rollups) is closed by rebuilding every rollup of the students
-whose events it holds, then the watermark moves past it.
+`rollup_watermarks` holds two kinds of mark, each only growing: per district, ``closed``
+= the last local day (a day number) whose rollups were built when it closed; for district
+'', ``dirty`` = the last `rollup_dirty` sequence number whose keys were rebuilt.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from abacus.aggregation.rollups import RollupKeys, rebuild_batch, rebuild_students_of_events
-from abacus.catalog import EVENTS, ROLLUP_WATERMARKS
+from abacus.aggregation.closing import LateKey
+from abacus.aggregation.rollups import RollupKeys, close_days, rebuild_batch
+from abacus.catalog import ROLLUP_DIRTY, ROLLUP_WATERMARKS
 
 __all__ = [
-    "close_gap",
+    "CLOSED",
+    "DIRTY",
+    "close",
+    "closed_days",
+    "day_number",
+    "dirty_seq",
+    "late_keys",
+    "pending_seq",
+    "prune_dirty",
     "rebuild",
-    "repair_epochs",
-    "stored_offsets",
-    "watermark",
-    "write_watermark",
+    "write_dirty",
+    "write_mark",
 ]
 
-log = logging.getLogger(__name__)
+CLOSED = "closed"
+DIRTY = "dirty"
+_DAY0 = date(1970, 1, 1)
 
 
 def rebuild(client: Client, db: str, keys: RollupKeys) -> None:
-    """Rebuild the rollups of one batch's keys: lessons, then days, then months."""
+    """Rebuild the rollups of ``keys``: lessons, then days, then months."""
     for sql, params in rebuild_batch(db, keys):
         client.command(sql, parameters=params)
 
 
-def watermark(client: Client, db: str, epoch: str) -> dict[int, int]:
-    """Partition → next offset whose events all have rollups, in ``epoch``."""
-    rows = client.query(
-        f"SELECT partition, max(next_offset) FROM {db}.{ROLLUP_WATERMARKS.name} "  # noqa: S608
-        "WHERE epoch = {epoch:String} GROUP BY partition",
-        parameters={"epoch": epoch},
-    ).result_rows
-    return {int(p): int(o) for p, o in rows}
-
-
-def stored_offsets(client: Client, db: str, epoch: str | None = None) -> dict[tuple[str, int], int]:
-    """(epoch, partition) → the next offset after the last event stored (one epoch, or all)."""
-    where = "WHERE src_epoch = {epoch:String}" if epoch is not None else ""
-    rows = client.query(
-        f"SELECT src_epoch, src_partition, max(src_offset) + 1 FROM {db}.{EVENTS.name} "  # noqa: S608
-        f"{where} GROUP BY src_epoch, src_partition",
-        parameters={"epoch": epoch} if epoch is not None else None,
-    ).result_rows
-    return {(str(e), int(p)): int(o) for e, p, o in rows}
-
-
-def write_watermark(client: Client, db: str, epoch: str, offsets: Mapping[int, int]) -> None:
-    """Record that rollups are complete up to ``offsets`` (partition → next offset)."""
-    if offsets:
-        now = datetime.now(UTC)
-        rows = [[epoch, p, o, now] for p, o in sorted(offsets.items())]
-        client.insert(
-            f"{db}.{ROLLUP_WATERMARKS.name}", rows, column_names=list(ROLLUP_WATERMARKS.columns)
-        )
-
-
-def close_gap(client: Client, db: str, epoch: str, partition: int, start: int, end: int) -> None:
-    """Rebuild every rollup of the students with events at offsets [start, end) of
-    ``partition`` in ``epoch`` (which were stored without their rollups)."""
-    params = {"epoch": epoch, "partition": partition, "start": start, "end": end}
-    for sql in rebuild_students_of_events(db):
+def close(client: Client, db: str, district: str, after: date | None, through: date) -> None:
+    """Build the rollups of ``district``'s days (after, through], then mark them closed."""
+    for sql, params in close_days(db, district, after, through):
         client.command(sql, parameters=params)
+    write_mark(client, db, district, CLOSED, day_number(through))
 
 
-def repair_epochs(client: Client, db: str, current: str) -> int:
-    """At worker start: close every gap between the events stored and the watermark in the
-    broker epochs before ``current`` (records a worker had stored but not rolled up when an
-    embedded broker was lost). The current epoch's gaps are read again from the broker, or
-    closed by ingest (`streams.rollups`). Returns how many partitions were repaired."""
-    stored = stored_offsets(client, db)
-    repaired = 0
-    for epoch in sorted({e for e, _ in stored if e != current}):
-        marks = watermark(client, db, epoch)
-        gaps = {p: end for (e, p), end in stored.items() if e == epoch and marks.get(p, 0) < end}
-        for partition, end in sorted(gaps.items()):
-            close_gap(client, db, epoch, partition, marks.get(partition, 0), end)
-        write_watermark(client, db, epoch, gaps)
-        repaired += len(gaps)
-    if repaired:
-        log.info("rollups repaired for %d partition(s) of earlier broker epochs", repaired)
-    return repaired
+def day_number(day: date) -> int:
+    """A day as the value of a ``closed`` mark."""
+    return (day - _DAY0).days
+
+
+def prune_dirty(client: Client, db: str, through: int) -> None:
+    """Delete the late keys with sequence numbers up to ``through`` (all rebuilt)."""
+    client.command(
+        f"DELETE FROM {db}.{ROLLUP_DIRTY.name} WHERE seq <= {{t:UInt64}}",  # noqa: S608
+        parameters={"t": through},
+    )
+
+
+def write_mark(client: Client, db: str, district: str, mark: str, value: int) -> None:
+    client.insert(
+        f"{db}.{ROLLUP_WATERMARKS.name}",
+        [[district, mark, value, datetime.now(UTC)]],
+        column_names=list(ROLLUP_WATERMARKS.columns),
+    )
+
+
+def closed_days(client: Client, db: str) -> dict[str, date]:
+    """District → the last day whose rollups were built when it closed."""
+    rows = client.query(
+        f"SELECT district_id, max(value) FROM {db}.{ROLLUP_WATERMARKS.name} "  # noqa: S608
+        "WHERE mark = {m:String} GROUP BY district_id",
+        parameters={"m": CLOSED},
+    ).result_rows
+    return {str(d): _DAY0 + timedelta(days=int(v)) for d, v in rows}
+
+
+def dirty_seq(client: Client, db: str) -> tuple[int, int]:
+    """(the last sequence number whose late keys were rebuilt, the last one written)."""
+    done = client.query(
+        f"SELECT max(value) FROM {db}.{ROLLUP_WATERMARKS.name} "  # noqa: S608
+        "WHERE district_id = '' AND mark = {m:String}",
+        parameters={"m": DIRTY},
+    ).result_rows[0][0]
+    written = client.query(f"SELECT max(seq) FROM {db}.{ROLLUP_DIRTY.name}").result_rows[0][0]  # noqa: S608
+    return int(done or 0), int(written or 0)
+
+
+def pending_seq(client: Client, db: str, district: str) -> int:
+    """The last sequence number of ``district``'s late keys written (0: none)."""
+    rows = client.query(
+        f"SELECT max(seq) FROM {db}.{ROLLUP_DIRTY.name} "  # noqa: S608
+        "WHERE district_id = {d:String}",
+        parameters={"d": district},
+    ).result_rows
+    return int(rows[0][0] or 0)
+
+
+def write_dirty(client: Client, db: str, seq: int, keys: Sequence[LateKey]) -> None:
+    """Record late keys under sequence number ``seq`` (before their facts are stored)."""
+    client.insert(
+        f"{db}.{ROLLUP_DIRTY.name}",
+        [(seq, *key) for key in keys],
+        column_names=list(ROLLUP_DIRTY.columns),
+    )
+
+
+def late_keys(client: Client, db: str, after: int, through: int) -> list[LateKey]:
+    """The late keys written with sequence numbers in (after, through], each once."""
+    rows = client.query(
+        f"SELECT DISTINCT district_id, student_id, local_date, lesson_id "  # noqa: S608
+        f"FROM {db}.{ROLLUP_DIRTY.name} "
+        "WHERE seq > {a:UInt64} AND seq <= {t:UInt64}",
+        parameters={"a": after, "t": through},
+    ).result_rows
+    return [(str(d), str(s), day, str(lesson)) for d, s, day, lesson in rows]

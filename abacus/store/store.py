@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import clickhouse_connect
@@ -29,6 +29,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from abacus.accounts.account import Account
 from abacus.accounts.credentials import Credential
+from abacus.aggregation.closing import LateKey
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
 from abacus.aggregation.rollups import RollupKeys, rebuild_all
@@ -39,6 +40,7 @@ from abacus.catalog import (
     DAILY_FACTS,
     DEAD_LETTERS,
     DISTRICTS,
+    EVENTS,
     EXPORT_JOBS,
     EXPORT_REQUESTS,
     LESSON_FACTS,
@@ -60,7 +62,7 @@ from abacus.settings import AbacusSettings
 from abacus.store import migrations, rollups
 from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
-from abacus.store.lanes import EXPORT, INGEST, SERVICE, Lanes
+from abacus.store.lanes import EXPORT, INGEST, ROLLUP, SERVICE, Lanes
 from abacus.store.native import EncodedBlock
 
 __all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
@@ -230,7 +232,8 @@ class Store(DeletionMethods):
             facts = derive_facts(events, lambda e: timezone)
             for table, fact_rows in facts.by_table():
                 self._insert(table, fact_rows)
-            # Their rollups before the marks: a crash in between derives them again.
+            # Their rollups before the marks: a crash in between derives them again. (Days
+            # that have not closed yet are built again when they close.)
             rollups.rebuild(self._client, self.database, facts.rollup_keys())
             self._insert(PENDING_FACTS, pending_marks(events, resolved=True))
             total += len(events)
@@ -252,35 +255,61 @@ class Store(DeletionMethods):
     # --- rollups (abacus.store.rollups) -----------------------------------------------------
 
     async def arebuild_rollups(self, keys: RollupKeys) -> None:
-        """Rebuild the rollups of a stored batch's keys from the facts."""
+        """Rebuild the rollups of ``keys`` from the facts (the rollup lane)."""
         if keys:
-            await self._acall("rebuilding rollups failed", rollups.rebuild, self._client,
-                              self.database, keys)  # fmt: skip
+            what = "rebuilding rollups failed"
+            await self._acall(what, self._on_client, rollups.rebuild, keys, lane=ROLLUP)
 
-    async def awrite_rollup_watermark(self, epoch: str, offsets: Mapping[int, int]) -> None:
-        """Rollups are complete up to ``offsets`` (partition → next offset) in ``epoch``."""
-        await self._acall("writing the rollup watermark failed", rollups.write_watermark,
-                          self._client, self.database, epoch, dict(offsets))  # fmt: skip
+    async def aclose_rollup_days(self, district: str, after: date | None, through: date) -> None:
+        """Build the rollups of a district's days (after, through] and mark them closed."""
+        what = "closing rollup days failed"
+        await self._acall(what, self._on_client, rollups.close, district, after, through,
+                          lane=ROLLUP)  # fmt: skip
 
-    async def arollup_watermark(self, epoch: str) -> dict[int, int]:
-        """Partition → next offset whose events all have rollups, in ``epoch``."""
-        return await self._acall("reading the rollup watermark failed", rollups.watermark,
-                                 self._client, self.database, epoch)  # fmt: skip
+    async def awrite_dirty(self, seq: int, keys: Sequence[LateKey]) -> None:
+        """Record a batch's late keys (ingest, before its facts)."""
+        what = "writing late rollup keys failed"
+        await self._acall(what, self._on_client, rollups.write_dirty, seq, keys, lane=INGEST)
 
-    async def aclose_rollup_gap(self, epoch: str, partition: int, start: int, end: int) -> None:
-        """Rebuild the rollups of the students with events at [start, end) of a partition."""
-        await self._acall("closing a rollup gap failed", rollups.close_gap, self._client,
-                          self.database, epoch, partition, start, end)  # fmt: skip
+    async def alate_keys(self, after: int, through: int) -> list[LateKey]:
+        """The late keys written with sequence numbers in (after, through]."""
+        what = "reading late rollup keys failed"
+        return await self._acall(what, self._on_client, rollups.late_keys, after, through,
+                                 lane=ROLLUP)  # fmt: skip
 
-    def repair_rollups(self, current_epoch: str) -> int:
-        """At worker start: close the rollup gaps of earlier broker epochs (blocking)."""
-        return self._call("repairing rollups failed", rollups.repair_epochs, self._client,
-                          self.database, current_epoch)  # fmt: skip
+    async def arollup_mark(self, district: str, mark: str, value: int) -> None:
+        what = "writing a rollup mark failed"
+        await self._acall(what, self._on_client, rollups.write_mark, district, mark, value,
+                          lane=ROLLUP)  # fmt: skip
 
-    def rebuild_all_rollups(self) -> None:
-        """Every rollup from every fact (the export benchmark; a long statement)."""
+    async def aprune_dirty(self, through: int) -> None:
+        """Drop the late keys up to ``through`` (rebuilt; a small table's mutation)."""
+        what = "pruning late rollup keys failed"
+        await self._acall(what, self._on_client, rollups.prune_dirty, through, lane=ROLLUP)
+
+    def rollup_marks(self) -> tuple[dict[str, date], int, int]:
+        """(district → last closed day, last late sequence rebuilt, last one written)."""
+        return self._call("reading rollup marks failed", self._rollup_marks)
+
+    async def arollup_marks(self) -> tuple[dict[str, date], int, int]:
+        return await self._acall("reading rollup marks failed", self._rollup_marks, lane=EXPORT)
+
+    def _rollup_marks(self) -> tuple[dict[str, date], int, int]:
+        closed = rollups.closed_days(self._client, self.database)
+        return (closed, *rollups.dirty_seq(self._client, self.database))
+
+    def _on_client(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(client, database, *args)`` with the client of the lane this runs on."""
+        return fn(self._client, self.database, *args)
+
+    def rebuild_all_rollups(self, closed_through: Mapping[str, date] | None = None) -> None:
+        """Every rollup from every fact (the export benchmark; a long statement), then the
+        districts' days up to ``closed_through`` marked closed."""
         for sql in rebuild_all(self.database):
             self.execute(sql)
+        for district, day in (closed_through or {}).items():
+            self._call("writing a rollup mark failed", self._on_client, rollups.write_mark,
+                       district, rollups.CLOSED, rollups.day_number(day))  # fmt: skip
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -382,12 +411,23 @@ class Store(DeletionMethods):
             "WHERE district_id = {d:String}",
             {"d": district_id},
         )[0][0]
-        # The watermark first: it only grows, so if it reaches the stored offsets read after
-        # it, every event stored by then has its rollups.
-        marks = rollups.watermark(self._client, self.database, epoch)
-        stored = rollups.stored_offsets(self._client, self.database, epoch)
-        offsets = {p: o for (_, p), o in sorted(stored.items())}
-        return StoreFigures(int(version or 0), offsets, epoch, marks)
+        offsets = self._rows(
+            f"SELECT src_partition, max(src_offset) FROM {self._name(EVENTS)} "  # noqa: S608
+            "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
+            {"epoch": epoch},
+        )
+        # The late keys written by now (their facts may still be in flight: an export
+        # waits for them), then how far the rollups are.
+        pending = rollups.pending_seq(self._client, self.database, district_id)
+        closed, done, _ = self._rollup_marks()
+        return StoreFigures(
+            int(version or 0),
+            {int(p): int(o) + 1 for p, o in offsets},
+            epoch,
+            rollups_closed=closed.get(district_id),
+            late_pending=pending,
+            late_done=done,
+        )
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
         """The roster version, the events offsets (of that broker epoch) stored, and the

@@ -36,7 +36,7 @@ from streams.ingest_pool import BatchPreparer, default_processes
 from streams.ingest_rebalance import IngestRebalance
 from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, maybe_inject_fault
 from streams.metrics import Metrics
-from streams.rollups import RollupMaintainer
+from streams.rollups import LateKeyLog
 
 __all__ = ["IngestService"]
 
@@ -93,9 +93,8 @@ class IngestService(Service):
         self.districts = districts
         self.metrics = metrics
         self.broker_epoch = broker_epoch  # stored with each event's partition and offset
-        self.rollups = RollupMaintainer(
-            store, broker_epoch, enabled=not settings.bench_skip_rollups
-        )
+        # Late facts' rollup keys, written before the facts (streams/rollups.py).
+        self.rollups = LateKeyLog(store, enabled=not settings.bench_skip_rollups)
         self.deny = deny  # deleted students: their events and dead letters are dropped
         self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
@@ -288,7 +287,6 @@ class IngestService(Service):
                 if position > self._committed[tp]:
                     moved[tp] = position
             if moved:
-                await self.rollups.advance({tp.partition: o for tp, o in moved.items()})
                 await self.consumer.commit(moved)
         except KafkaError as exc:  # e.g. mid-rebalance: harmless, tried again when idle
             log.debug("position not committed past skipped records: %s", exc)
@@ -377,21 +375,14 @@ class IngestService(Service):
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
         # row is keyed by event_id, so a batch stored twice (a replay after a crash between
         # insert and offset commit) changes nothing. Storage errors escape (see above).
+        # The rollup keys of late facts go first, so no late fact is ever without its key.
+        seq = await self.rollups.mark(batch.late_keys)
         await self.store.ainsert_blocks(batch.blocks)
         # A district configured while this batch was being prepared: resolve it now.
         await self.districts.resolve_pending(batch.pending_districts)
+        self.rollups.stored(seq)
         stored = time.perf_counter()
         metrics.insert_seconds.observe(stored - started)
-        # The rollups of what was stored, then the watermark, before the commit: a crash in
-        # between reads the batch again and rebuilds the same keys (streams/rollups.py).
-        await self.rollups.after_batch(
-            batch.rollup_keys,
-            item.starts,
-            {tp.partition: offset for tp, offset in item.offsets.items()},
-            {tp.partition for tp in self.assignment()},
-        )
-        rolled_up = time.perf_counter()
-        metrics.rollup_seconds.observe(rolled_up - stored)
         by_position = {(r.partition, r.offset): r for r in records}
         letters = [(by_position[p, o], reason) for p, o, reason in batch.dead_letters]
         if item.quarantined:
@@ -430,11 +421,10 @@ class IngestService(Service):
         metrics.events_denied.inc(denied)
         metrics.events_deduplicated.inc(batch.duplicates_in_batch)
         log.debug(
-            "batch of %d records (%d events) stored in %.3fs (rollups %.3fs)",
+            "batch of %d records (%d events) stored in %.3fs",
             len(records),
             batch.events,
             time.perf_counter() - started,
-            rolled_up - stored,
         )
 
     async def _commit(self, item: _Fetched) -> bool:

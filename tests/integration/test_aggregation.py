@@ -160,11 +160,17 @@ def shared(
     late_events: list[dict[str, Any]],
 ) -> Iterator[Stack]:
     """One worker for two districts that never meet: the season of a configured district,
-    and events of a district configured only after they were stored."""
+    and events of a district configured only after they were stored. The season comes in
+    two waves: the first is built into the rollups when its days close, the second (its
+    days long closed, duplicates of the first among it) only through late keys."""
     stack = Stack(broker.bootstrap, tmp_path_factory.mktemp("aggregation-shared"))
     stack.start_worker()
     import_roster(stack)
-    ends = produce_events(stack, season, batch_share=0.5)
+    first, second = season[: len(season) // 2], season[len(season) // 2 :]
+    first += random.Random(5).sample(second, len(second) // 10)  # sent again with `second`
+    wait_consumed(stack, produce_events(stack, first, batch_share=0.5))
+    stack.wait_rollups()
+    ends = produce_events(stack, second, batch_share=0.5, seed=4)
     late_ends = produce_events(stack, late_events, seed=3)
     wait_consumed(stack, {p: max(ends.get(p, 0), late_ends.get(p, 0)) for p in {*ends, *late_ends}})
     import_roster(stack, LATE)
@@ -174,6 +180,7 @@ def shared(
         60,
         "pending events resolved",
     )
+    stack.wait_rollups()
     assert stack.stop_worker() == 0
     yield stack
     stack.close()
@@ -205,5 +212,6 @@ def test_a_worker_killed_five_times_ends_exactly_equal_to_the_truth(
         assert stack.kill_worker() == -9
         stack.start_worker()
     wait_consumed(stack, ends)
+    stack.wait_rollups()  # late keys written before a kill are rebuilt after the restart
     assert stack.stop_worker() == 0
     assert_exact(stack, season)

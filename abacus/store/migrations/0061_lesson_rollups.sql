@@ -13,5 +13,6 @@ CREATE TABLE IF NOT EXISTS {db}.lesson_rollups
     fact_rows   UInt64
 )
 ENGINE = ReplacingMergeTree(fact_rows)
+PARTITION BY cityHash64(student_id) % 8
 ORDER BY (district_id, student_id, lesson_id)
 SETTINGS index_granularity = 1024;

@@ -28,5 +28,5 @@ CREATE TABLE IF NOT EXISTS {db}.monthly_rollups
     version         UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYear(month)
+PARTITION BY cityHash64(student_id) % 8
 ORDER BY (district_id, student_id, month);
