@@ -2,10 +2,13 @@
 
 All read the same pre-loaded topic on a fresh embedded broker, each in its own process
 with its own chDB. The product's clock runs from worker readiness until its group has
-committed every offset (it commits only after the batch is stored and its rollups
-rebuilt, so committed = aggregates queryable); the baseline's from its start until the last
-insert returns. A third run is the same worker without rollup maintenance
-(`ABACUS_BENCH_SKIP_ROLLUPS`), so the ratio of the two is what rollups cost ingest.
+committed every offset (it commits only after the batch's facts are stored, so committed =
+aggregates queryable); the baseline's from its start until the last insert returns. A
+third run is the same worker without rollup maintenance (`ABACUS_BENCH_SKIP_ROLLUPS`), so
+the ratio of the two is what rollups cost ingest. The generated school year lies in the
+past, so every fact is late: each batch writes its rollup keys, and the rollup service
+rebuilds them in the background while ingest runs. The clock then goes on until the
+rollups have caught up (`abacus_rollups_behind` 0), reported as a second rate.
 """
 
 from __future__ import annotations
@@ -106,6 +109,24 @@ def _histogram(url: str, name: str) -> list[tuple[float, float]]:
                 if s.name.endswith("_bucket")
             ]
     return []
+
+
+def _gauge(url: str, name: str) -> float | None:
+    """A gauge's value on a /metrics page (None when absent)."""
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return next((s.value for s in family.samples), None)
+    return None
+
+
+def _wait_rollups(web: str, timeout: float = 3600) -> None:
+    deadline = time.monotonic() + timeout
+    while _gauge(f"{web}/metrics", "abacus_rollups_behind") != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the rollups did not catch up")
+        time.sleep(0.1)
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -227,6 +248,8 @@ def _run_worker(
         started = time.perf_counter()
         _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started
+        _wait_rollups(web)
+        rollups_s = time.perf_counter() - started
         before = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
         # Freshness at 50% of the rate just measured, for about ``fresh_s`` seconds.
         half_rate = 0.5 * sum(ends.values()) / seconds  # records/s
@@ -241,6 +264,7 @@ def _run_worker(
         proc.wait(timeout=60)
     return {
         "seconds": seconds,
+        "rollups_seconds": rollups_s,  # until the rollups caught up (= seconds without them)
         # The sum of the peaks: an upper bound on what they held at any one time.
         "peak_rss_mb": sum(rss),
         "peak_rss_each_mb": rss,
@@ -310,6 +334,7 @@ def run_ingest_bench(
         )
     rate = len(data) / product["seconds"]
     facts_rate = len(data) / facts_only["seconds"]
+    rollup_rate = len(data) / product["rollups_seconds"]
     rows = [
         {
             "path": "baseline: aiokafka getmany + decode + insert",
@@ -352,6 +377,9 @@ def run_ingest_bench(
         "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
         # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
         "rollup_cost_ratio": rate / facts_rate,
+        # Until the rollups had caught up too (the background rebuild of every late key).
+        "rollups_complete_seconds": product["rollups_seconds"],
+        "rollups_complete_ratio": rollup_rate / facts_rate,
         "freshness": {
             "records_per_s": product["fresh_records_per_s"],
             "records": product["fresh_records"],
@@ -360,6 +388,8 @@ def run_ingest_bench(
     report(f"ingest-{mode}", rows, out_dir, extra)
     Console().print(
         f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without;"
-        f" ratio {rate / facts_rate:.2f} (target >= 0.90)"
+        f" ratio {rate / facts_rate:.2f} (target >= 0.90); rollups complete after"
+        f" {product['rollups_seconds']:.1f} s ({rollup_rate:,.0f} events/s, ratio"
+        f" {rollup_rate / facts_rate:.2f})"
     )
     return {"rows": rows}
