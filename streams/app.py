@@ -24,7 +24,7 @@ from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
-from streams.rollups import RollupService
+from streams.rollups import LateKeyLog, RollupService
 from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
@@ -94,7 +94,8 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
     app = _faust_app(settings)
     metrics = Metrics()
-    districts = DistrictRegistry(store, metrics)
+    late = LateKeyLog(store, enabled=not settings.bench_skip_rollups)
+    districts = DistrictRegistry(store, metrics, late)
     deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
     ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)

@@ -48,14 +48,20 @@ class LateKeyLog:
         """At worker start (before ingest runs): the last sequence number written."""
         self._last = max(self._last, written)
 
-    async def mark(self, keys: Sequence[LateKey]) -> int | None:
-        """Write a batch's late keys, before its facts; its sequence number (None: none)."""
-        if not (self.enabled and keys):
+    def begin(self) -> int | None:
+        """A new sequence number, in flight until `stored` (None when disabled)."""
+        if not self.enabled:
             return None
         # Nanoseconds since the epoch, so numbers keep growing across restarts.
         seq = max(time.time_ns(), self._last + 1)
         self._last = seq
         self._inflight.add(seq)
+        return seq
+
+    async def mark(self, keys: Sequence[LateKey]) -> int | None:
+        """Write a batch's late keys, before its facts; its sequence number (None: none)."""
+        if not keys or (seq := self.begin()) is None:
+            return None
         await self.store.awrite_dirty(seq, keys)
         return seq
 

@@ -33,12 +33,12 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     # Before any agent or importer reads the compacted topics (docs/architecture.md).
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
+    # Late rollup keys keep their order across a restart (streams/rollups.py).
+    worker.ingest.rollups.load(store.rollup_marks()[2])
     worker.districts.load()
     worker.deny.update(store.load_deny())
     worker.accounts.load()
     worker.board.load()
-    # Late rollup keys keep their order across a restart (streams/rollups.py).
-    worker.ingest.rollups.load(store.rollup_marks()[2])
     # Ready once topics and tables exist (above) and this worker holds partitions; checked
     # at each scrape of /metrics and /readyz, so neither lags behind a (re)assignment.
     worker.metrics.ready.set_function(

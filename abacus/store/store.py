@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import clickhouse_connect
@@ -29,7 +29,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from abacus.accounts.account import Account
 from abacus.accounts.credentials import Credential
-from abacus.aggregation.closing import LateKey
+from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
 from abacus.aggregation.rollups import RollupKeys, rebuild_all
@@ -224,33 +224,40 @@ class Store(DeletionMethods):
 
     # --- pending facts ---------------------------------------------------------------------
 
-    def _resolve_pending(self, district_id: str, timezone: str) -> int:
+    def _resolve_pending(self, district_id: str, timezone: str, seq: int | None) -> int:
         total = 0
         sql = PENDING_EVENTS_SQL.format(db=self.database, limit=_PENDING_CHUNK)
         while rows := self._rows(sql, {"d": district_id}):
             events = [event_from_row(r) for r in rows]
             facts = derive_facts(events, lambda e: timezone)
+            # The rollup keys of late facts before the facts, as ingest writes them
+            # (streams/rollups.py); a crash before the marks derives them again.
+            today = {district_id: local_today(datetime.now(UTC), timezone)}
+            late = list(late_rows(facts.daily, facts.lessons, today))
+            if seq is not None and late:
+                rollups.write_dirty(self._client, self.database, seq, late)
             for table, fact_rows in facts.by_table():
                 self._insert(table, fact_rows)
-            # Their rollups before the marks: a crash in between derives them again. (Days
-            # that have not closed yet are built again when they close.)
-            rollups.rebuild(self._client, self.database, facts.rollup_keys())
             self._insert(PENDING_FACTS, pending_marks(events, resolved=True))
             total += len(events)
             log.info("derived facts for %d pending event(s) of a newly configured district", total)
         return total
 
-    def resolve_pending(self, district_id: str, timezone: str) -> int:
-        """Derive and store the facts (and rebuild the rollups) of every pending event of a now
-        configured district; returns how many. Safe to interrupt and run again: facts are
-        idempotent rows, rollups are rebuilt, and an event is marked resolved only after
-        both are stored."""
+    def resolve_pending(self, district_id: str, timezone: str, seq: int | None = None) -> int:
+        """Derive and store the facts of every pending event of a now configured district
+        (with the rollup keys of the late ones under ``seq``, None: none); returns how
+        many. Safe to interrupt and run again: facts are idempotent rows, and an event is
+        marked resolved only after its facts are stored."""
         what = "resolving pending facts failed"
-        return self._call(what, self._resolve_pending, district_id, timezone)
+        return self._call(what, self._resolve_pending, district_id, timezone, seq)
 
-    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+    async def aresolve_pending(
+        self, district_id: str, timezone: str, seq: int | None = None
+    ) -> int:
         what = "resolving pending facts failed"
-        return await self._acall(what, self._resolve_pending, district_id, timezone, lane=INGEST)
+        return await self._acall(
+            what, self._resolve_pending, district_id, timezone, seq, lane=INGEST
+        )
 
     # --- rollups (abacus.store.rollups) -----------------------------------------------------
 

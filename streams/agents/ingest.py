@@ -93,8 +93,9 @@ class IngestService(Service):
         self.districts = districts
         self.metrics = metrics
         self.broker_epoch = broker_epoch  # stored with each event's partition and offset
-        # Late facts' rollup keys, written before the facts (streams/rollups.py).
-        self.rollups = LateKeyLog(store, enabled=not settings.bench_skip_rollups)
+        # Late facts' rollup keys, written before the facts (streams/rollups.py); one log
+        # with the registry's (pending facts resolved have late keys too).
+        self.rollups = districts.late or LateKeyLog(store, enabled=not settings.bench_skip_rollups)
         self.deny = deny  # deleted students: their events and dead letters are dropped
         self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
