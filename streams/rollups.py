@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from mode import Service
 
 from abacus.aggregation.closing import LateKey, closed_through
-from abacus.aggregation.rollups import RollupKeys
+from abacus.aggregation.rollups import by_students
 from abacus.errors import StorageError
 from abacus.settings import AbacusSettings
 from abacus.store import rollups
@@ -32,6 +32,9 @@ __all__ = ["LateKeyLog", "RollupService"]
 
 log = logging.getLogger(__name__)
 _PRUNE_EVERY_S = 600.0  # rebuilt late keys are deleted at most this often
+# Late keys per rebuild statement: bounds the worker's memory while a backlog is rebuilt
+# (a whole backlog in one statement took the worker past 1 GiB in `abacus bench ingest`).
+_KEYS_PER_STATEMENT = 20_000
 
 
 class LateKeyLog:
@@ -125,7 +128,8 @@ class RollupService(Service):
         safe = self.late.safe_point()
         if safe > self.done:
             keys = await self.store.alate_keys(self.done, safe)
-            await self.store.arebuild_rollups(RollupKeys.of_late(keys))
+            for chunk in by_students(keys, _KEYS_PER_STATEMENT):
+                await self.store.arebuild_rollups(chunk)
             await self.store.arollup_mark("", rollups.DIRTY, safe)
             log.debug("rollups: %d late key(s) rebuilt", len(keys))
             self.done = safe

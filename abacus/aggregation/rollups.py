@@ -23,7 +23,7 @@ per local day, lesson pairs by student and the pair's bloom filter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -43,6 +43,7 @@ __all__ = [
     "PRODUCT_RANKS",
     "RollupKeys",
     "Statement",
+    "by_students",
     "close_days",
     "pair_key",
     "rebuild_all",
@@ -118,6 +119,22 @@ class RollupKeys:
         for row in lessons:
             keys.add_lesson(row[d], row[s], row[lesson], row[day])
         return keys
+
+
+def by_students(rows: Iterable[tuple[str, str, date, str]], limit: int) -> Iterator[RollupKeys]:
+    """`rollup_dirty` rows as RollupKeys of about ``limit`` rows each (more only when one
+    student has more), a student's rows always together, so each rebuild statement stays
+    bounded in memory and a student's months see their own days and lessons rebuilt."""
+    chunk: list[tuple[str, str, date, str]] = []
+    last: tuple[str, str] | None = None
+    for row in sorted(rows):
+        if len(chunk) >= limit and row[:2] != last:
+            yield RollupKeys.of_late(chunk)
+            chunk = []
+        chunk.append(row)
+        last = row[:2]
+    if chunk:
+        yield RollupKeys.of_late(chunk)
 
 
 # -- the SELECTs that build rollup rows ---------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from abacus.aggregation.closing import closed_through, late_rows, local_today, rollups_cover
-from abacus.aggregation.rollups import RollupKeys
+from abacus.aggregation.rollups import RollupKeys, by_students
 from abacus.catalog import DAILY_FACTS, LESSON_FACTS
 
 CHICAGO = "America/Chicago"
@@ -86,3 +86,17 @@ def test_an_export_reads_rollups_only_when_they_cover_it(
     end: date, closed: date | None, pending: int, done: int, reads_rollups: bool
 ) -> None:
     assert rollups_cover(end, closed, pending, done) is reads_rollups
+
+
+def test_late_keys_are_rebuilt_in_bounded_chunks_a_student_whole() -> None:
+    day = date(2026, 3, 2)
+    rows = [("maple", f"s{n}", day, "") for n in range(5)]
+    rows += [("maple", "s2", day, "L1"), ("maple", "s2", date(2026, 3, 1), "")]
+    chunks = list(by_students(rows, 2))
+    students = [
+        {s for ss in c.days.values() for s in ss} | {s for p in c.lessons.values() for s, _ in p}
+        for c in chunks
+    ]
+    assert students == [{"s0", "s1"}, {"s2"}, {"s3", "s4"}]
+    assert chunks[1].lessons == {"maple": {("s2", "L1"): day}}
+    assert len(chunks[1].days) == 2  # both of s2's days, whatever the limit
