@@ -269,9 +269,9 @@ class AbacusSettings(BaseSettings):
     # TEST ONLY, inert when unset: the worker process exits at once (as if it segfaulted)
     # when a batch holds a record with this key. Drives the poison-batch test.
     test_crash_on_key: str | None = None
-    # BENCHMARK ONLY: ingest stores facts but no rollups and never advances the rollup
-    # watermark (exports then read the facts), to measure what rollups cost ingest
-    # (`abacus bench ingest` compares both in one run).
+    # BENCHMARK ONLY: ingest writes no late rollup keys and the rollup service does not
+    # run (exports then read the facts), to measure what rollups cost ingest
+    # (`abacus bench ingest`). Never in production: the rollups would miss those facts.
     bench_skip_rollups: bool = False
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
