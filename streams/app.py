@@ -105,18 +105,26 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     roster_service = roster.register(
         app, settings, store, districts, metrics, deny, accounts, readiness
     )
+    rollups = RollupService(settings, store, late, districts.zones, metrics, deny)
+    app.service(rollups)
+
+    async def barrier() -> None:
+        """Before a deletion's steps: ingest's batches stored, the rollup pass done."""
+        await ingest.barrier()
+        await rollups.barrier()
+
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(
         app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
         exports_lock=exports_lock,
     )  # fmt: skip
     privacy.register(
-        app, settings, store, deny, metrics, barrier=ingest.barrier,
+        app, settings, store, deny, metrics, barrier=barrier,
         forget_district=partial(_forget_district, districts, accounts, board),
         exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
-    app.service(RollupService(settings, store, ingest.rollups, districts.zones, metrics))
+
     monitor = lag_monitor.register(app, settings, metrics)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,

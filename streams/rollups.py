@@ -13,16 +13,19 @@ the keys are in the table before their facts, and a restart starts from the mark
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 
 from mode import Service
 
 from abacus.aggregation.closing import LateKey, closed_through
 from abacus.aggregation.rollups import by_students
 from abacus.errors import StorageError
+from abacus.privacy.deny import DenyList
 from abacus.settings import AbacusSettings
 from abacus.store import rollups
 from abacus.store.store import Store
@@ -93,6 +96,7 @@ class RollupService(Service):
         late: LateKeyLog,
         zones: Callable[[], dict[str, str]],
         metrics: Metrics,
+        deny: DenyList,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__()
@@ -101,6 +105,10 @@ class RollupService(Service):
         self.late = late
         self.zones = zones
         self.metrics = metrics
+        # Deleted students' keys and deleted districts' days are never rebuilt, so a pass
+        # cannot bring back what a privacy deletion removed (see `barrier`).
+        self.deny = deny
+        self._pass = asyncio.Lock()
         self.now = now
         self.done = 0  # the last late sequence number rebuilt (read from the store first)
         self._pruned_at = time.monotonic()
@@ -120,14 +128,33 @@ class RollupService(Service):
         )
         return float(self.late.enabled) * (int(self.late.last > self.done) + open_days)
 
+    async def barrier(self) -> None:
+        """Wait for a pass in progress (a privacy deletion, after updating the deny-list:
+        later passes leave the denied students alone)."""
+        async with self._pass:
+            return
+
     async def run_once(self) -> None:
         """One pass: late keys, then ended days."""
+        async with self._pass:
+            await self._run_once()
+
+    def _allowed(self, keys: list[LateKey]) -> list[LateKey]:
+        if not len(self.deny):
+            return keys
+        return [
+            k
+            for k in keys
+            if not self.deny.denies(k[0], k[1], datetime.combine(k[2], dt_time(), UTC))
+        ]
+
+    async def _run_once(self) -> None:
         started = time.perf_counter()
         closed, done, _ = await self.store.arollup_marks()
         self.done = max(self.done, done)
         safe = self.late.safe_point()
         if safe > self.done:
-            keys = await self.store.alate_keys(self.done, safe)
+            keys = self._allowed(await self.store.alate_keys(self.done, safe))
             for chunk in by_students(keys, _KEYS_PER_STATEMENT):
                 await self.store.arebuild_rollups(chunk)
             await self.store.arollup_mark("", rollups.DIRTY, safe)
@@ -136,6 +163,8 @@ class RollupService(Service):
         grace = timedelta(seconds=self.settings.exports.rollup_grace_s)
         now = self.now()
         for district, zone in sorted(self.zones().items()):
+            if self.deny.district_denied(district, now):
+                continue  # being deleted: its config is forgotten once it is
             through = closed_through(now, zone, grace)
             after = closed.get(district)
             if after is None or after < through:
