@@ -105,6 +105,8 @@ def _demo(
     started = time.perf_counter()
     result = import_roster(settings, EXAMPLE_DISTRICT, district)
     say(f"roster: {district} imported ({result.rejected} row(s) rejected)")
+    for note in result.notes:  # e.g. students deleted under a privacy request, left out
+        say(f"roster: {note}")
     roster = validate_roster(read_roster_dir(EXAMPLE_DISTRICT))
     students = [SimStudent(s.student_id, s.grade) for s in roster.students]
     today = datetime.now(UTC).astimezone(ZoneInfo(config.timezone)).date()

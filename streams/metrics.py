@@ -263,7 +263,7 @@ class Metrics:
         }
 
 
-def _buckets(histogram: Histogram) -> list[tuple[float, float]]:
+def _buckets(histogram: Histogram | BatchHistogram) -> list[tuple[float, float]]:
     return [
         (float(s.labels["le"]), s.value)
         for family in histogram.collect()

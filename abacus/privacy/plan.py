@@ -101,10 +101,13 @@ def _student_step(table: Table, district_id: str, request_id: str) -> Step:
         f"WHERE {events_in_district} AND {EVENTS.student_column} IN ({_TARGETS}))"
     )
     # Once the student's events are gone, a row of theirs would be an orphan: none may be
-    # left whose event no longer exists.
+    # left whose event no longer exists. The events looked up are only those this table
+    # names (a semi-join): a set of every event of the district (59M at 100k students)
+    # took 40 s to build, and this table is small (events of unconfigured districts).
+    own = f"SELECT {link} FROM {{db}}.{table.name} WHERE {in_district}"  # noqa: S608
     check = (
         f"{in_district} AND {link} NOT IN (SELECT {link} FROM {{db}}.{EVENTS.name} "  # noqa: S608
-        f"WHERE {events_in_district})"
+        f"WHERE {events_in_district} AND {link} IN ({own}))"
     )
     return Step(table, "delete", where, check, params)
 

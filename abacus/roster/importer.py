@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from abacus.district import ConfigError, DistrictConfig, load_district_config
 from abacus.errors import RosterInputError
+from abacus.roster.denied import drop_denied, skipped_note
 from abacus.roster.diff import RosterDiff
 from abacus.roster.publishing import Publication, Published, read_published
 from abacus.roster.records import RosterKind
@@ -194,6 +195,9 @@ def _import(
     if published is None:
         published = read_published(settings, district_id)
     require_config(config, published, directory)
+    denied = drop_denied(upload.fields, district_id, published.deny, datetime.now(UTC))
+    if denied:
+        result.notes.append(skipped_note(len(denied)))
     out = Publication(published)
     result.config_status = out.config(config)
     for file, kind in kinds.items():

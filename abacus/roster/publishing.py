@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -24,6 +24,7 @@ from abacus.district import DistrictConfig
 from abacus.kafka.broker_epoch import wait_restored
 from abacus.kafka.compacted import publish, read_latest
 from abacus.kafka.topics import ensure_topics
+from abacus.privacy.deny import DenyList, decode_entry
 from abacus.roster import records as rec
 from abacus.roster.diff import RosterDiff, diff_records
 from abacus.roster.records import RosterKind
@@ -79,6 +80,7 @@ class Published:
     topics: dict[RosterKind, str]
     docs: dict[RosterKind, Docs]
     extra: dict[str, Docs]
+    deny: DenyList = field(default_factory=DenyList)  # this district's deletions
 
     @property
     def config(self) -> Mapping[str, Any] | None:
@@ -89,16 +91,21 @@ class Published:
 def read_published(
     settings: AbacusSettings, district_id: str, extra_topics: Sequence[str] = ()
 ) -> Published:
-    """Create the topics if needed and read the district's latest records (StackError)."""
+    """Create the topics if needed and read the district's latest records and its entries
+    on the deny-list (StackError)."""
     topics = roster_topics(settings)
     ensure_topics(settings)
     # After an embedded broker restart the worker first puts the roster back on these
     # topics from ClickHouse; reading them before that would deactivate nothing.
     wait_restored(settings)
-    raw = read_latest(settings, [*topics.values(), *extra_topics])
+    deny_topic = settings.topics.name(settings.topics.privacy_deny)
+    raw = read_latest(settings, [*topics.values(), *extra_topics, deny_topic])
     docs = {kind: district_docs(raw[name], district_id) for kind, name in topics.items()}
     extra = {name: district_docs(raw[name], district_id) for name in extra_topics}
-    return Published(district_id, topics, docs, extra)
+    prefix = f"{district_id}|".encode()
+    entries = (decode_entry(v) for k, v in raw[deny_topic].items() if k.startswith(prefix) and v)
+    deny = DenyList(e for e in entries if e is not None)
+    return Published(district_id, topics, docs, extra, deny)
 
 
 def with_credentials(

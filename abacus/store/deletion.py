@@ -44,7 +44,8 @@ _ASYNC_MUTATION = {"mutations_sync": 0}  # waited for through system.mutations
 @dataclass(frozen=True)
 class StepOutcome:
     """A deletion step as done: rows it matched, what its check counts now (0 = verified),
-    and the parts it replaced that ClickHouse has yet to remove from disk."""
+    (-1: not counted yet), and the parts it replaced that ClickHouse has yet to remove
+    from disk."""
 
     rows: int
     remaining: int
@@ -96,14 +97,16 @@ class DeletionMethods:
             statement = step.mutation_sql(db, predicate=step.check)
             self._client.command(statement, parameters=params, settings=_SYNC_MUTATION)
             remaining = self._count(step.check_sql(db), params)
-        outdated = self._count(
+        return StepOutcome(rows, remaining, self._outdated_parts(step.table.name))
+
+    def _outdated_parts(self, table: str) -> int:
+        return self._count(
             "SELECT count() FROM system.parts WHERE database = {db:String} "
             "AND table = {t:String} AND active = 0",
-            {"db": db, "t": step.table.name},
+            {"db": self.database, "t": table},
         )
-        return StepOutcome(rows, remaining, outdated)
 
-    def _run_steps(self, steps: Sequence[Step], passes: int) -> list[StepOutcome]:
+    def _run_steps(self, steps: Sequence[Step]) -> list[StepOutcome]:
         db = self.database
         rows = [self._count(step.count_sql(db), step.parameters) for step in steps]
         # A step reached through an events link reads `events` in its predicate: it runs to
@@ -118,11 +121,13 @@ class DeletionMethods:
             self._client.command(step.mutation_sql(db), parameters=step.parameters,
                                  settings=_ASYNC_MUTATION)  # fmt: skip
         self._wait_for_mutations({step.table.name for step in rest})
-        outcomes = []
-        for step, count in zip(steps, rows, strict=True):
-            done = self._run_step(step, passes - 1) if count else self._run_step(step, passes)
-            outcomes.append(StepOutcome(count, done.remaining, done.outdated_parts))
-        return outcomes
+        # Not checked here: the caller verifies every step once all have run (a link's
+        # check reads `events`), with a second pass where rows remain (`arun_step`).
+        # remaining = -1: not counted yet.
+        return [
+            StepOutcome(count, -1, self._outdated_parts(step.table.name))
+            for step, count in zip(steps, rows, strict=True)
+        ]
 
     def _wait_for_mutations(self, tables: set[str], limit_s: float = 3600.0) -> None:
         """Until no mutation of these tables is left to do; StorageError when one fails."""
@@ -144,14 +149,15 @@ class DeletionMethods:
             time.sleep(delay)
             delay = min(0.5, delay * 2)
 
-    async def arun_steps(self, steps: Sequence[Step], passes: int = 3) -> list[StepOutcome]:
+    async def arun_steps(self, steps: Sequence[Step]) -> list[StepOutcome]:
         """A deletion's steps: count each, then remove (or pseudonymise) with mutations that
-        run in parallel, wait for all, and check each (a second pass where rows remain)."""
+        run in parallel, and wait for all; the caller checks each (``remaining`` is -1) and
+        runs `arun_step` again where rows remain."""
         names = ", ".join(sorted({s.table.name for s in steps}))
         # On the export lane (no export runs meanwhile: the worker's exports lock), so a long
         # rewrite holds up neither ingest nor the roster and portal's service lane.
         what = f"deleting from {names} failed"
-        return await self._acall(what, self._run_steps, steps, passes, lane=EXPORT)
+        return await self._acall(what, self._run_steps, steps, lane=EXPORT)
 
     async def arun_step(self, step: Step, passes: int = 3) -> StepOutcome:
         """Count, then remove (or pseudonymise) a step's rows with a synchronous mutation,

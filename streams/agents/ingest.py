@@ -406,11 +406,13 @@ class IngestService(Service):
             waiting.popleft()
             if waiting:  # the next batch of this partition is now the oldest in flight
                 self.attempts.attempt(partition, waiting[0])
-        # Freshness: record creation → stored and committed (visible in the aggregates),
-        # counted into the histogram's buckets once per batch.
+        # Freshness: record creation → stored and committed (visible in the aggregates).
+        # One histogram update per batch (an observation per record cost ~11 µs each).
         now_ms = time.time() * 1000
         metrics.freshness.observe_many(
-            max(0.0, (now_ms - ts) / 1000) for r in records if (ts := r.timestamp_ms) is not None
+            max(0.0, (now_ms - r.timestamp_ms) / 1000)
+            for r in records
+            if r.timestamp_ms is not None
         )
         metrics.batch_size.observe(len(records))
         for event_type, n in batch.accepted.items():

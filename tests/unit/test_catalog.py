@@ -33,7 +33,7 @@ def migrated_tables() -> dict[str, set[str]]:
         for name, clauses in _ALTER.findall(text):
             out[name] |= set(_ADD.findall(clauses))
         for name in _DROP.findall(text):
-            out.pop(name)
+            out.pop(name, None)  # IF EXISTS
     return out
 
 

@@ -67,8 +67,8 @@ class FakeStore:
             raise StorageError("deleting failed: Code: 241", retriable=True, code=241)
         return StepOutcome(5, 0, 1)
 
-    async def arun_steps(self, steps: Sequence[Step], passes: int = 3) -> list[StepOutcome]:
-        return [await self.arun_step(step, passes) for step in steps]
+    async def arun_steps(self, steps: Sequence[Step]) -> list[StepOutcome]:
+        return [await self.arun_step(step) for step in steps]
 
     async def acheck_count(self, query: str, params: dict[str, str]) -> int:
         return self.remaining if "events" in query else 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from abacus.district import DistrictConfig
 from abacus.roster import records as rec
+from abacus.roster.denied import drop_denied, skipped_note
 from abacus.roster.importer import (
     FileSummary,
     ImportResult,
@@ -22,7 +23,7 @@ from abacus.roster.importer import (
 from abacus.roster.oneroster.files import MANIFEST
 from abacus.roster.oneroster.manifest import Manifest, parse_manifest
 from abacus.roster.oneroster.package import Package, PackageError, read_package
-from abacus.roster.oneroster.state import bucket_records, decode_state
+from abacus.roster.oneroster.state import bucket_records, decode_state, state_without_students
 from abacus.roster.oneroster.upload import (
     KIND_LABELS,
     OneRosterUpload,
@@ -107,6 +108,10 @@ def _import(
         return result
 
     require_config(config, published, package.folder)
+    denied = drop_denied(upload.fields, district_id, published.deny, datetime.now(UTC))
+    if denied:
+        upload.state = state_without_students(upload.state, denied)
+        result.notes.append(skipped_note(len(denied)))
     out = Publication(published, state_docs)
     result.config_status = out.config(config)
     diffs = {

@@ -23,6 +23,7 @@ __all__ = [
     "bucket_records",
     "decode_state",
     "empty_state",
+    "state_without_students",
     "without_students",
 ]
 
@@ -99,6 +100,33 @@ def decode_state(docs: Mapping[str, Mapping[str, Any]]) -> tuple[State, list[str
     return state, bad
 
 
+def _student_users(users: Mapping[str, Mapping[str, str]], students: Collection[str]) -> set[str]:
+    """The sourcedIds of users with role student whose identifier is one of ``students``."""
+    return {
+        sourced_id
+        for sourced_id, values in users.items()
+        if values.get("role") == "student" and values.get("identifier") in students
+    }
+
+
+def _kept(file: str, rows: Mapping[str, Any], gone: Collection[str]) -> dict[str, Any]:
+    """A file's rows without the users ``gone`` (users rows) or their enrollments."""
+    if file == f.USERS:
+        return {s: v for s, v in rows.items() if s not in gone}
+    if file == f.ENROLLMENTS:
+        return {s: v for s, v in rows.items() if v.get("userSourcedId") not in gone}
+    return dict(rows)
+
+
+def state_without_students(state: State, students: Collection[str]) -> State:
+    """The state without these students' users rows and enrollments (an upload's state
+    before it is published, when some of its students are deleted: `abacus.roster.denied`)."""
+    if not students:
+        return state
+    gone = _student_users(state[f.USERS], students)
+    return {file: _kept(file, rows, gone) for file, rows in state.items()}
+
+
 def without_students(
     docs: Mapping[str, Mapping[str, Any]], students: Collection[str]
 ) -> dict[str, dict[str, Any] | None]:
@@ -106,22 +134,16 @@ def without_students(
     (users with role student whose identifier is one of them) or their enrollments,
     rewritten without those rows; None for a bucket left empty (its tombstone). A deletion
     rewrites these buckets: a tombstone per key would drop every other user in them."""
-    gone = {
-        sourced_id
-        for doc in docs.values()
-        if doc.get("file") == f.USERS
-        for sourced_id, values in dict(doc.get("rows") or {}).items()
-        if values.get("role") == "student" and values.get("identifier") in students
-    }
+    gone: set[str] = set()
+    for doc in docs.values():
+        if doc.get("file") == f.USERS:
+            gone |= _student_users(dict(doc.get("rows") or {}), students)
     out: dict[str, dict[str, Any] | None] = {}
     for key, doc in docs.items():
-        rows = dict(doc.get("rows") or {})
-        if doc.get("file") == f.USERS:
-            kept = {s: v for s, v in rows.items() if s not in gone}
-        elif doc.get("file") == f.ENROLLMENTS:
-            kept = {s: v for s, v in rows.items() if v.get("userSourcedId") not in gone}
-        else:
+        file, rows = doc.get("file"), dict(doc.get("rows") or {})
+        if file not in (f.USERS, f.ENROLLMENTS):
             continue
+        kept = _kept(str(file), rows, gone)
         if len(kept) != len(rows):
             out[key] = {**doc, "rows": kept} if kept else None
     return out
