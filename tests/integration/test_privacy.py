@@ -125,13 +125,13 @@ def csv_rows(path: str) -> list[list[str]]:
     return csv_table(path)[1:]
 
 
-def differences(export_doc: dict[str, Any], want: list[list[str]]) -> list[str]:
+def differences(export_doc: dict[str, Any], want: list[list[str]]) -> str:
     """Where an export's CSV differs from the truth's rows: per student and column, the
     truth's value and the export's, and where the export read its sums (its manifest)."""
     header, *rows = csv_table(export_doc["path"])
     got = {r[3]: r for r in rows}
     truth_rows = {r[3]: r for r in want}
-    out = []
+    out: list[str] = []
     for sid in sorted(got.keys() | truth_rows.keys()):
         g, w = got.get(sid), truth_rows.get(sid)
         if g is None or w is None:
@@ -146,9 +146,14 @@ def differences(export_doc: dict[str, Any], want: list[list[str]]) -> list[str]:
         out.append("the same rows in another order")
     if out:
         manifest = json.loads(Path(export_doc["manifest"]).read_text())
-        read = {k: manifest.get(k) for k in ("aggregates", "rollup_watermark", "generated_at")}
-        out.append(f"the export read {read}")
-    return out
+        marks = manifest.get("rollup_watermark") or {}
+        out.insert(
+            0,
+            f"the export read the {manifest.get('aggregates')} (rollups closed through "
+            f"{marks.get('closed_through')}, late keys rebuilt through "
+            f"{marks.get('late_keys_rebuilt')} of {marks.get('late_keys_written')}):",
+        )
+    return "\n".join(out)
 
 
 class State:
