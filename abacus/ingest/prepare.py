@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
-from abacus.catalog import DAILY_FACTS, EVENTS, PENDING_FACTS, Table
+from abacus.catalog import DAILY_FACTS, EVENTS, LESSON_FACTS, PENDING_FACTS, Table
 from abacus.events.processing import IngestBatch, SourceRecord, process_records
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
@@ -151,9 +151,13 @@ def prepare_batch(
 def _late_keys(
     daily: list[Any], lessons: list[Any], zones: Mapping[str, str], now: datetime
 ) -> list[LateKey]:
-    """The rollup keys of the facts whose local day had ended at ``now``."""
-    at = DAILY_FACTS.columns.index("district_id")
-    districts = {row[at] for row in daily}
+    """The rollup keys of the facts whose local day had ended at ``now``. Every district
+    with facts of either kind gets its today: a `lesson_completed` has a lesson fact and no
+    daily one, so a batch may hold a district's lesson facts alone (its pass would be left
+    out of a lesson rollup built before it, with no key to rebuild it)."""
+    daily_at = DAILY_FACTS.columns.index("district_id")
+    lesson_at = LESSON_FACTS.columns.index("district_id")
+    districts = {row[daily_at] for row in daily} | {row[lesson_at] for row in lessons}
     today = {d: local_today(now, zones[d]) for d in districts if d in zones}
     return list(late_rows(daily, lessons, today))
 

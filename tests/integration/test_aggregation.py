@@ -166,7 +166,10 @@ def shared(
     stack = Stack(broker.bootstrap, tmp_path_factory.mktemp("aggregation-shared"))
     stack.start_worker()
     import_roster(stack)
-    first, second = season[: len(season) // 2], season[len(season) // 2 :]
+    lone = passing_completions(season)
+    held = {e["event_id"] for e in lone}
+    sent = [e for e in season if e["event_id"] not in held]
+    first, second = sent[: len(sent) // 2], sent[len(sent) // 2 :]
     first += random.Random(5).sample(second, len(second) // 10)  # sent again with `second`
     wait_consumed(stack, produce_events(stack, first, batch_share=0.5))
     stack.wait_rollups()
@@ -181,9 +184,36 @@ def shared(
         "pending events resolved",
     )
     stack.wait_rollups()
+    # Last, each in a batch of its own: a passing lesson_completed, a lesson fact with no
+    # daily fact, whose (student, lesson) rollup was built without it.
+    for event in lone:
+        wait_consumed(stack, produce_events(stack, [event]))
+    stack.wait_rollups()
     assert stack.stop_worker() == 0
     yield stack
     stack.close()
+
+
+def passing_completions(events: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+    """``n`` lesson_completed events that each make a pass (the truth's passes differ
+    without them)."""
+    by_student: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_student.setdefault(e["student_id"], []).append(e)
+    out: list[dict[str, Any]] = []
+    for event in events:
+        if event["event_type"] != "lesson_completed" or any(
+            e["event_id"] == event["event_id"] for e in out
+        ):
+            continue
+        mine = by_student[event["student_id"]]
+        without = [e for e in mine if e["event_id"] != event["event_id"]]
+        if passes_truth(mine, TZ) != passes_truth(without, TZ):
+            out.append(event)
+            if len(out) == n:
+                break
+    assert len(out) == n, "the season has passing completions"
+    return out
 
 
 def test_aggregates_equal_the_truth_with_duplicates_and_shuffled_order(
