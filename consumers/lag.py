@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from abacus.errors import StackError
-from abacus.kafka.log_end import read_until_quiet, true_log_ends
+from abacus.kafka.log_end import first_records, true_log_ends
 from abacus.kafka_clients import kafka_python_config
 from abacus.settings import BrokerSettings
 from consumers.lag_status import GroupStatus, Offsets, WindowSample, evaluate
@@ -149,21 +149,9 @@ class LagReader:
         behind = {
             TopicPartition(r.topic, r.partition): r.log_end - r.lag for r in rows if r.lag > 0
         }
-        stamps: dict[TopicPartition, int] = {}
-        if behind:
-            self.consumer.assign(list(behind))
-            for tp, offset in behind.items():
-                self.consumer.seek(tp, offset)
-
-            def found_all(records: list[Any]) -> bool:
-                for rec in records:
-                    tp = TopicPartition(rec.topic, rec.partition)
-                    if tp not in stamps and rec.offset >= behind[tp]:
-                        stamps[tp] = rec.timestamp
-                return len(stamps) == len(behind)
-
-            read_until_quiet(self.consumer, found_all)
-            self.consumer.assign([])
+        stamps = {
+            tp: record.timestamp for tp, record in first_records(self.consumer, behind).items()
+        }
         now_ms = time.time() * 1000
         out = []
         for r in rows:

@@ -28,6 +28,7 @@ __all__ = [
     "benchmark_display",
     "format_quantile",
     "nce_from_percentile",
+    "percentile_shown",
     "performance_level",
 ]
 
@@ -42,7 +43,8 @@ def nce_from_percentile(p: int) -> int:
     """NCE = 50 + 21.06 * inverse-normal(p / 100), rounded half UP, clipped to 1..99.
 
     Half-up (``floor(x + 0.5)``) rather than Python's banker's ``round``; percentiles 0 and
-    100 (where the inverse normal is infinite) clip to 1 and 99.
+    100 (where the inverse normal is infinite) clip to 1 and 99. Cached: an export asks for
+    the same 101 percentiles over and over (a refused percentile raises every time).
     """
     if not 0 <= p <= 100:
         raise ValueError(f"percentile must be in 0..100: {p}")
@@ -144,8 +146,13 @@ def benchmark_display(
     if grade == "PK":
         return BenchmarkCells(None, None, None)
     level = performance_level(quantile, grade, cuts)
-    if percentile is None or (
-        grade == "K" and test_date.month not in KINDERGARTEN_PERCENTILE_MONTHS
-    ):
+    if percentile is None or not percentile_shown(grade, test_date):
         return BenchmarkCells(level, None, None)
     return BenchmarkCells(level, percentile, nce_from_percentile(percentile))
+
+
+def percentile_shown(student_grade: str, test_date: date) -> bool:
+    """Whether a result's percentile rank and NCE are exported (when it has a percentile):
+    never for PreK; for Kindergarten only for tests taken April-July."""
+    grade = normalize_grade(student_grade)
+    return grade != "PK" and (grade != "K" or test_date.month in KINDERGARTEN_PERCENTILE_MONTHS)

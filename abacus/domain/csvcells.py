@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -54,7 +53,9 @@ CORRECTED_HEADER: tuple[str, ...] = tuple(_SPELLING_FIXES.get(h, h) for h in EXP
 
 # OWASP "CSV injection": these leading characters make spreadsheets evaluate a cell.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_STARTS = frozenset(_FORMULA_PREFIXES)
+# A cell starting with one of them, in a row written as NUL + the cells joined on NUL (a NUL
+# inside a cell can only make this match more often, never less).
+_RISKY_CELL = re.compile("\x00[" + re.escape("".join(_FORMULA_PREFIXES)) + "]")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -92,11 +93,9 @@ def fmt_average(total: float, count: int) -> str:
         raise ValueError(f"count must not be negative: {count}")
     if count == 0:
         return ""
-    if isinstance(total, int) or total.is_integer():
-        # floor(t / c + 1/2) == floor((2t + c) / 2c), in integers: the usual case.
-        return str((2 * int(total) + count) // (2 * count))
-    mean = Fraction(total) / count  # exact, so .5 ties are real ties
-    return str(math.floor(mean + Fraction(1, 2)))
+    # Exact, so .5 ties are real ties: floor(n / (d * count) + 1/2) in integers.
+    n, d = (total if isinstance(total, float | int) else Fraction(total)).as_integer_ratio()
+    return str((2 * n + d * count) // (2 * d * count))
 
 
 def write_rows(
@@ -111,14 +110,17 @@ def write_rows(
     if header is not None:
         writer.writerow([neutralize(h) for h in header])
     written = 0
-    starts, number, write = _FORMULA_STARTS, _PLAIN_NUMBER.fullmatch, writer.writerow
     for row in rows:
         if width is not None and len(row) != width:
             raise ValueError(f"row {written + 1} has {len(row)} cells, header has {width}")
-        if not all(type(cell) is str for cell in row):
-            bad = next(type(c).__name__ for c in row if type(c) is not str)
-            raise TypeError(f"CSV cells must be formatted strings, got {bad}")
-        # neutralize(), inlined: this loop runs once per cell of a 100k-row export.
-        write([("'" + c if c[:1] in starts and not number(c) else c) for c in row])
+        try:
+            # str.join and neutralize() only accept str: the type check costs nothing here.
+            if _RISKY_CELL.search("\x00" + "\x00".join(row)) is None:
+                writer.writerow(row)  # the usual row: nothing to neutralise
+            else:
+                writer.writerow([neutralize(cell) for cell in row])
+        except (AttributeError, TypeError):
+            bad = next(type(c).__name__ for c in row if not isinstance(c, str))
+            raise TypeError(f"CSV cells must be formatted strings, got {bad}") from None
         written += 1
     return written

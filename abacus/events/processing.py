@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -21,13 +21,18 @@ __all__ = [
     "EVENT_COLUMNS",
     "DeadLetter",
     "IngestBatch",
+    "RawRecord",
     "SourceRecord",
     "batch_reason",
+    "process_raw",
     "process_records",
 ]
 
 COMMON_FIELDS = ("event_id", "event_type", "occurred_at", "district_id", "student_id", "product")
 EVENT_COLUMNS = EVENTS.columns
+# (partition, offset, key, value): what an ingest process gets of a Kafka record.
+RawRecord = tuple[int, int, bytes | None, bytes | None]
+S = TypeVar("S")  # how a batch names its records: SourceRecord, or RawRecord in ingest
 
 
 @dataclass(frozen=True)
@@ -43,15 +48,15 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(Generic[S]):
     """A record the stream could not (fully) accept, with the reason."""
 
-    source: SourceRecord
+    source: S
     reason: str
 
 
 @dataclass
-class IngestBatch:
+class IngestBatch(Generic[S]):
     """What one batch of records becomes: event rows, dead letters and counters.
 
     ``events``, ``rows`` and ``sources`` are aligned: the i-th event, its row, its record.
@@ -59,8 +64,8 @@ class IngestBatch:
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    sources: list[SourceRecord] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    sources: list[S] = field(default_factory=list)
+    dead_letters: list[DeadLetter[S]] = field(default_factory=list)
     accepted: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates_in_batch: int = 0
@@ -68,7 +73,14 @@ class IngestBatch:
 
 def process_records(
     records: Iterable[SourceRecord], *, now: datetime, epoch: str = ""
-) -> IngestBatch:
+) -> IngestBatch[SourceRecord]:
+    """`process_raw` on whole records: the batch's sources and dead letters name them."""
+    return _process(((r, r.partition, r.offset, r.key, r.value) for r in records), now, epoch)
+
+
+def process_raw(
+    records: Iterable[RawRecord], *, now: datetime, epoch: str = ""
+) -> IngestBatch[RawRecord]:
     """Decode and validate every record; good events become rows, bad records dead letters.
 
     This is the per-record boundary: whatever a record's bytes do to the decoder, the
@@ -78,12 +90,19 @@ def process_records(
     and is also dead-lettered whole (with the index of the first bad event): replaying it
     later is harmless because every event counts once by event_id. ``epoch`` is the
     broker epoch the records were read in (stored with each event's partition and offset).
+    The batch names each record by its own tuple (no object is built per record).
     """
-    batch = IngestBatch()
+    return _process(((r, r[0], r[1], r[2], r[3]) for r in records), now, epoch)
+
+
+def _process(
+    records: Iterable[tuple[S, int, int, bytes | None, bytes | None]], now: datetime, epoch: str
+) -> IngestBatch[S]:
+    batch: IngestBatch[S] = IngestBatch()
     seen: set[str] = set()
-    for record in records:
+    for record, partition, offset, raw_key, value in records:
         try:
-            decoded = decode_record(record.value)
+            decoded = decode_record(value)
         except InvalidEventError as exc:
             batch.dead_letters.append(DeadLetter(record, exc.reason))
             batch.rejected[exc.label] += 1
@@ -94,7 +113,7 @@ def process_records(
             batch.rejected[error.label] += 1
             continue
         problems = []
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
         for index, raw in enumerate(decoded):
             try:
                 event = validate_event(raw, now=now)
@@ -103,7 +122,7 @@ def process_records(
                 if event["event_id"] in seen:
                     batch.duplicates_in_batch += 1
                     continue
-                row = _row(event, record, epoch)
+                row = _row(event, partition, offset, epoch)
             except InvalidEventError as exc:
                 problems.append((index, exc.reason))
                 batch.rejected[exc.label] += 1
@@ -132,7 +151,7 @@ def batch_reason(problems: list[tuple[int, str]], events: int) -> str:
     return cap(f"{reason[: 180 - len(where)]}{where}")
 
 
-def _row(event: Event, record: SourceRecord, epoch: str) -> tuple[Any, ...]:
+def _row(event: Event, partition: int, offset: int, epoch: str) -> tuple[Any, ...]:
     payload = {
         k: _epoch_ms(v) if isinstance(v, datetime) else v
         for k, v in event.items()
@@ -146,8 +165,8 @@ def _row(event: Event, record: SourceRecord, epoch: str) -> tuple[Any, ...]:
         event["product"],
         event["occurred_at"],
         orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
-        record.partition,
-        record.offset,
+        partition,
+        offset,
         epoch,
     )
 

@@ -1,4 +1,10 @@
-"""Format one export-query row into the document's 45 cells (pure)."""
+"""Format one export-query row into the document's 45 cells (pure).
+
+An export formats every student in scope (100,000 in a large district), so `RowFormatter`
+unpacks the row's tuple as is and remembers, for the one export it is built for, the cells
+that many rows share: a teacher list, a grade's level for a Quantile measure, a test
+date's cell and percentile rule. The cells are those of the rules in `abacus.domain` exactly.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,13 @@ from datetime import date
 from typing import Any
 
 from abacus.district import DISTRICT_DATA_COLUMNS, DistrictConfig
-from abacus.domain.benchmarks import CutScores, benchmark_display, format_quantile
+from abacus.domain.benchmarks import (
+    CutScores,
+    format_quantile,
+    nce_from_percentile,
+    percentile_shown,
+    performance_level,
+)
 from abacus.domain.csvcells import fmt_average, fmt_bool, fmt_date, fmt_teachers
 from abacus.domain.timesplit import format_hhmm
 from abacus.export.query import EXPORT_COLUMNS
@@ -15,49 +27,52 @@ from abacus.export.query import EXPORT_COLUMNS
 __all__ = ["ENVIRONMENT_LABELS", "RowFormatter"]
 
 ENVIRONMENT_LABELS = {"prek2": "PreK-2", "g3plus": "Grade 3+"}
-_BOOL = {True: fmt_bool(True), False: fmt_bool(False)}
-# `cells` unpacks a row by position: the query's columns, in this order.
-_ORDER = (
+# The order `RowFormatter.cells` unpacks a row in: the query's, checked at import.
+_UNPACKED = (
     "student_id", "first_name", "last_name", "grade", "building", "is_ell", "is_iep",
     "is_active", "district_data", "environment", "ever_g3", "ever_prek2", "school_ms",
     "evening_ms", "lessons_started", "pre_sum", "pre_count", "post_sum", "post_count",
     "problems", "points", "tokens", "math_helps", "live_helps", "passed", "passed_by_pre",
     "passed_on_grade", "benchmarks", "teachers",
 )  # fmt: skip
-if EXPORT_COLUMNS != _ORDER:  # pragma: no cover - a guard for whoever edits the query
-    raise ImportError("abacus.export.rows unpacks rows in an order the query no longer has")
+if _UNPACKED != EXPORT_COLUMNS:
+    raise RuntimeError("abacus.export.rows unpacks rows in another order than EXPORT_COLUMNS")
+_NO_TEST = ("",) * 6  # a test 1 or 3 not taken (test 2 has one cell fewer)
+_NO_TESTS = ("",) * 18  # no test taken: tests 1-3 and the most recent level
 
 
 class RowFormatter:
-    """Cells for one district's export; built once per export (cut scores, columns)."""
+    """Cells for one district's export; built once per export (cut scores, columns, and the
+    caches of shared cells, which only ever hold this export's values)."""
 
     def __init__(self, config: DistrictConfig) -> None:
         self.cuts: CutScores = config.cut_score_table()
         self.username_at = DISTRICT_DATA_COLUMNS.index(config.username_column)
         self.alt_at = DISTRICT_DATA_COLUMNS.index(config.alt_student_number_column)
+        self._teachers: dict[tuple[Any, ...], str] = {}
+        self._levels: dict[tuple[str, int], tuple[str, str]] = {}
+        self._dates: dict[tuple[str, Any], tuple[str, bool]] = {}
 
     def cells(self, row: Sequence[Any]) -> list[str]:
+        """The document's 45 cells for one row of the export query (`EXPORT_COLUMNS`)."""
         (
             student_id, first_name, last_name, grade, building, is_ell, is_iep, is_active,
             district_data, environment, ever_g3, ever_prek2, school_ms, evening_ms,
-            lessons_started, pre_sum, pre_count, post_sum, post_count, problems, points,
-            tokens, math_helps, live_helps, passed, passed_by_pre, passed_on_grade,
-            benchmarks, teachers,
-        ) = row  # fmt: skip  # the order of EXPORT_COLUMNS (checked at import)
-        g3 = ever_g3 or environment == "g3plus"
+            lessons_started, pre_sum, pre_count, post_sum, post_count, problems, points, tokens,
+            math_helps, live_helps, passed, passed_by_pre, passed_on_grade, benchmarks, teachers,
+        ) = row  # fmt: skip
+        g3 = bool(ever_g3) or environment == "g3plus"
+        prek2 = bool(ever_prek2) or environment == "prek2"
         passed = int(passed or 0)
         on_grade = int(passed_on_grade or 0)
-        school_ms, evening_ms = int(school_ms), int(evening_ms)
-        if g3:
-            g3_cells = [
-                str(int(passed_by_pre or 0)),
-                fmt_average(pre_sum, int(pre_count)),
-                fmt_average(post_sum, int(post_count)),
-                str(int(problems)),
-                str(int(points)),
-            ]
-        else:
-            g3_cells = ["", "", "", str(int(problems)), ""]
+        by_pre = str(int(passed_by_pre or 0))
+        pre_average = fmt_average(pre_sum, int(pre_count))
+        post_average = fmt_average(post_sum, int(post_count))
+        points_cell = str(int(points))
+        math_cell, live_cell = str(int(math_helps)), str(int(live_helps))
+        if not g3:  # formatted first all the same, so a bad value fails either way
+            by_pre = pre_average = post_average = points_cell = math_cell = live_cell = ""
+        school, evening = int(school_ms), int(evening_ms)
         return [
             first_name,
             last_name,
@@ -65,52 +80,83 @@ class RowFormatter:
             student_id,
             district_data[self.alt_at],
             grade,
-            _BOOL[bool(is_active)],
-            _BOOL[bool(is_ell)],
-            _BOOL[bool(is_iep)],
+            fmt_bool(bool(is_active)),
+            fmt_bool(bool(is_ell)),
+            fmt_bool(bool(is_iep)),
             ENVIRONMENT_LABELS[environment],
             building,
-            fmt_teachers(teachers) if teachers else "",
+            self._teacher_cell(teachers),
             *self._benchmarks(grade, benchmarks or ()),
             str(int(lessons_started)),
             str(passed),
             str(on_grade),
             str(passed - on_grade),
-            *g3_cells,
-            str(int(tokens)) if ever_prek2 or environment == "prek2" else "",
-            str(int(math_helps)) if g3 else "",
-            str(int(live_helps)) if g3 else "",
-            format_hhmm(school_ms + evening_ms),
-            format_hhmm(school_ms),
-            format_hhmm(evening_ms),
+            by_pre,
+            pre_average,
+            post_average,
+            str(int(problems)),
+            points_cell,
+            str(int(tokens)) if prek2 else "",
+            math_cell,
+            live_cell,
+            format_hhmm(school + evening),
+            format_hhmm(school),
+            format_hhmm(evening),
         ]
 
-    def _benchmarks(self, grade: str, results: Sequence[Any]) -> list[str]:
+    def _teacher_cell(self, teachers: Sequence[tuple[str, str]] | None) -> str:
+        """`fmt_teachers`, once per distinct list (a class's students share theirs)."""
+        key = tuple(teachers) if teachers else ()
+        cell = self._teachers.get(key)
+        if cell is None:
+            cell = self._teachers[key] = fmt_teachers(key)
+        return cell
+
+    def _benchmarks(self, grade: str, results: Sequence[Any]) -> Sequence[str]:
         """Columns for tests 1-3 (test 2 has no instructional level in the document) and the
         most recent performance level."""
+        if not results:
+            return _NO_TESTS
         by_number = {int(res[0]): res for res in results}
         out: list[str] = []
         latest: tuple[Any, str] | None = None
         for number in (1, 2, 3):
             res = by_number.get(number)
             if res is None:
-                out += [""] * (5 if number == 2 else 6)
+                out += _NO_TEST[1:] if number == 2 else _NO_TEST
                 continue
             _, quantile, level, percentile, taken_on, taken_at = res
-            test_date = taken_on if isinstance(taken_on, date) else date.fromisoformat(taken_on)
-            cells = benchmark_display(grade, test_date, percentile, int(quantile), self.cuts)
-            perf = cells.performance_level or ""
-            block = [perf]
-            if number != 2:
-                block.append(level)
-            block += [
-                format_quantile(int(quantile)),
-                fmt_date(test_date),
-                "" if cells.percentile_rank is None else str(cells.percentile_rank),
-                "" if cells.nce is None else str(cells.nce),
-            ]
-            out += block
+            perf, quantile_cell = self._level(grade, int(quantile))
+            date_cell, shown = self._date(grade, taken_on)
+            if percentile is None or not shown:
+                rank_cell = nce_cell = ""
+            else:
+                rank_cell, nce_cell = str(percentile), str(nce_from_percentile(percentile))
+            if number == 2:
+                out += (perf, quantile_cell, date_cell, rank_cell, nce_cell)
+            else:
+                out += (perf, level, quantile_cell, date_cell, rank_cell, nce_cell)
             if latest is None or taken_at > latest[0]:
                 latest = (taken_at, perf)
         out.append(latest[1] if latest else "")
         return out
+
+    def _level(self, grade: str, quantile: int) -> tuple[str, str]:
+        """Performance level and Quantile cells (`benchmark_display`'s level: none for PreK
+        nor for a grade the cut scores leave out)."""
+        key = (grade, quantile)
+        cells = self._levels.get(key)
+        if cells is None:
+            level = performance_level(quantile, grade, self.cuts)
+            cells = self._levels[key] = (level or "", format_quantile(quantile))
+        return cells
+
+    def _date(self, grade: str, taken_on: date | str) -> tuple[str, bool]:
+        """The test date's cell (ClickHouse gives a date; an ISO string is read) and whether
+        the result's percentile is shown at the student's grade on that date."""
+        key = (grade, taken_on)
+        cells = self._dates.get(key)
+        if cells is None:
+            test_date = taken_on if isinstance(taken_on, date) else date.fromisoformat(taken_on)
+            cells = self._dates[key] = (fmt_date(test_date), percentile_shown(grade, test_date))
+        return cells

@@ -22,7 +22,7 @@ from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
 from abacus.catalog import DAILY_FACTS, EVENTS, LESSON_FACTS, PENDING_FACTS, Table
-from abacus.events.processing import IngestBatch, SourceRecord, process_records
+from abacus.events.processing import IngestBatch, RawRecord, process_raw
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
 from abacus.privacy.deny import BatchDeny, batch_denies
@@ -42,8 +42,6 @@ __all__ = [
     "start_process",
 ]
 
-# (partition, offset, key, value): what an ingest process needs of a Kafka record.
-RawRecord = tuple[int, int, bytes | None, bytes | None]
 # Tables a prepared batch writes, in the order they are stored.
 STORED_TABLES = (EVENTS.name, *(t.name for t, _ in DerivedFacts().by_table()), PENDING_FACTS.name)
 
@@ -89,18 +87,17 @@ def prepare_batch(
     whose rows do not fit the tables' column types, is dropped from every table and its
     record dead-lettered (``internal_error``); the rest of the batch is stored.
     """
-    sources = (SourceRecord("", p, o, k, v) for p, o, k, v in records)
-    batch = process_records(sources, now=now, epoch=epoch)
+    batch = process_raw(records, now=now, epoch=epoch)
     denied = _drop_denied(batch, deny) if deny else 0
     dead: dict[tuple[int, int], str] = {
-        (d.source.partition, d.source.offset): d.reason for d in batch.dead_letters
+        (d.source[0], d.source[1]): d.reason for d in batch.dead_letters
     }
     dropped: set[str] = set()  # event_ids taken out of the batch after validation
 
     def drop(index: int, reason: str) -> None:
         event, source = batch.events[index], batch.sources[index]
         dropped.add(event["event_id"])
-        dead.setdefault((source.partition, source.offset), reason)
+        dead.setdefault((source[0], source[1]), reason)
         batch.accepted[event["event_type"]] -= 1
         batch.rejected["internal_error"] += 1
 
@@ -162,7 +159,7 @@ def _late_keys(
     return list(late_rows(daily, lessons, today))
 
 
-def _drop_denied(batch: IngestBatch, deny: BatchDeny) -> int:
+def _drop_denied(batch: IngestBatch[RawRecord], deny: BatchDeny) -> int:
     """Take denied events out of the batch (its events, rows and sources, in step)."""
     keep = [
         not batch_denies(deny, e["district_id"], e["student_id"], _ms(e["occurred_at"]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -50,15 +50,16 @@ _BATCH_BYTES = 2 << 20
 
 @dataclass
 class _Fetched:
-    """A fetched batch on its way: the records (kept whole for dead letters), the offsets
-    to commit once stored, and its preparation running in an ingest process. Records of
-    a quarantined partition (`streams.attempts`) are not prepared but dead-lettered."""
+    """A fetched batch on its way: the records as aiokafka read them (kept whole for dead
+    letters), the offsets to commit once stored, and its preparation running in an ingest
+    process. Records of a quarantined partition (`streams.attempts`) are not prepared but
+    dead-lettered."""
 
-    records: list[SourceRecord]
+    records: list[ConsumerRecord[bytes, bytes]]
     offsets: dict[Any, int]
     prepared: asyncio.Future[PreparedBatch]
     starts: dict[int, int] = field(default_factory=dict)  # partition -> first offset
-    quarantined: list[SourceRecord] = field(default_factory=list)
+    quarantined: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
     generation: int = 0  # the assignment it was read in (see `abandon`)
 
 
@@ -225,7 +226,9 @@ class IngestService(Service):
         settings = self.settings
         timeout_ms = int(settings.batch_within_s * 1000)
         batch_max = settings.ingest_batch_records
-        records: list[SourceRecord] = []
+        # aiokafka's records as they come: nothing is built per record in this process (it
+        # also fetches and stores); a record becomes a SourceRecord only to be dead-lettered.
+        records: list[ConsumerRecord[bytes, bytes]] = []
         offsets: dict[Any, int] = {}
         size = 0  # bytes of record values in `records`
         generation = self._generation  # the assignment `records` were read in
@@ -246,12 +249,7 @@ class IngestService(Service):
                     records, offsets, size = [], {}, 0
                     generation = self._generation
                 for tp, recs in fetched.items():
-                    records += (
-                        SourceRecord(
-                            tp.topic, tp.partition, rec.offset, rec.key, rec.value, rec.timestamp
-                        )
-                        for rec in recs
-                    )
+                    records += recs
                     if recs:
                         offsets[tp] = recs[-1].offset + 1
                         size += sum(len(rec.value or b"") for rec in recs)
@@ -300,7 +298,9 @@ class IngestService(Service):
         self.exit_code = EXIT_UNREADABLE
         await self.crash(StackError(message))
 
-    async def _hand_over(self, records: list[SourceRecord], offsets: dict[Any, int]) -> None:
+    async def _hand_over(
+        self, records: list[ConsumerRecord[bytes, bytes]], offsets: dict[Any, int]
+    ) -> None:
         """Count an attempt per partition, set a poison batch aside, start preparing the
         rest in an ingest process and queue the batch for the store."""
         assert self.preparer is not None
@@ -371,7 +371,12 @@ class IngestService(Service):
             # it (and delivers its dead letters, which would otherwise go out twice).
             log.debug("batch of %d records abandoned after a revoke", len(records))
             return
-        maybe_inject_fault(self.settings.test_crash_on_key, item.records, item.quarantined)
+        if self.settings.test_crash_on_key is not None:
+            maybe_inject_fault(
+                self.settings.test_crash_on_key,
+                [_source(r) for r in item.records],
+                [_source(r) for r in item.quarantined],
+            )
         started = time.perf_counter()
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
         # row is keyed by event_id, so a batch stored twice (a replay after a crash between
@@ -383,8 +388,10 @@ class IngestService(Service):
         await self.districts.resolve_pending(batch.pending_districts)
         self.rollups.stored(seq)
         metrics.insert_seconds.observe(time.perf_counter() - started)
-        by_position = {(r.partition, r.offset): r for r in records}
-        letters = [(by_position[p, o], reason) for p, o, reason in batch.dead_letters]
+        letters: list[tuple[SourceRecord, str]] = []
+        if batch.dead_letters:
+            by_position = {(r.partition, r.offset): r for r in records}
+            letters = [(_source(by_position[p, o]), reason) for p, o, reason in batch.dead_letters]
         if item.quarantined:
             letters += self._quarantine(item)
         denied = batch.denied
@@ -410,9 +417,7 @@ class IngestService(Service):
         # One histogram update per batch (an observation per record cost ~11 µs each).
         now_ms = time.time() * 1000
         metrics.freshness.observe_many(
-            max(0.0, (now_ms - r.timestamp_ms) / 1000)
-            for r in records
-            if r.timestamp_ms is not None
+            max(0.0, (now_ms - r.timestamp) / 1000) for r in records if r.timestamp is not None
         )
         metrics.batch_size.observe(len(records))
         for event_type, n in batch.accepted.items():
@@ -483,4 +488,10 @@ class IngestService(Service):
         reason = reject(
             "poison_batch", f"the worker crashed {limit} times on the batch holding this record"
         ).reason
-        return [(record, reason) for record in item.quarantined]
+        return [(_source(record), reason) for record in item.quarantined]
+
+
+def _source(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
+    """An aiokafka record as the dead-letter path keeps it."""
+    r = record
+    return SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)

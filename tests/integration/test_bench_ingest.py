@@ -50,3 +50,5 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     assert abs(sum(each) - product["peak_rss_mb"]) < 0.01
     assert 0 < product["fresh_p50_s"] <= product["fresh_p99_s"]
     assert result["freshness"]["records"] > 0
+    # The district was configured before its events came: none went the pending path.
+    assert result["pending_resolved"] == 0
