@@ -15,22 +15,28 @@ __all__ = [
     "AUDIT_LOG",
     "BENCHMARK_FACTS",
     "DAILY_FACTS",
+    "DAILY_ROLLUPS",
     "DEAD_LETTERS",
     "DISTRICTS",
     "EVENTS",
     "EXPORT_JOBS",
     "EXPORT_REQUESTS",
     "LESSON_FACTS",
+    "LESSON_ROLLUPS",
+    "MONTHLY_ROLLUPS",
     "PENDING_FACTS",
     "PORTAL_CREDENTIALS",
     "PRIVACY_DENY",
     "PRIVACY_REQUESTS",
+    "ROLLUP_DIRTY",
+    "ROLLUP_WATERMARKS",
     "ROSTER_LINKS",
     "ROSTER_ONEROSTER_STATE",
     "ROSTER_STUDENTS",
     "ROSTER_STUDENTS_HISTORY",
     "ROSTER_USERS",
     "SCHEMA_MIGRATIONS",
+    "SUMMED_COLUMNS",
     "TABLES",
     "Table",
     "staff_tables",
@@ -77,6 +83,12 @@ class Table:
 
 _ROSTER_TAIL = ("is_active", "import_id", "version", "updated_at")
 _DISTRICT_DATA = tuple(f"district_data_{n}" for n in range(1, 6))
+# The columns a day's facts are summed into (daily_facts, and the rollups built from them).
+_SUMMED = (
+    "school_ms", "evening_ms", "lessons_started", "pre_quiz_sum", "pre_quiz_count",
+    "post_quiz_sum", "post_quiz_count", "problems", "points", "tokens", "math_helps",
+    "live_helps",
+)  # fmt: skip
 
 EVENTS = Table(
     "events",
@@ -126,6 +138,44 @@ PENDING_FACTS = Table(
     columns=("district_id", "event_id", "resolved"),
     holds_students=True,
     student_link="event_id",
+)
+DAILY_ROLLUPS = Table(
+    "daily_rollups",
+    "exact per-(student, local day) sums of daily_facts, rebuilt from the facts (exports)",
+    columns=(
+        "district_id", "student_id", "local_date", *_SUMMED, "last_key", "products", "fact_rows",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+LESSON_ROLLUPS = Table(
+    "lesson_rollups",
+    "resolved attempts and passes per (student, lesson), rebuilt from lesson_facts (exports)",
+    columns=("district_id", "student_id", "lesson_id", "attempts", "passes", "fact_rows"),
+    holds_students=True,
+    student_column="student_id",
+)
+MONTHLY_ROLLUPS = Table(
+    "monthly_rollups",
+    "per-(student, month) sums and passes, built from the daily and lesson rollups (exports)",
+    columns=(
+        "district_id", "student_id", "month", *_SUMMED, "last_key", "products", "passes",
+        "version",
+    ),
+    holds_students=True,
+    student_column="student_id",
+)  # fmt: skip
+ROLLUP_WATERMARKS = Table(
+    "rollup_watermarks",
+    "how far the rollups are complete: the last closed day per district, the dirty keys done",
+    columns=("district_id", "mark", "value", "updated_at"),
+)
+ROLLUP_DIRTY = Table(
+    "rollup_dirty",
+    "rollup keys of late facts (a day already ended), to rebuild in the background",
+    columns=("seq", "district_id", "student_id", "local_date", "lesson_id"),
+    holds_students=True,
+    student_column="student_id",
 )
 ROSTER_STUDENTS = Table(
     "roster_students",
@@ -270,12 +320,19 @@ SCHEMA_MIGRATIONS = Table(
     district_column=None,
 )
 
+SUMMED_COLUMNS = _SUMMED
+
 TABLES: tuple[Table, ...] = (
     EVENTS,
     DAILY_FACTS,
     LESSON_FACTS,
     BENCHMARK_FACTS,
     PENDING_FACTS,
+    DAILY_ROLLUPS,
+    LESSON_ROLLUPS,
+    MONTHLY_ROLLUPS,
+    ROLLUP_WATERMARKS,
+    ROLLUP_DIRTY,
     ROSTER_STUDENTS,
     ROSTER_STUDENTS_HISTORY,
     ROSTER_USERS,

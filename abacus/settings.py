@@ -198,6 +198,14 @@ class ExportSettings(BaseModel):
     # then deletes the CSV and its manifest (checked every sweep_interval_s).
     retention_s: int = Field(default=7 * 24 * 3600, ge=1)
     sweep_interval_s: float = Field(default=300.0, gt=0)
+    # An export reads the rollups only once they cover every event stored when it started;
+    # it waits this long for them (a batch in flight), then reads the facts instead.
+    rollup_wait_s: float = Field(default=10.0, ge=0)
+    # The rollup service (streams/rollups.py): how often it rebuilds the keys of late facts
+    # (every batch since the last time, in one statement per table) and closes ended days,
+    # and how long after local midnight a day closes (longer than a batch takes to store).
+    rollup_interval_s: float = Field(default=5.0, gt=0)
+    rollup_grace_s: float = Field(default=900.0, ge=0)
 
 
 class RosterSettings(BaseModel):
@@ -261,6 +269,10 @@ class AbacusSettings(BaseSettings):
     # TEST ONLY, inert when unset: the worker process exits at once (as if it segfaulted)
     # when a batch holds a record with this key. Drives the poison-batch test.
     test_crash_on_key: str | None = None
+    # BENCHMARK ONLY: ingest writes no late rollup keys and the rollup service does not
+    # run (exports then read the facts), to measure what rollups cost ingest
+    # (`abacus bench ingest`). Never in production: the rollups would miss those facts.
+    bench_skip_rollups: bool = False
     broker: BrokerSettings = BrokerSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()

@@ -16,17 +16,19 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from abacus.aggregation.closing import rollups_cover
 from abacus.audit import AuditEntry
 from abacus.district import DistrictConfig
 from abacus.domain.csvcells import export_header, write_rows
 from abacus.errors import AbacusError, ExportRequestError, StorageError
 from abacus.export import status
+from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim, check_claim, claim_of
 from abacus.export.files import ExportPathError, ExportPaths, export_paths
 from abacus.export.jobs import PRODUCT_LABELS
@@ -62,6 +64,7 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 # parse): the worker's portal keeps its list of exports current with it.
 StatusHook = Callable[[ExportRequest | None, dict[str, Any]], Awaitable[None]]
 _PROGRESS_EVERY = 10_000
+_WATERMARK_POLL_S = 0.2
 
 
 class ExportStore(Protocol):
@@ -69,10 +72,13 @@ class ExportStore(Protocol):
 
     async def arequester(self, district_id: str, employee_id: str) -> Requester | None: ...
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T: ...
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: Source = ...
+    ) -> T: ...
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
 
+    async def arollup_marks(self) -> tuple[dict[str, date], int, int]: ...
     async def aaudit(self, *entries: AuditEntry) -> None: ...
 
     async def aexport_claim(self, district_id: str, request_id: str) -> ExportClaim | None: ...
@@ -313,16 +319,25 @@ class ExportConsumer:
             digest, size = _sha256(partial)
             return FileFigures(count, size, digest)
 
+        # What the export covers is read before its query, so the query sees at least that.
+        figures, source = await self._coverage(request.district_id, job.range.end)
         try:
-            written = await self.store.astream_export(job.query, write)
-            result = await self._finish(job, written, started)
+            written = await self.store.astream_export(job.query, write, source)
+            result = await self._finish(job, written, started, figures, source)
         except Exception:
             # Nothing half-written stays behind (nor a CSV without its manifest).
             await asyncio.to_thread(_remove_partials, paths)
             raise
         return result
 
-    async def _finish(self, job: ExportJob, written: FileFigures, started: float) -> ExportResult:
+    async def _finish(
+        self,
+        job: ExportJob,
+        written: FileFigures,
+        started: float,
+        figures: StoreFigures,
+        source: Source,
+    ) -> ExportResult:
         """The manifest beside the written CSV, then the CSV under its final name."""
         request, paths = job.request, job.paths
         csv_path = paths.csv
@@ -331,7 +346,6 @@ class ExportConsumer:
             seconds=self.settings.exports.retention_s
         )
         link = self._link(request, csv_path, expires_at)
-        figures = await self.store.afigures(request.district_id, self.broker_epoch)
         seconds = time.perf_counter() - started
         doc = manifest(
             request,
@@ -339,6 +353,7 @@ class ExportConsumer:
             job.scope,
             written,
             figures,
+            source=source,
             generated_at=self.now(),
             expires_at=expires_at,
             seconds=seconds,
@@ -347,6 +362,29 @@ class ExportConsumer:
         await asyncio.to_thread(_write_private, paths.manifest, text)
         os.replace(paths.partial, csv_path)  # the export exists from here on
         return ExportResult(written, csv_path, paths.manifest, link, expires_at, seconds)
+
+    async def _coverage(self, district_id: str, end: date) -> tuple[StoreFigures, Source]:
+        """The figures the export claims, and where it reads: the rollups once the
+        district's days up to ``end`` are closed and every late key written before it
+        started is rebuilt (waiting up to ``exports.rollup_wait_s`` for the rollup service),
+        else the facts (`abacus.aggregation.closing`)."""
+        figures = await self.store.afigures(district_id, self.broker_epoch)
+        deadline = time.monotonic() + self.settings.exports.rollup_wait_s
+
+        def ready(f: StoreFigures) -> bool:
+            return rollups_cover(end, f.rollups_closed, f.late_pending, f.late_done)
+
+        while not ready(figures) and time.monotonic() < deadline:
+            await asyncio.sleep(_WATERMARK_POLL_S)
+            closed, done, _ = await self.store.arollup_marks()
+            figures = replace(figures, rollups_closed=closed.get(district_id), late_done=done)
+        if ready(figures):
+            return figures, "rollups"
+        log.warning(
+            "rollups behind (closed through %s, late keys %d of %d rebuilt): export reads"
+            " the facts", figures.rollups_closed, figures.late_done, figures.late_pending,
+        )  # fmt: skip
+        return figures, "facts"
 
     def _requested(self, job: ExportJob) -> AuditEntry:
         r = job.request

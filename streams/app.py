@@ -24,6 +24,7 @@ from streams.lag_monitor import LagMonitor
 from streams.metrics import Metrics
 from streams.portal.accounts import AccountDirectory
 from streams.portal.board import ExportBoard
+from streams.rollups import LateKeyLog, RollupService
 from streams.web import server
 
 __all__ = ["Worker", "create_worker"]
@@ -93,7 +94,8 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     worker runs. ``broker_epoch``: the log the worker reads (`ensure_epoch`)."""
     app = _faust_app(settings)
     metrics = Metrics()
-    districts = DistrictRegistry(store, metrics)
+    late = LateKeyLog(store, enabled=not settings.bench_skip_rollups)
+    districts = DistrictRegistry(store, metrics, late)
     deny = DenyList()  # loaded from the store before the worker runs (streams/run.py)
     ingest = IngestService(settings, store, districts, metrics, broker_epoch, deny)
     app.service(ingest)
@@ -103,17 +105,26 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     roster_service = roster.register(
         app, settings, store, districts, metrics, deny, accounts, readiness
     )
+    rollups = RollupService(settings, store, late, districts.zones, metrics, deny)
+    app.service(rollups)
+
+    async def barrier() -> None:
+        """Before a deletion's steps: ingest's batches stored, the rollup pass done."""
+        await ingest.barrier()
+        await rollups.barrier()
+
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(
         app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
         exports_lock=exports_lock,
     )  # fmt: skip
     privacy.register(
-        app, settings, store, deny, metrics, barrier=ingest.barrier,
+        app, settings, store, deny, metrics, barrier=barrier,
         forget_district=partial(_forget_district, districts, accounts, board),
         exports_lock=exports_lock,
     )  # fmt: skip
     app.service(RetentionService(settings, store, districts.configs, metrics))
+
     monitor = lag_monitor.register(app, settings, metrics)
     web.register(
         app, settings, store, metrics, readiness, ingest, accounts, board, districts.configs,

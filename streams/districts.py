@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from abacus.district import DistrictConfig
 from abacus.store.store import Store
 from streams.metrics import Metrics
+from streams.rollups import LateKeyLog
 
 __all__ = ["DistrictRegistry"]
 
@@ -21,9 +22,11 @@ class DistrictRegistry:
     configured are stored as pending, and their facts are derived once its config arrives.
     """
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics, late: LateKeyLog | None = None) -> None:
         self.store = store
         self.metrics = metrics
+        # Late facts' rollup keys (streams/rollups.py); None: no rollups (unit tests).
+        self.late = late
         self._configs: dict[str, DistrictConfig] = {}
 
     @property
@@ -41,7 +44,10 @@ class DistrictRegistry:
         self._configs.update(self.store.load_districts())
         log.info("%d district config(s) loaded", len(self._configs))
         for district_id, zone in self.zones().items():
-            self.metrics.pending_resolved.inc(self.store.resolve_pending(district_id, zone))
+            seq = self.late.begin() if self.late else None
+            self.metrics.pending_resolved.inc(self.store.resolve_pending(district_id, zone, seq))
+            if self.late:
+                self.late.stored(seq)
 
     async def update(self, config: DistrictConfig) -> None:
         """A config was stored (new or changed): know it, and derive its pending facts."""
@@ -57,5 +63,8 @@ class DistrictRegistry:
         """Derive the pending facts of these districts (those configured by now)."""
         zones = self.zones()
         for district_id in sorted(set(district_ids) & set(zones)):
-            resolved = await self.store.aresolve_pending(district_id, zones[district_id])
+            seq = self.late.begin() if self.late else None
+            resolved = await self.store.aresolve_pending(district_id, zones[district_id], seq)
+            if self.late:
+                self.late.stored(seq)
             self.metrics.pending_resolved.inc(resolved)

@@ -149,6 +149,17 @@ class Metrics:
         self.insert_seconds = Histogram(
             "abacus_clickhouse_insert_seconds", "ClickHouse insert latency.", registry=r
         )
+        self.rollup_seconds = Histogram(
+            "abacus_rollup_seconds",
+            "One pass of the rollup service: late keys rebuilt and ended days closed.",
+            registry=r,
+        )
+        self.rollups_behind = Gauge(
+            "abacus_rollups_behind",
+            "What the rollups lack: late-key batches not yet rebuilt (0 or 1) plus districts "
+            "with a closed day not yet built (exports meanwhile wait, then read the facts).",
+            registry=r,
+        )
         self.roster_records = Counter(
             "abacus_roster_records",
             "Roster, district-config and OneRoster state records consumed, by kind and outcome "

@@ -33,6 +33,8 @@ def prepare(settings: AbacusSettings, store: Store) -> Worker:
     # Before any agent or importer reads the compacted topics (docs/architecture.md).
     if not meta.restored(epoch):
         restore_topics(settings, store, epoch)
+    # Late rollup keys keep their order across a restart (streams/rollups.py).
+    worker.ingest.rollups.load(store.rollup_marks()[2])
     worker.districts.load()
     worker.deny.update(store.load_deny())
     worker.accounts.load()

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from abacus.aggregation.rollups import RollupKeys
 from abacus.catalog import BENCHMARK_FACTS, DAILY_FACTS, LESSON_FACTS, Table
 from abacus.domain.passing import prek2_completion_passes, quiz_passes
 from abacus.domain.timesplit import split_interval
@@ -45,6 +46,10 @@ class DerivedFacts:
             (LESSON_FACTS, self.lessons),
             (BENCHMARK_FACTS, self.benchmarks),
         ]
+
+    def rollup_keys(self) -> RollupKeys:
+        """The rollup keys these facts touch (abacus.aggregation.rollups)."""
+        return RollupKeys.of_rows(self.daily, self.lessons)
 
 
 def derive_facts(events: Iterable[Event], timezone_of: Callable[[Event], str]) -> DerivedFacts:

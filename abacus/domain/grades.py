@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
 __all__ = [
     "GRADES",
@@ -23,8 +24,10 @@ _RANK = {grade: rank for rank, grade in enumerate(GRADES, start=-1)}
 _NUMERIC_GRADE = re.compile(r"[0-9]{1,2}")
 
 
+@cache
 def normalize_grade(raw: str) -> str:
-    """``PK``, ``K``/``KG`` (any case) or ``1``-``12`` with an optional leading zero."""
+    """``PK``, ``K``/``KG`` (any case) or ``1``-``12`` with an optional leading zero.
+    Cached: an export normalises the same few spellings hundreds of thousands of times."""
     upper = raw.upper()
     if upper in ("K", "KG"):
         return "K"

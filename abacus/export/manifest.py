@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from abacus.export.query import ExportScope
@@ -25,11 +25,16 @@ class FileFigures:
 class StoreFigures:
     """What the aggregates reflect: the roster version and the next offset per events
     partition that ingest had stored, in the broker epoch named (a new embedded broker
-    starts its offsets at 0 again)."""
+    starts its offsets at 0 again), and how far the rollups were complete
+    (`abacus.aggregation.closing`): the district's last closed day, the last late-key
+    sequence number written for it, and the last one rebuilt."""
 
     roster_version: int
     events_offsets: dict[int, int]
     broker_epoch: str = ""
+    rollups_closed: date | None = None
+    late_pending: int = 0
+    late_done: int = 0
 
 
 def manifest(
@@ -39,6 +44,7 @@ def manifest(
     written: FileFigures,
     store: StoreFigures,
     *,
+    source: str = "rollups",
     generated_at: datetime,
     expires_at: datetime,
     seconds: float,
@@ -62,4 +68,12 @@ def manifest(
         "seconds": round(seconds, 3),
         "broker_epoch": store.broker_epoch,
         "events_offsets": {str(p): o for p, o in sorted(store.events_offsets.items())},
+        # Where the sums came from: "rollups" (every day up to closed_through built, and
+        # every late key written before the export rebuilt) or "facts" (they lagged).
+        "aggregates": source,
+        "rollup_watermark": {
+            "closed_through": store.rollups_closed.isoformat() if store.rollups_closed else None,
+            "late_keys_written": store.late_pending,
+            "late_keys_rebuilt": store.late_done,
+        },
     }

@@ -10,16 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from abacus.aggregation.queries import PASSES_SQL
-from abacus.catalog import (
-    BENCHMARK_FACTS,
-    DAILY_FACTS,
-    ROSTER_LINKS,
-    ROSTER_STUDENTS,
-    ROSTER_STUDENTS_HISTORY,
-    ROSTER_USERS,
-)
-from abacus.domain.grades import GRADES_SQL, sql_is_prek2
+from abacus.catalog import BENCHMARK_FACTS, ROSTER_LINKS, ROSTER_STUDENTS, ROSTER_USERS
+from abacus.domain.grades import sql_is_prek2
+from abacus.export.aggregates import Source, aggregate_ctes, whole_months
 
 __all__ = ["EXPORT_COLUMNS", "ExportQuery", "ExportScope", "export_sql"]
 
@@ -46,7 +39,10 @@ class ExportQuery:
 
     def params(self) -> dict[str, object]:
         """The parameters `export_sql` binds."""
+        months_from, months_to = whole_months(self.start, self.end)
         return {
+            "months_from": months_from,
+            "months_to": months_to,
             "district": self.district_id,
             "start": self.start,
             "end": self.end,
@@ -92,10 +88,9 @@ EXPORT_COLUMNS = (
 )
 
 
-def export_sql(db: str) -> str:
-    """The export query text for database ``db`` (parameters: district, start, end,
-    year_start, scope, employee, buildings, product)."""
-    passes = PASSES_SQL.format(db=db)
+def export_sql(db: str, source: Source = "rollups") -> str:
+    """The export query text for database ``db``, reading the aggregates from ``source``
+    (parameters: district, start, end, year_start, scope, employee, buildings, product)."""
     return f"""
 WITH
 scoped AS (
@@ -110,53 +105,7 @@ scoped AS (
                 SELECT student_id FROM {db}.{ROSTER_LINKS.name} FINAL
                 WHERE district_id = {{district:String}} AND employee_id = {{employee:String}}
                   AND is_active = 1)))
-),
-totals AS (
-    SELECT student_id,
-           sum(school_ms) AS school_ms, sum(evening_ms) AS evening_ms,
-           sum(lessons_started) AS lessons_started,
-           sum(pre_quiz_sum) AS pre_sum, sum(pre_quiz_count) AS pre_count,
-           sum(post_quiz_sum) AS post_sum, sum(post_quiz_count) AS post_count,
-           sum(problems) AS problems, sum(points) AS points, sum(tokens) AS tokens,
-           sum(math_helps) AS math_helps, sum(live_helps) AS live_helps,
-           argMax(product, occurred_at) AS latest_product
-    FROM {db}.{DAILY_FACTS.name} FINAL
-    WHERE district_id = {{district:String}}
-      AND local_date BETWEEN {{start:Date}} AND {{end:Date}}
-      AND student_id IN (SELECT student_id FROM scoped)
-    GROUP BY student_id
-),
-products AS (
-    -- max() is unaffected by duplicate rows, so no FINAL is needed here.
-    SELECT student_id, max(product = 'g3plus') AS ever_g3, max(product = 'prek2') AS ever_prek2
-    FROM {db}.{DAILY_FACTS.name}
-    WHERE district_id = {{district:String}} AND local_date <= {{end:Date}}
-      AND student_id IN (SELECT student_id FROM scoped)
-    GROUP BY student_id
-),
-passes AS (
-    SELECT student_id, pass_kind, grade AS lesson_grade,
-           toUnixTimestamp64Milli(pass_at) AS pass_ms
-    FROM ({passes})
-    WHERE student_id IN (SELECT student_id FROM scoped)
-),
-grade_history AS (
-    SELECT student_id, toInt64(version) AS version, grade
-    FROM {db}.{ROSTER_STUDENTS_HISTORY.name}
-    WHERE district_id = {{district:String}} AND student_id IN (SELECT student_id FROM scoped)
-),
-pass_counts AS (
-    -- The student's grade at the time of the pass (roster history), else the current one.
-    SELECT p.student_id AS student_id, count() AS passed,
-           countIf(p.pass_kind = 'pre') AS passed_by_pre,
-           countIf(indexOf({GRADES_SQL}, p.lesson_grade) >=
-                   indexOf({GRADES_SQL}, if(h.grade = '', s.grade, h.grade))) AS passed_on_grade
-    FROM passes AS p
-    ASOF LEFT JOIN grade_history AS h
-        ON p.student_id = h.student_id AND p.pass_ms >= h.version
-    LEFT JOIN scoped AS s ON p.student_id = s.student_id
-    GROUP BY p.student_id
-),
+),{aggregate_ctes(db, source)}
 latest_benchmarks AS (
     -- Duplicates carry identical values, so argMax needs no FINAL.
     SELECT student_id, benchmark_number,
@@ -202,5 +151,5 @@ LEFT JOIN benchmarks AS b ON s.student_id = b.student_id
 LEFT JOIN teachers AS te ON s.student_id = te.student_id
 WHERE {{product:String}} = 'both' OR environment = {{product:String}}
 ORDER BY s.last_name, s.first_name, s.student_id
-SETTINGS join_use_nulls = 0
+SETTINGS join_use_nulls = 0, do_not_merge_across_partitions_select_final = 1
 """  # noqa: S608 - db comes from validated settings; values are bound

@@ -18,9 +18,10 @@ from itertools import compress
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
-from abacus.catalog import EVENTS, PENDING_FACTS, Table
+from abacus.catalog import DAILY_FACTS, EVENTS, LESSON_FACTS, PENDING_FACTS, Table
 from abacus.events.processing import IngestBatch, RawRecord, process_raw
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
@@ -58,6 +59,9 @@ class PreparedBatch:
     events: int = 0
     # Districts with events stored as pending because no config was known for them.
     pending_districts: set[str] = field(default_factory=set)
+    # The rollup keys of its late facts (a day already ended): written before the facts,
+    # rebuilt in the background (abacus/aggregation/closing.py).
+    late_keys: list[LateKey] = field(default_factory=list)
     # Events dropped because their student (or district) was deleted (the deny-list).
     denied: int = 0
 
@@ -127,6 +131,7 @@ def prepare_batch(
         tables = [(t, _without(rows, t, dropped)) for t, rows in tables]
         blocks, bad = _encode(encoder, tables)
     kept = [e for e in batch.events if e["event_id"] not in dropped]
+    daily, lessons = (_without(rows, t, dropped) for t, rows in facts.by_table()[:2])
     return PreparedBatch(
         blocks=blocks,
         dead_letters=[(p, o, reason) for (p, o), reason in dead.items()],
@@ -135,8 +140,23 @@ def prepare_batch(
         duplicates_in_batch=batch.duplicates_in_batch,
         events=len(kept),
         pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
+        late_keys=_late_keys(daily, lessons, zones, now),
         denied=denied,
     )
+
+
+def _late_keys(
+    daily: list[Any], lessons: list[Any], zones: Mapping[str, str], now: datetime
+) -> list[LateKey]:
+    """The rollup keys of the facts whose local day had ended at ``now``. Every district
+    with facts of either kind gets its today: a `lesson_completed` has a lesson fact and no
+    daily one, so a batch may hold a district's lesson facts alone (its pass would be left
+    out of a lesson rollup built before it, with no key to rebuild it)."""
+    daily_at = DAILY_FACTS.columns.index("district_id")
+    lesson_at = LESSON_FACTS.columns.index("district_id")
+    districts = {row[daily_at] for row in daily} | {row[lesson_at] for row in lessons}
+    today = {d: local_today(now, zones[d]) for d in districts if d in zones}
+    return list(late_rows(daily, lessons, today))
 
 
 def _drop_denied(batch: IngestBatch[RawRecord], deny: BatchDeny) -> int:
@@ -162,6 +182,8 @@ def _ms(at: datetime) -> int:
 
 
 def _without(rows: list[Any], table: Table, event_ids: set[str]) -> list[Any]:
+    if not event_ids:
+        return rows
     at = table.columns.index("event_id")
     return [row for row in rows if row[at] not in event_ids]
 

@@ -1,11 +1,12 @@
 """A store's lanes: each one ClickHouse client and the one thread that owns it.
 
 Lanes run side by side; the calls on one lane run one after the other, in the order they
-are made. Ingest writes take `INGEST`, the export's query stream `EXPORT`, and everything
-else `SERVICE`, so an export streaming for half a minute never holds an ingest insert
-back. Measured on chDB 26.9 through clickhouse-connect 1.12 (docs/architecture.md): two
-clients on one chDB path in one process run concurrently, while one client used from two
-threads serialises every call behind the open stream.
+are made. Ingest writes take `INGEST`, the export's query stream `EXPORT`, the rollup
+service's rebuilds `ROLLUP`, and everything else `SERVICE`, so an export streaming for
+half a minute never holds an ingest insert back. Measured on chDB 26.9 through
+clickhouse-connect 1.12 (docs/architecture.md): two clients on one chDB path in one process
+run concurrently, while one client used from two threads serialises every call behind the
+open stream.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from clickhouse_connect.driver.client import Client
 
-__all__ = ["EXPORT", "INGEST", "LANES", "SERVICE", "Lane", "Lanes"]
+__all__ = ["EXPORT", "INGEST", "LANES", "ROLLUP", "SERVICE", "Lane", "Lanes"]
 
 INGEST = "ingest"  # the ingest service's writes: events, facts, pending, dead letters
 EXPORT = "export"  # the export query stream and the manifest's figures
+ROLLUP = "rollup"  # the rollup service's rebuilds (streams/rollups.py), seconds each
 SERVICE = "service"  # everything else: roster, web, claims, reads, migrations
-LANES = (SERVICE, INGEST, EXPORT)
+LANES = (SERVICE, INGEST, EXPORT, ROLLUP)
 
 
 class Lane:

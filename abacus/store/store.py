@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import clickhouse_connect
@@ -29,8 +29,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from abacus.accounts.account import Account
 from abacus.accounts.credentials import Credential
+from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import derive_facts
 from abacus.aggregation.pending import PENDING_EVENTS_SQL, event_from_row, pending_marks
+from abacus.aggregation.rollups import RollupKeys, rebuild_all
 from abacus.audit import AuditEntry
 from abacus.catalog import (
     AUDIT_LOG,
@@ -50,16 +52,17 @@ from abacus.catalog import (
 from abacus.catalog import Table as CatalogTable
 from abacus.district import DistrictConfig, decode_stored_config
 from abacus.errors import StorageError
+from abacus.export.aggregates import Source
 from abacus.export.claims import ExportClaim
 from abacus.export.jobs import ExportJobView
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import ExportQuery, export_sql
 from abacus.export.request import Requester
 from abacus.settings import AbacusSettings
-from abacus.store import migrations
+from abacus.store import migrations, rollups
 from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
-from abacus.store.lanes import EXPORT, INGEST, SERVICE, Lanes
+from abacus.store.lanes import EXPORT, INGEST, ROLLUP, SERVICE, Lanes
 from abacus.store.native import EncodedBlock
 
 __all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
@@ -200,6 +203,13 @@ class Store(DeletionMethods):
         lane = INGEST if table.name in _INGEST_TABLES else SERVICE
         await self._acall(f"insert into {table.name} failed", self._insert, table, rows, lane=lane)
 
+    def load_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        """Insert rows into ``columns`` of ``table`` (database-qualified, outside the catalog)
+        as one block: the export benchmark's floor table."""
+        self._call(
+            f"insert into {table} failed", self._client.insert, table, rows, column_names=columns
+        )
+
     def _insert_block(self, block: EncodedBlock) -> None:
         if block.rows:
             self._client.raw_insert(
@@ -214,28 +224,99 @@ class Store(DeletionMethods):
 
     # --- pending facts ---------------------------------------------------------------------
 
-    def _resolve_pending(self, district_id: str, timezone: str) -> int:
+    def _resolve_pending(self, district_id: str, timezone: str, seq: int | None) -> int:
         total = 0
         sql = PENDING_EVENTS_SQL.format(db=self.database, limit=_PENDING_CHUNK)
         while rows := self._rows(sql, {"d": district_id}):
             events = [event_from_row(r) for r in rows]
-            for table, fact_rows in derive_facts(events, lambda e: timezone).by_table():
+            facts = derive_facts(events, lambda e: timezone)
+            # The rollup keys of late facts before the facts, as ingest writes them
+            # (streams/rollups.py); a crash before the marks derives them again.
+            today = {district_id: local_today(datetime.now(UTC), timezone)}
+            late = list(late_rows(facts.daily, facts.lessons, today))
+            if seq is not None and late:
+                rollups.write_dirty(self._client, self.database, seq, late)
+            for table, fact_rows in facts.by_table():
                 self._insert(table, fact_rows)
             self._insert(PENDING_FACTS, pending_marks(events, resolved=True))
             total += len(events)
             log.info("derived facts for %d pending event(s) of a newly configured district", total)
         return total
 
-    def resolve_pending(self, district_id: str, timezone: str) -> int:
-        """Derive and store the facts of every pending event of a now configured district;
-        returns how many. Safe to interrupt and run again: facts are idempotent rows and an
-        event is marked resolved only after its facts are stored."""
+    def resolve_pending(self, district_id: str, timezone: str, seq: int | None = None) -> int:
+        """Derive and store the facts of every pending event of a now configured district
+        (with the rollup keys of the late ones under ``seq``, None: none); returns how
+        many. Safe to interrupt and run again: facts are idempotent rows, and an event is
+        marked resolved only after its facts are stored."""
         what = "resolving pending facts failed"
-        return self._call(what, self._resolve_pending, district_id, timezone)
+        return self._call(what, self._resolve_pending, district_id, timezone, seq)
 
-    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+    async def aresolve_pending(
+        self, district_id: str, timezone: str, seq: int | None = None
+    ) -> int:
         what = "resolving pending facts failed"
-        return await self._acall(what, self._resolve_pending, district_id, timezone, lane=INGEST)
+        return await self._acall(
+            what, self._resolve_pending, district_id, timezone, seq, lane=INGEST
+        )
+
+    # --- rollups (abacus.store.rollups) -----------------------------------------------------
+
+    async def arebuild_rollups(self, keys: RollupKeys) -> None:
+        """Rebuild the rollups of ``keys`` from the facts (the rollup lane)."""
+        if keys:
+            what = "rebuilding rollups failed"
+            await self._acall(what, self._on_client, rollups.rebuild, keys, lane=ROLLUP)
+
+    async def aclose_rollup_days(self, district: str, after: date | None, through: date) -> None:
+        """Build the rollups of a district's days (after, through] and mark them closed."""
+        what = "closing rollup days failed"
+        await self._acall(what, self._on_client, rollups.close, district, after, through,
+                          lane=ROLLUP)  # fmt: skip
+
+    async def awrite_dirty(self, seq: int, keys: Sequence[LateKey]) -> None:
+        """Record a batch's late keys (ingest, before its facts)."""
+        what = "writing late rollup keys failed"
+        await self._acall(what, self._on_client, rollups.write_dirty, seq, keys, lane=INGEST)
+
+    async def alate_keys(self, after: int, through: int) -> list[LateKey]:
+        """The late keys written with sequence numbers in (after, through]."""
+        what = "reading late rollup keys failed"
+        return await self._acall(what, self._on_client, rollups.late_keys, after, through,
+                                 lane=ROLLUP)  # fmt: skip
+
+    async def arollup_mark(self, district: str, mark: str, value: int) -> None:
+        what = "writing a rollup mark failed"
+        await self._acall(what, self._on_client, rollups.write_mark, district, mark, value,
+                          lane=ROLLUP)  # fmt: skip
+
+    async def aprune_dirty(self, through: int) -> None:
+        """Drop the late keys up to ``through`` (rebuilt; a small table's mutation)."""
+        what = "pruning late rollup keys failed"
+        await self._acall(what, self._on_client, rollups.prune_dirty, through, lane=ROLLUP)
+
+    def rollup_marks(self) -> tuple[dict[str, date], int, int]:
+        """(district → last closed day, last late sequence rebuilt, last one written)."""
+        return self._call("reading rollup marks failed", self._rollup_marks)
+
+    async def arollup_marks(self) -> tuple[dict[str, date], int, int]:
+        return await self._acall("reading rollup marks failed", self._rollup_marks, lane=EXPORT)
+
+    def _rollup_marks(self) -> tuple[dict[str, date], int, int]:
+        closed = rollups.closed_days(self._client, self.database)
+        return (closed, *rollups.dirty_seq(self._client, self.database))
+
+    def _on_client(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(client, database, *args)`` with the client of the lane this runs on."""
+        return fn(self._client, self.database, *args)
+
+    def rebuild_all_rollups(self, closed_through: Mapping[str, date] | None = None) -> None:
+        """Every rollup from every fact (the export benchmark; a long statement), then the
+        districts' days up to ``closed_through`` marked closed."""
+        for sql in rebuild_all(self.database):
+            self.execute(sql)
+        for district, day in (closed_through or {}).items():
+            self._call("writing a rollup mark failed", self._on_client, rollups.write_mark,
+                       district, rollups.CLOSED, rollups.day_number(day))  # fmt: skip
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -313,18 +394,23 @@ class Store(DeletionMethods):
             "requester lookup failed", self._requester, district_id, employee_id
         )
 
-    def _stream(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        sql = export_sql(self.database)
+    def _stream(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source) -> T:
+        sql = export_sql(self.database, source)
         with self._client.query_row_block_stream(sql, parameters=query.params()) as blocks:
             return sink(row for block in blocks for row in block)
 
-    def stream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        """Run the export query and hand its rows, as they stream in, to ``sink`` (called on
-        the store's thread); returns what ``sink`` returns."""
-        return self._call("export query failed", self._stream, query, sink)
+    def stream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source = "rollups"
+    ) -> T:
+        """Run the export query on ``source`` and hand its rows, as they stream in, to
+        ``sink`` (called on the store's thread); returns what ``sink`` returns."""
+        return self._call("export query failed", self._stream, query, sink, source)
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Row]], T]) -> T:
-        return await self._acall("export query failed", self._stream, query, sink, lane=EXPORT)
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Row]], T], source: Source = "rollups"
+    ) -> T:
+        what = "export query failed"
+        return await self._acall(what, self._stream, query, sink, source, lane=EXPORT)
 
     def _figures(self, district_id: str, epoch: str) -> StoreFigures:
         version = self._rows(
@@ -337,11 +423,22 @@ class Store(DeletionMethods):
             "WHERE src_epoch = {epoch:String} GROUP BY src_partition ORDER BY src_partition",
             {"epoch": epoch},
         )
-        return StoreFigures(int(version or 0), {int(p): int(o) + 1 for p, o in offsets}, epoch)
+        # The late keys written by now (their facts may still be in flight: an export
+        # waits for them), then how far the rollups are.
+        pending = rollups.pending_seq(self._client, self.database, district_id)
+        closed, done, _ = self._rollup_marks()
+        return StoreFigures(
+            int(version or 0),
+            {int(p): int(o) + 1 for p, o in offsets},
+            epoch,
+            rollups_closed=closed.get(district_id),
+            late_pending=pending,
+            late_done=done,
+        )
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
-        """The roster version and the events offsets (of that broker epoch) the aggregates
-        reflect (manifest)."""
+        """The roster version, the events offsets (of that broker epoch) stored, and the
+        rollup watermark, read before an export's query (manifest)."""
         what = "reading manifest figures failed"
         return await self._acall(what, self._figures, district_id, broker_epoch, lane=EXPORT)
 

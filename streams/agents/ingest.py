@@ -36,6 +36,7 @@ from streams.ingest_pool import BatchPreparer, default_processes
 from streams.ingest_rebalance import IngestRebalance
 from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, maybe_inject_fault
 from streams.metrics import Metrics
+from streams.rollups import LateKeyLog
 
 __all__ = ["IngestService"]
 
@@ -93,6 +94,9 @@ class IngestService(Service):
         self.districts = districts
         self.metrics = metrics
         self.broker_epoch = broker_epoch  # stored with each event's partition and offset
+        # Late facts' rollup keys, written before the facts (streams/rollups.py); one log
+        # with the registry's (pending facts resolved have late keys too).
+        self.rollups = districts.late or LateKeyLog(store, enabled=not settings.bench_skip_rollups)
         self.deny = deny  # deleted students: their events and dead letters are dropped
         self.exit_code: int | None = None
         self.topic = settings.topics.name(settings.topics.events)
@@ -377,9 +381,12 @@ class IngestService(Service):
         # Events, then their facts (known districts) or pending marks (unknown ones). Every
         # row is keyed by event_id, so a batch stored twice (a replay after a crash between
         # insert and offset commit) changes nothing. Storage errors escape (see above).
+        # The rollup keys of late facts go first, so no late fact is ever without its key.
+        seq = await self.rollups.mark(batch.late_keys)
         await self.store.ainsert_blocks(batch.blocks)
         # A district configured while this batch was being prepared: resolve it now.
         await self.districts.resolve_pending(batch.pending_districts)
+        self.rollups.stored(seq)
         metrics.insert_seconds.observe(time.perf_counter() - started)
         letters: list[tuple[SourceRecord, str]] = []
         if batch.dead_letters:

@@ -24,6 +24,11 @@ def test_quick_export_bench_writes_results(tmp_path: Path) -> None:
     assert result["students"] == 5_000
     assert result["days"] == 30
     assert result["table_rows"]["daily_facts"] == 5_000 * 30 * result["daily_rows_per_student_day"]
+    # The rollups' export equals the facts' byte for byte (checked before any timing).
+    assert result["rollups_equal_facts"] is True
+    assert result["table_rows"]["daily_rollups"] == 5_000 * 30
     by_run = {row["run"]: row for row in result["rows"]}
     assert by_run["product"]["rows"] == by_run["baseline"]["rows"] == 5_000
+    assert by_run["floor"]["rows"] == 5_000
     assert by_run["product"]["ratio"] > 0
+    assert by_run["product"]["ratio to floor"] > 0

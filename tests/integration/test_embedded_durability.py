@@ -228,6 +228,7 @@ def test_a_killed_worker_is_restarted_by_abacus_up_and_nothing_is_lost(up: Stack
     more = produce_events(up, events[half:], batch_share=0.3, seed=2)
     wait_consumed(up, {p: max(ends.get(p, 0), more.get(p, 0)) for p in {*ends, *more}})
     assert up.supervised_worker_pid() == restarted
+    up.wait_rollups()  # stored_daily reads the rollups: late keys rebuilt after the restart
     assert up.stop_worker(signal.SIGTERM) == 0
     assert "worker exited with status -9; restart 1" in up.log_tail(2000)
     got = stored_daily(up)

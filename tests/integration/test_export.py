@@ -151,6 +151,11 @@ def test_a_district_export_equals_the_truth_cell_by_cell(
     # Offsets name records only within a broker epoch (a new embedded broker starts at 0).
     assert manifest["broker_epoch"] == read_meta(stack.settings).epoch
     assert sum(manifest["events_offsets"].values()) > 0
+    # Read from the rollups: the range's days closed, every late key written rebuilt.
+    assert manifest["aggregates"] == "rollups"
+    marks = manifest["rollup_watermark"]
+    assert marks["closed_through"] >= manifest["range"]["end"]
+    assert marks["late_keys_rebuilt"] >= marks["late_keys_written"]
     assert manifest["sha256"] == status["sha256"]
     assert manifest["bytes"] == Path(status["path"]).stat().st_size
 

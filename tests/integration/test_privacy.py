@@ -10,6 +10,8 @@ a district would show.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -113,12 +115,45 @@ def truth(roster: Path, evs: list[dict[str, Any]], tmp: Path, drop: tuple[str, .
     return expected_export(folder, evs, TZ, START, END, YEAR_START, None, "both")
 
 
-def csv_rows(path: str) -> list[list[str]]:
-    import csv
-    import io
-
+def csv_table(path: str) -> list[list[str]]:
+    """The header, then the rows."""
     text = Path(path).read_bytes().decode()
-    return list(csv.reader(io.StringIO(text, newline="")))[1:]
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def csv_rows(path: str) -> list[list[str]]:
+    return csv_table(path)[1:]
+
+
+def differences(export_doc: dict[str, Any], want: list[list[str]]) -> str:
+    """Where an export's CSV differs from the truth's rows: per student and column, the
+    truth's value and the export's, and where the export read its sums (its manifest)."""
+    header, *rows = csv_table(export_doc["path"])
+    got = {r[3]: r for r in rows}
+    truth_rows = {r[3]: r for r in want}
+    out: list[str] = []
+    for sid in sorted(got.keys() | truth_rows.keys()):
+        g, w = got.get(sid), truth_rows.get(sid)
+        if g is None or w is None:
+            out.append(f"student {sid}: {'not in the export' if g is None else 'not in the truth'}")
+            continue
+        out += [
+            f"student {sid}, {name}: truth {a!r}, export {b!r}"
+            for name, a, b in zip(header, w, g, strict=True)
+            if a != b
+        ]
+    if not out and rows != want:
+        out.append("the same rows in another order")
+    if out:
+        manifest = json.loads(Path(export_doc["manifest"]).read_text())
+        marks = manifest.get("rollup_watermark") or {}
+        out.insert(
+            0,
+            f"the export read the {manifest.get('aggregates')} (rollups closed through "
+            f"{marks.get('closed_through')}, late keys rebuilt through "
+            f"{marks.get('late_keys_rebuilt')} of {marks.get('late_keys_written')}):",
+        )
+    return "\n".join(out)
 
 
 class State:
@@ -333,9 +368,10 @@ def test_everyone_else_is_unchanged_field_by_field(
     rows = csv_rows(fresh["path"])
     want = truth(rosters[MAPLE], events[MAPLE], tmp_path, GONE)
     assert len(rows) == len(want) == 40 - 3
-    assert rows == want
+    assert rows == want, differences(fresh, want)
     # The regenerated earlier export equals it too: same snapshot, minus the three.
-    assert csv_rows(state.before[DISTRICT_USER]["path"]) == want
+    before = state.before[DISTRICT_USER]
+    assert csv_rows(before["path"]) == want, differences(before, want)
 
 
 def test_a_district_deletion_leaves_the_other_district_untouched(
@@ -350,7 +386,8 @@ def test_a_district_deletion_leaves_the_other_district_untouched(
     }
     assert not (stack.settings.export_dir / BIRCH).exists()
     fresh = export(stack, MAPLE, DISTRICT_USER)
-    assert csv_rows(fresh["path"]) == truth(rosters[MAPLE], events[MAPLE], tmp_path, GONE)
+    want = truth(rosters[MAPLE], events[MAPLE], tmp_path, GONE)
+    assert csv_rows(fresh["path"]) == want, differences(fresh, want)
     proc = stack.run("export", "request", "--district", BIRCH, "--requester", DISTRICT_USER,
                      "--ytd", "--wait", check=False)  # fmt: skip
     assert "unknown district" in proc.stderr

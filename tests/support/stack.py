@@ -86,6 +86,8 @@ class Stack:
             ABACUS_TOPICS__PREFIX=f"t{self.tag}.",
             ABACUS_WEB__PORT=str(self.web_port),
             ABACUS_BATCH_WITHIN_S="0.2",
+            # The rollup service's pass: often, so tests wait for it briefly.
+            ABACUS_EXPORTS__ROLLUP_INTERVAL_S="0.3",
             # Tansu completes a group join after about half the session timeout (3 s of
             # the 6 s default, 2 s of 3 s; docs/architecture.md). A worker joins two groups
             # in turn, so this starts every worker ~2 s sooner; heartbeats keep their margin.
@@ -191,6 +193,15 @@ class Stack:
 
     def metric_sum(self, prefix: str) -> float:
         return sum(v for k, v in self.metrics().items() if k.split("{")[0] == prefix)
+
+    def wait_rollups(self, timeout: float = 60) -> None:
+        """Until the running worker's rollups have caught up: every late key rebuilt and
+        every closed day built (`abacus_rollups_behind` 0)."""
+        wait_until(
+            lambda: self.metrics().get("abacus_rollups_behind") == 0,
+            timeout,
+            "rollups caught up",
+        )
 
     def query(self, sql: str, **params: object) -> list[list[Any]]:
         """Rows of a read query; in embedded mode the worker must be stopped (chDB is

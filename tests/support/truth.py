@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+GRADE_RANKS = {g: i for i, g in enumerate(["PK", "K", *map(str, range(1, 13))], start=1)}
 METRICS = (
     "school_ms",
     "evening_ms",
@@ -137,3 +138,21 @@ def passes_truth(events: list[dict[str, Any]], tz: str) -> dict[str, list[tuple[
                     (e["occurred_at"].astimezone(zone).date(), how, e["lesson_grade_level"])
                 )
     return {k: sorted(v) for k, v in out.items()}
+
+
+def monthly_truth(
+    daily: dict[tuple[str, date], dict[str, float]],
+    passes: dict[str, list[tuple[date, str, str]]],
+) -> dict[tuple[str, date], tuple[dict[str, float], list[tuple[str, int, int]]]]:
+    """Per student and calendar month: the daily sums added up, and the month's passes as
+    (ISO date, 1 if by pre-quiz else 0, the lesson grade's rank PK=1 .. 12=14), sorted."""
+    out: dict[tuple[str, date], tuple[dict[str, float], list[tuple[str, int, int]]]] = {}
+    for (sid, day), metrics in daily.items():
+        sums, _ = out.setdefault((sid, day.replace(day=1)), (dict.fromkeys(METRICS, 0), []))
+        for name, value in metrics.items():
+            sums[name] += value
+    for sid, items in passes.items():
+        for day, how, grade in items:
+            _, month = out.setdefault((sid, day.replace(day=1)), (dict.fromkeys(METRICS, 0), []))
+            month.append((day.isoformat(), int(how == "pre"), GRADE_RANKS[grade]))
+    return {k: (sums, sorted(p)) for k, (sums, p) in out.items() if any(sums.values()) or p}

@@ -58,6 +58,7 @@ def test_student_tables_are_the_ones_with_a_student() -> None:
     names = {t.name for t in student_tables()}
     assert names == {
         "events", "daily_facts", "lesson_facts", "benchmark_facts", "pending_facts",
+        "daily_rollups", "lesson_rollups", "monthly_rollups", "rollup_dirty",
         "roster_students", "roster_students_history", "roster_links",
         "roster_oneroster_state", "dead_letters", "audit_log",
     }  # fmt: skip

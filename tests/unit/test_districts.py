@@ -14,11 +14,13 @@ class FakeStore:
     def load_districts(self) -> dict[str, DistrictConfig]:
         return {"a": config("a", "America/Chicago")}
 
-    def resolve_pending(self, district_id: str, timezone: str) -> int:
+    def resolve_pending(self, district_id: str, timezone: str, seq: int | None = None) -> int:
         self.resolved.append((district_id, timezone))
         return 2
 
-    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+    async def aresolve_pending(
+        self, district_id: str, timezone: str, seq: int | None = None
+    ) -> int:
         return self.resolve_pending(district_id, timezone)
 
 

@@ -35,7 +35,9 @@ class StreamBreaksStore(FakeStore):
     """The query stream fails after some rows, as a ClickHouse stream does mid-way (the
     store wraps the driver's error once: a StorageError raised inside the sink)."""
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: str = "rollups"
+    ) -> T:
         self.queries.append(query)
 
         def broken() -> Iterator[Any]:

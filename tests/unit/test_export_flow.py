@@ -31,6 +31,8 @@ NOW = datetime(2026, 5, 1, 15, 0, tzinfo=UTC)  # 10:00 in Chicago, a Friday
 DISTRICT = "maple"
 KEY = "k" * 32
 EPOCH = "3f2a9c01b7de"  # the broker epoch the worker reads in
+COVERED = date(2026, 4, 30)  # the rollups' last closed day: yesterday, for NOW
+WATERMARK = {"closed_through": "2026-04-30", "late_keys_written": 3, "late_keys_rebuilt": 3}
 CONFIG = DistrictConfig(
     district_id=DISTRICT, name="Maple", timezone="America/Chicago", school_year_start="08-15"
 )
@@ -61,12 +63,21 @@ class FakeStore:
     """The three reads an export makes, from memory; records what it was asked."""
 
     def __init__(
-        self, rows: list[tuple[Any, ...]], fail: bool = False, fail_lookup: bool = False
+        self,
+        rows: list[tuple[Any, ...]],
+        fail: bool = False,
+        fail_lookup: bool = False,
+        marks: list[tuple[date | None, int]] | None = None,
     ) -> None:
         self.rows = rows
         self.fail = fail
         self.fail_lookup = fail_lookup
         self.queries: list[ExportQuery] = []
+        self.sources: list[str] = []
+        # The rollup marks at each read, in turn (the last one stays): the district's last
+        # closed day and the last late key rebuilt; 3 late keys were written. By default
+        # they cover every export.
+        self.marks = list(marks or [(COVERED, 3)])
         self.audited: list[Any] = []
         self.claims: dict[tuple[str, str], ExportClaim] = {}
         self.staff = {"0401": Requester("0401", 3, (), "boss@maple.example")}
@@ -78,8 +89,11 @@ class FakeStore:
             raise StorageError("requester lookup failed: Code: 210", retriable=True, code=210)
         return self.staff.get(employee_id) if district_id in (DISTRICT, "oak") else None
 
-    async def astream_export(self, query: ExportQuery, sink: Callable[[Iterator[Any]], T]) -> T:
+    async def astream_export(
+        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: str = "rollups"
+    ) -> T:
         self.queries.append(query)
+        self.sources.append(source)
         if self.fail:
             raise StorageError("query failed: Code: 241", retriable=True, code=241)
         return sink(iter(self.rows))
@@ -87,7 +101,12 @@ class FakeStore:
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
         # Offsets as stored in that epoch only (the store filters by src_epoch).
         offsets = {1: 10, 0: 5} if broker_epoch == EPOCH else {}
-        return StoreFigures(roster_version=1717, events_offsets=offsets, broker_epoch=broker_epoch)
+        closed, done, _ = await self.arollup_marks()
+        return StoreFigures(1717, offsets, broker_epoch, closed.get(district_id), 3, done)
+
+    async def arollup_marks(self) -> tuple[dict[str, date], int, int]:
+        closed, done = self.marks.pop(0) if len(self.marks) > 1 else self.marks[0]
+        return ({DISTRICT: closed} if closed else {}), done, 3
 
     async def aaudit(self, *entries: Any) -> None:
         self.audited.extend(entries)
@@ -101,12 +120,14 @@ class FakeStore:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, store: FakeStore) -> None:
+    def __init__(self, tmp_path: Path, store: FakeStore, rollup_wait_s: float = 10.0) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.tracked: list[tuple[str | None, str]] = []
         self.mails: list[LinkMail] = []
         settings = AbacusSettings(
-            home=tmp_path, web={"signing_key": KEY, "public_url": "https://abacus.test"}
+            home=tmp_path,
+            web={"signing_key": KEY, "public_url": "https://abacus.test"},
+            exports={"rollup_wait_s": rollup_wait_s},
         )
         self.store = store
 
@@ -187,6 +208,8 @@ async def test_a_valid_request_writes_the_csv_manifest_link_statuses_and_mail(
     assert manifest["roster_version"] == 1717
     assert manifest["broker_epoch"] == EPOCH
     assert manifest["events_offsets"] == {"0": 5, "1": 10}
+    assert (manifest["aggregates"], manifest["rollup_watermark"]) == ("rollups", WATERMARK)
+    assert h.store.sources == ["rollups"]
     assert manifest["generated_at"] == NOW.isoformat()
 
     path, _, query = done["link"].removeprefix("https://abacus.test").partition("?")
@@ -337,3 +360,41 @@ async def test_a_store_failure_while_claiming_is_a_failed_status(
         ("failed", "the export could not be generated")
     ]
     assert store.queries == []
+
+
+async def test_an_export_waits_for_the_rollup_service_to_rebuild_late_keys(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    # Late keys up to 3 written before the export; the rollup service has rebuilt up to 2.
+    store = FakeStore(rows, marks=[(COVERED, 2), (COVERED, 2), (COVERED, 3)])
+    h = Harness(tmp_path, store)
+    assert await h.request() == "completed"
+    assert store.sources == ["rollups"]
+    manifest = json.loads(read_bytes(h.statuses[-1]["manifest"]))
+    assert manifest["aggregates"] == "rollups"
+    assert manifest["rollup_watermark"] == WATERMARK
+    assert manifest["events_offsets"] == {"0": 5, "1": 10}
+
+
+@pytest.mark.parametrize(
+    ("marks", "closed"),
+    [
+        ([(None, 3)], None),  # the district's days never closed (no rollups yet)
+        ([(date(2000, 1, 1), 3)], "2000-01-01"),  # closed, but not up to the range's end
+        ([(COVERED, 2)], COVERED.isoformat()),  # a late key never rebuilt
+    ],
+)
+async def test_an_export_reads_the_facts_when_the_rollups_stay_behind(
+    tmp_path: Path,
+    rows: list[tuple[Any, ...]],
+    marks: list[tuple[date | None, int]],
+    closed: str | None,
+) -> None:
+    store = FakeStore(rows, marks=marks)
+    h = Harness(tmp_path, store, rollup_wait_s=0.2)
+    assert await h.request() == "completed"
+    assert store.sources == ["facts"]
+    manifest = json.loads(read_bytes(h.statuses[-1]["manifest"]))
+    assert manifest["aggregates"] == "facts"
+    assert manifest["rollup_watermark"]["closed_through"] == closed
+    assert manifest["rows"] == 2

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from clickhouse_connect.driver.transform import NativeTransform
@@ -207,3 +208,23 @@ def test_events_of_denied_students_are_dropped_and_counted_never_dead_lettered()
     assert deny.record_denied(b"S2", encode_event(gone[0]), NOW)
     assert deny.record_denied(b"S1", b"\x00garbage", NOW)
     assert not deny.record_denied(b"S2", b"\x00garbage", NOW)
+
+
+def test_a_batch_of_lesson_facts_alone_still_marks_their_late_rollup_keys() -> None:
+    # lesson_completed derives a lesson fact and no daily fact: a batch whose only event of
+    # a configured district is one still names its (student, lesson) key when its day has
+    # ended, or a lesson rollup built before it would miss the pass for good.
+    done = sample_event("lesson_completed", district_id="D1", student_id="S1")
+    today = sample_event("lesson_completed", district_id="D1", student_id="S2", occurred_at=NOW)
+    pending = sample_event("lesson_completed", district_id="D2", student_id="S3")
+    records: list[RawRecord] = [
+        (0, 1, b"S1", encode_event(done)),
+        (0, 2, b"S2", encode_event(today)),
+        (0, 3, b"S3", encode_event(pending)),
+    ]
+    prepared = prepare_batch(records, {"D1": TZ}, NOW, ENCODER)
+    blocks = _by_table(prepared.blocks)
+    assert "daily_facts" not in blocks
+    assert blocks["lesson_facts"].rows == 2
+    day = BASE_TIME.astimezone(ZoneInfo(TZ)).date()
+    assert prepared.late_keys == [("D1", "S1", day, done["lesson_id"])]

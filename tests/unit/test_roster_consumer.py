@@ -58,7 +58,7 @@ class FakeStore:
     def load_districts(self) -> dict[str, DistrictConfig]:
         return {}
 
-    async def aresolve_pending(self, district_id: str, timezone: str) -> int:
+    async def aresolve_pending(self, district_id: str, timezone: str, seq: object = None) -> int:
         return 0
 
 

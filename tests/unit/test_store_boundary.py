@@ -218,12 +218,13 @@ async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) 
         return
     assert inserted_while_streaming
     # A client per lane, each used on its own thread only.
-    service, ingest, export_client = clients
+    service, ingest, export_client, rollup = clients
     assert [t for t, _, _ in ingest.inserts] == ["db.events", "db.dead_letters"]
     assert [t for t, _, _ in service.inserts] == ["db.audit_log"]
     assert export_client.inserts == []
+    assert rollup.inserts == []
     threads = [c.threads for c in clients]
     assert all(len(t) == 1 for t in threads)
     assert [next(iter(t)).split("_")[0] for t in threads] == [
-        "clickhouse-service", "clickhouse-ingest", "clickhouse-export",
+        "clickhouse-service", "clickhouse-ingest", "clickhouse-export", "clickhouse-rollup",
     ]  # fmt: skip
