@@ -43,7 +43,6 @@ from abacus.export.request import (
     resolve_range,
     scope_for,
 )
-from abacus.export.rows import RowFormatter
 from abacus.mail import LinkMail
 from abacus.settings import AbacusSettings
 
@@ -73,7 +72,11 @@ class ExportStore(Protocol):
     async def arequester(self, district_id: str, employee_id: str) -> Requester | None: ...
 
     async def astream_export(
-        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: Source = ...
+        self,
+        query: ExportQuery,
+        config: DistrictConfig,
+        sink: Callable[[Iterator[str]], T],
+        source: Source = ...,
     ) -> T: ...
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures: ...
@@ -302,27 +305,25 @@ class ExportConsumer:
         self.settings.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         paths.folder.mkdir(mode=0o700, exist_ok=True)
         partial = paths.partial
-        formatter = RowFormatter(job.config)
         header = export_header(corrected=request.corrected_headers)
 
-        def cells(rows: Iterator[Any]) -> Iterator[list[str]]:
-            for n, row in enumerate(rows, 1):
-                yield formatter.cells(row)
-                if n % _PROGRESS_EVERY == 0:
-                    progress(n)
-
-        def write(rows: Iterator[Any]) -> FileFigures:
-            # On the store's thread as rows stream in (file I/O stays off the event loop).
+        def write(lines: Iterator[str]) -> FileFigures:
+            # On the store's thread as lines stream in (file I/O stays off the event loop).
             # Opened here, so a retried query rewrites the file from its start.
+            count = 0
             with _open_private(partial) as fh:
-                count = write_rows(cells(rows), fh, header=header)
+                write_rows((), fh, header=header)
+                for count, line in enumerate(lines, 1):
+                    fh.write(line)
+                    if count % _PROGRESS_EVERY == 0:
+                        progress(count)
             digest, size = _sha256(partial)
             return FileFigures(count, size, digest)
 
         # What the export covers is read before its query, so the query sees at least that.
         figures, source = await self._coverage(request.district_id, job.range.end)
         try:
-            written = await self.store.astream_export(job.query, write, source)
+            written = await self.store.astream_export(job.query, job.config, write, source)
             result = await self._finish(job, written, started, figures, source)
         except Exception:
             # Nothing half-written stays behind (nor a CSV without its manifest).

@@ -12,12 +12,16 @@ from typing import TextIO
 __all__ = [
     "CORRECTED_HEADER",
     "EXPORT_HEADER",
+    "FORMULA_PREFIXES",
+    "PLAIN_NUMBER",
     "export_header",
     "fmt_average",
     "fmt_bool",
     "fmt_date",
     "fmt_teachers",
     "neutralize",
+    "teacher_display",
+    "teacher_key",
     "write_rows",
 ]
 
@@ -52,11 +56,11 @@ _SPELLING_FIXES = {
 CORRECTED_HEADER: tuple[str, ...] = tuple(_SPELLING_FIXES.get(h, h) for h in EXPORT_HEADER)
 
 # OWASP "CSV injection": these leading characters make spreadsheets evaluate a cell.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A cell starting with one of them, in a row written as NUL + the cells joined on NUL (a NUL
 # inside a cell can only make this match more often, never less).
-_RISKY_CELL = re.compile("\x00[" + re.escape("".join(_FORMULA_PREFIXES)) + "]")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_RISKY_CELL = re.compile("\x00[" + re.escape("".join(FORMULA_PREFIXES)) + "]")
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def export_header(*, corrected: bool = False) -> tuple[str, ...]:
@@ -65,7 +69,7 @@ def export_header(*, corrected: bool = False) -> tuple[str, ...]:
 
 def neutralize(cell: str) -> str:
     """Prefix ``'`` to cells a spreadsheet would run as a formula; plain numbers stay as is."""
-    if cell.startswith(_FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(cell):
+    if cell.startswith(FORMULA_PREFIXES) and not PLAIN_NUMBER.fullmatch(cell):
         return "'" + cell
     return cell
 
@@ -79,11 +83,21 @@ def fmt_date(value: date | None) -> str:
     return "" if value is None else value.isoformat()
 
 
+def teacher_key(name: tuple[str, str]) -> tuple[str, str, str, str]:
+    """The order of ``(first, last)`` names in a teachers cell: by last, then first name,
+    case-insensitively (``casefold``), ties by the exact spelling."""
+    first, last = name
+    return (last.casefold(), first.casefold(), last, first)
+
+
+def teacher_display(name: tuple[str, str]) -> str:
+    """One teacher as the cell shows them: ``First Last``."""
+    return f"{name[0]} {name[1]}".strip()
+
+
 def fmt_teachers(names: Iterable[tuple[str, str]]) -> str:
     """``First Last;First Last`` from ``(first, last)`` pairs, deduplicated, by last then first."""
-    unique = set(names)
-    ordered = sorted(unique, key=lambda n: (n[1].casefold(), n[0].casefold(), n[1], n[0]))
-    return ";".join(f"{first} {last}".strip() for first, last in ordered)
+    return ";".join(teacher_display(name) for name in sorted(set(names), key=teacher_key))
 
 
 def fmt_average(total: float, count: int) -> str:

@@ -24,7 +24,7 @@ from abacus.catalog import (
 )
 from abacus.domain.grades import GRADES_SQL
 
-__all__ = ["SOURCES", "Source", "aggregate_ctes", "whole_months"]
+__all__ = ["IN_SCOPE", "SOURCES", "Source", "aggregate_ctes", "whole_months"]
 
 # Where the sums and passes come from: the exact rollups, or the facts themselves.
 Source = Literal["rollups", "facts"]
@@ -42,7 +42,10 @@ _NAMES = dict(
     )
 )  # fmt: skip
 _TOTALS = ", ".join(f"sum({c}) AS {n}" for c, n in _NAMES.items())
-_IN_SCOPE = "student_id IN (SELECT student_id FROM scoped)"
+# Filled by `aggregate_ctes`: the scope's students (`IN_SCOPE`), or every student of the
+# district for a district-wide export (the join to the roster drops the others anyway).
+_IN_SCOPE = "{in_scope}"
+IN_SCOPE = "student_id IN (SELECT student_id FROM scoped)"
 _DISTRICT = "district_id = {{district:String}}"
 
 
@@ -57,10 +60,13 @@ def whole_months(start: date, end: date) -> tuple[date, date]:
     return first, last
 
 
-def aggregate_ctes(db: str, source: Source) -> str:
-    """`totals`, `products` and `pass_counts` (each ending with a comma), reading ``source``.
-    Parameters: district, start, end, months_from, months_to (`whole_months`)."""
-    return _FACTS.format(db=db) if source == "facts" else _ROLLUPS.format(db=db)
+def aggregate_ctes(db: str, source: Source, *, whole_district: bool = False) -> str:
+    """`totals`, `products` and `pass_counts` (each ending with a comma), reading ``source``,
+    for the students in ``scoped`` (all of the district's, unfiltered, with
+    ``whole_district``). Parameters: district, start, end, months_from, months_to
+    (`whole_months`)."""
+    in_scope = "1" if whole_district else IN_SCOPE
+    return (_FACTS if source == "facts" else _ROLLUPS).format(db=db, in_scope=in_scope)
 
 
 # The facts: every fact row of the range, attempts resolved here (aggregation/queries.py).

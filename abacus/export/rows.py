@@ -1,6 +1,8 @@
-"""Format one export-query row into the document's 45 cells (pure).
+"""Format one export-query row into the document's 45 cells, in Python (pure).
 
-An export formats every student in scope (100,000 in a large district), so `RowFormatter`
+The reference formatter: exports are formatted by ClickHouse (`abacus.export.lines`), and
+that SQL is tested against this, byte for byte (`csv_lines`), on thousands of generated
+rows; the in-memory stores of the unit tests format their rows with it. `RowFormatter`
 unpacks the row's tuple as is and remembers, for the one export it is built for, the cells
 that many rows share: a teacher list, a grade's level for a Quantile measure, a test
 date's cell and percentile rule. The cells are those of the rules in `abacus.domain` exactly.
@@ -8,7 +10,8 @@ date's cell and percentile rule. The cells are those of the rules in `abacus.dom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -20,11 +23,11 @@ from abacus.domain.benchmarks import (
     percentile_shown,
     performance_level,
 )
-from abacus.domain.csvcells import fmt_average, fmt_bool, fmt_date, fmt_teachers
+from abacus.domain.csvcells import fmt_average, fmt_bool, fmt_date, fmt_teachers, write_rows
 from abacus.domain.timesplit import format_hhmm
 from abacus.export.query import EXPORT_COLUMNS
 
-__all__ = ["ENVIRONMENT_LABELS", "RowFormatter"]
+__all__ = ["ENVIRONMENT_LABELS", "RowFormatter", "csv_lines"]
 
 ENVIRONMENT_LABELS = {"prek2": "PreK-2", "g3plus": "Grade 3+"}
 # The order `RowFormatter.cells` unpacks a row in: the query's, checked at import.
@@ -160,3 +163,15 @@ class RowFormatter:
             test_date = taken_on if isinstance(taken_on, date) else date.fromisoformat(taken_on)
             cells = self._dates[key] = (fmt_date(test_date), percentile_shown(grade, test_date))
         return cells
+
+
+def csv_lines(rows: Iterable[Sequence[Any]], config: DistrictConfig) -> Iterator[str]:
+    """Each row's CSV line as `write_rows` writes it (CRLF-terminated): what the export
+    query's lines are (`abacus.export.lines`)."""
+    formatter = RowFormatter(config)
+    out = io.StringIO()
+    for row in rows:
+        out.seek(0)
+        out.truncate()
+        write_rows([formatter.cells(row)], out)
+        yield out.getvalue()

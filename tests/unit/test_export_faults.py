@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from abacus.district import DistrictConfig
 from abacus.errors import StackError, StorageError
 from abacus.export import status
 from abacus.export.query import ExportQuery
+from abacus.export.rows import csv_lines
 from abacus.mail import LinkMail
 from tests.unit.test_export_flow import DISTRICT, FakeStore, Harness, query_row
 
@@ -36,12 +38,16 @@ class StreamBreaksStore(FakeStore):
     store wraps the driver's error once: a StorageError raised inside the sink)."""
 
     async def astream_export(
-        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: str = "rollups"
+        self,
+        query: ExportQuery,
+        config: DistrictConfig,
+        sink: Callable[[Iterator[str]], T],
+        source: str = "rollups",
     ) -> T:
         self.queries.append(query)
 
-        def broken() -> Iterator[Any]:
-            yield from self.rows[:3]
+        def broken() -> Iterator[str]:
+            yield from csv_lines(self.rows[:3], config)
             raise StorageError("export query failed: Code: 241", retriable=True, code=241)
 
         return sink(broken())

@@ -22,6 +22,7 @@ from abacus.export.links import verify_link
 from abacus.export.manifest import StoreFigures
 from abacus.export.query import EXPORT_COLUMNS, ExportQuery, ExportScope
 from abacus.export.request import Requester
+from abacus.export.rows import csv_lines
 from abacus.mail import LinkMail
 from abacus.settings import AbacusSettings
 from consumers.export import ExportConsumer
@@ -90,13 +91,17 @@ class FakeStore:
         return self.staff.get(employee_id) if district_id in (DISTRICT, "oak") else None
 
     async def astream_export(
-        self, query: ExportQuery, sink: Callable[[Iterator[Any]], T], source: str = "rollups"
+        self,
+        query: ExportQuery,
+        config: DistrictConfig,
+        sink: Callable[[Iterator[str]], T],
+        source: str = "rollups",
     ) -> T:
         self.queries.append(query)
         self.sources.append(source)
         if self.fail:
             raise StorageError("query failed: Code: 241", retriable=True, code=241)
-        return sink(iter(self.rows))
+        return sink(csv_lines(self.rows, config))
 
     async def afigures(self, district_id: str, broker_epoch: str) -> StoreFigures:
         # Offsets as stored in that epoch only (the store filters by src_epoch).

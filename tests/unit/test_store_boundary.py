@@ -4,13 +4,18 @@ retriable ones retried with backoff, every call on the one thread that owns the 
 from __future__ import annotations
 
 import threading
+from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, ROSTER_LINKS
+from abacus.district import DistrictConfig
 from abacus.errors import AbacusError, StorageError
+from abacus.export.lines import TEACHERS_CHANGED
+from abacus.export.query import ExportQuery, ExportScope
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.store import Store
 
@@ -23,6 +28,7 @@ class FakeClient:
         self.failures = failures
         self.threads: set[str] = set()
         self.inserts: list[tuple[str, list[Any], list[str]]] = []
+        self.commands: list[str] = []
 
     def _maybe_fail(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -36,6 +42,15 @@ class FakeClient:
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)
+
+    def command(self, sql: str, parameters: Any = None) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.commands.append(sql.split(" AS ")[0])
+
+
+DAY = date(2026, 1, 5)
+EXPORT_QUERY = ExportQuery("d", DAY, DAY, DAY, "both", ExportScope("district", "e", ()))
+EXPORT_CONFIG = DistrictConfig(name="D", timezone="UTC", school_year_start="08-01")
 
 
 def store_with(client: FakeClient, sleeps: list[float]) -> Store:
@@ -177,6 +192,10 @@ class LaneClient(FakeClient):
     def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: str) -> None:
         self.insert(table, [data], columns)
 
+    def query(self, sql: str, parameters: Any = None) -> Any:
+        # The district's teacher names, read before the export's query: none here.
+        return SimpleNamespace(result_rows=[])
+
 
 def lane_store(lanes: bool) -> tuple[Store, list[LaneClient], threading.Event]:
     release = threading.Event()
@@ -193,15 +212,11 @@ def lane_store(lanes: bool) -> tuple[Store, list[LaneClient], threading.Event]:
 @pytest.mark.parametrize("lanes", [True, False])
 async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) -> None:
     import asyncio
-    from datetime import date
 
-    from abacus.export.query import ExportQuery, ExportScope
     from abacus.store.native import EncodedBlock
 
     store, clients, release = lane_store(lanes)
-    day = date(2026, 1, 5)
-    query = ExportQuery("d", day, day, day, "both", ExportScope("district", "e", ()))
-    export = asyncio.ensure_future(store.astream_export(query, list))
+    export = asyncio.ensure_future(store.astream_export(EXPORT_QUERY, EXPORT_CONFIG, list))
     await asyncio.sleep(0.1)  # the stream is open and waits for `release`
     block = EncodedBlock("events", ("event_id",), b"\x00", 1)
     insert = asyncio.ensure_future(store.ainsert_blocks([block]))
@@ -228,3 +243,58 @@ async def test_an_ingest_insert_does_not_wait_for_an_export_stream(lanes: bool) 
     assert [next(iter(t)).split("_")[0] for t in threads] == [
         "clickhouse-service", "clickhouse-ingest", "clickhouse-export", "clickhouse-rollup",
     ]  # fmt: skip
+
+
+class TeacherNamesClient(FakeClient):
+    """An export's reads: the district's teacher names, then its lines; the first
+    ``changes`` queries fail as a teacher name the names lacked makes them fail."""
+
+    def __init__(self, changes: int) -> None:
+        super().__init__()
+        self.changes = changes
+        self.name_reads: list[Any] = []
+
+    def query(self, sql: str, parameters: Any = None) -> Any:
+        self.name_reads.append(parameters)
+        return SimpleNamespace(result_rows=[("Ada", "Byron")])
+
+    def query_row_block_stream(self, sql: str, parameters: Any = None) -> Any:
+        assert parameters["teacher_cells"] == ["Ada Byron"]
+        if self.changes > 0:
+            self.changes -= 1
+            raise DatabaseError(f"Code: 395. DB::Exception: {TEACHERS_CHANGED}: while", code=395)
+
+        class Stream:
+            def __enter__(self) -> Any:
+                return [[("a\r\n",), ("b\r\n",)]]
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Stream()
+
+
+@pytest.mark.parametrize(("changes", "reads"), [(0, 1), (2, 3)])
+def test_an_export_reads_the_teacher_names_again_when_they_changed(
+    changes: int, reads: int
+) -> None:
+    client = TeacherNamesClient(changes)
+    store = store_with(client, [])
+    lines = store.stream_export(EXPORT_QUERY, EXPORT_CONFIG, list)
+    store.close()
+    assert lines == ["a\r\n", "b\r\n"]
+    assert client.name_reads == [{"d": "d"}] * reads
+    # The rows staged anew each time, and the stage dropped after each try.
+    stage = [
+        "DROP TEMPORARY TABLE IF EXISTS export_stage",
+        "CREATE TEMPORARY TABLE export_stage",
+        "DROP TEMPORARY TABLE IF EXISTS export_stage",
+    ]
+    assert client.commands == stage * reads
+
+
+def test_an_export_whose_teacher_names_keep_changing_fails() -> None:
+    store = store_with(TeacherNamesClient(changes=3), [])
+    with pytest.raises(StorageError, match=TEACHERS_CHANGED):
+        store.stream_export(EXPORT_QUERY, EXPORT_CONFIG, list)
+    store.close()
