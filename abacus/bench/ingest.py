@@ -31,6 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from rich.console import Console
 
 from abacus.bench.report import report
@@ -104,40 +105,32 @@ async def _paced(
     return ends
 
 
-def _metric(url: str, name: str) -> float:
-    """The sum of a counter's or gauge's samples on a /metrics page (0 if absent)."""
+def _samples(url: str, name: str) -> list[Sample] | None:
+    """The samples of the metric family ``name`` on a /metrics page (None when absent).
+    A counter's family is named without `_total`; its samples keep it."""
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
         text = resp.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name in (name, f"{name}_total")
-    )
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return family.samples
+    return None
+
+
+def _metric(url: str, name: str) -> float:
+    """The sum of a counter's or gauge's samples on a /metrics page (0 if absent)."""
+    samples = _samples(url, name) or []
+    return sum(s.value for s in samples if s.name in (name, f"{name}_total"))
 
 
 def _histogram(url: str, name: str) -> list[tuple[float, float]]:
     """Cumulative (le, count) buckets of a histogram on a /metrics page."""
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
-        text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == name:
-            return [
-                (float(s.labels["le"]), s.value)
-                for s in family.samples
-                if s.name.endswith("_bucket")
-            ]
-    return []
+    samples = _samples(url, name) or []
+    return [(float(s.labels["le"]), s.value) for s in samples if s.name == f"{name}_bucket"]
 
 
 def _gauge(url: str, name: str) -> float | None:
     """A gauge's value on a /metrics page (None when absent)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
-        text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == name:
-            return next((s.value for s in family.samples), None)
-    return None
+    return next((s.value for s in _samples(url, name) or []), None)
 
 
 def _wait_rollups(web: str, timeout: float = 3600) -> None:
