@@ -35,6 +35,7 @@ from prometheus_client.samples import Sample
 from rich.console import Console
 
 from abacus.bench.report import report
+from abacus.bench.worker_process import start_worker, stop_worker
 from abacus.catalog import DISTRICTS
 from abacus.district import DistrictConfig
 from abacus.domain.grades import GRADES
@@ -54,6 +55,7 @@ __all__ = ["make_events", "run_ingest_bench"]
 DISTRICT = "bench-district"
 TZ = "America/Chicago"
 _GRADES = GRADES[:10]  # PK-8
+_STOP_GRACE_S = 60.0  # beyond the worker's drain timeout, before it is killed
 
 
 def make_events(n: int, first_seed: int = 0) -> list[Event]:
@@ -309,12 +311,7 @@ def _run_worker(
     """Throughput on the pre-loaded topic, then freshness at a steady rate, one worker."""
     web = f"http://127.0.0.1:{env['ABACUS_WEB__PORT']}"
     group = env["ABACUS_APP_ID"] + "-ingest"  # AbacusSettings.ingest_group
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "abacus", "worker"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
         _wait_committed(settings, group, ends)
@@ -336,9 +333,12 @@ def _run_worker(
         rss = _peak_rss_mb(proc.pid)
         pending = _metric(f"{web}/metrics", "abacus_pending_events_resolved")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        # Nothing of this worker may run on into the next run (or outlive the benchmark).
+        killed = stop_worker(proc, settings.drain_timeout_s + _STOP_GRACE_S)
+    if killed:
+        Console().print(f"[yellow]{env['ABACUS_APP_ID']}: killed {len(killed)} process(es)")
     return {
+        "killed_processes": len(killed),
         "seconds": seconds,
         "rollups_seconds": rollups_s,  # until the rollups caught up (= seconds without them)
         # The sum of the peaks: an upper bound on what they held at any one time.
@@ -462,6 +462,8 @@ def run_ingest_bench(
         # Events stored pending (district unknown) and derived later, by both workers: 0
         # when the district was configured first, as it is here.
         "pending_resolved": product["pending_resolved"] + facts_only["pending_resolved"],
+        # Processes of a worker still running after it was stopped, killed (0: none lingered).
+        "worker_processes_killed": product["killed_processes"] + facts_only["killed_processes"],
         "freshness": {
             "records_per_s": product["fresh_records_per_s"],
             "records": product["fresh_records"],
