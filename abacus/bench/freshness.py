@@ -29,7 +29,8 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from abacus.bench.export import ADMIN, DISTRICT, YEAR_START, _school_day, generate
-from abacus.bench.ingest import _histogram, _quantile, _records, make_events
+from abacus.bench.ingest import _histogram, _quantile
+from abacus.bench.ingest_data import encode_records, make_events
 from abacus.bench.report import report
 from abacus.district import DistrictConfig
 from abacus.embedded.broker import EmbeddedBroker, free_port
@@ -115,7 +116,7 @@ def run_freshness_bench(
         asyncio.run(_publish_config(settings))
         # A minute of records per mode, each mode its own (sent again when they run out).
         per_mode = int(rate * 60)
-        records = _records(make_events(per_mode * len(MODES), first_seed=5_000), batch=False)
+        records = encode_records(make_events(per_mode * len(MODES), first_seed=5_000), batch=False)
         results = []
         for i, mode in enumerate(MODES):
             mine = records[i * per_mode : (i + 1) * per_mode]

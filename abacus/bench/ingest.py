@@ -1,143 +1,109 @@
 """`abacus bench ingest`: end-to-end events/s of the worker against the raw loader baseline.
 
-All read the same pre-loaded topic on a fresh embedded broker, each in its own process
-with its own chDB. The product's clock runs from the moment its ingest service hands its
-first batch over (before the whole worker is ready) until its group has committed every
-offset (it commits only after the batch's facts are stored, so committed = aggregates
-queryable); the baseline's from its start until the last insert returns. A third run is
-the same worker without rollup maintenance (`ABACUS_BENCH_SKIP_ROLLUPS`), so the ratio of
-the two is what rollups cost ingest. The generated school year lies in the past, so every
-fact is late: each batch writes its rollup keys, and the rollup service rebuilds them in
-the background while ingest runs. The clock then goes on until the rollups have caught up
-(`abacus_rollups_behind` 0), reported as a second rate. The district's config is in each
-worker's store before it starts (`_store_config`), as in production, where a district is
-configured before its students' events arrive.
+The same records are pre-loaded on a fresh embedded broker, one copy per run: the loader
+baseline, then three worker runs, each in its own process with its own chDB and topics
+(no run reads what another wrote: a freshness phase's records used to be on the topic the
+next worker read, and counted in its time). The product's clock runs from the moment its
+ingest service hands its first batch over (before the whole worker is ready) until its
+group has committed every offset (it commits only after the batch's facts are stored, so
+committed = aggregates queryable); the baseline's from its start until the last insert
+returns. What rollups cost ingest is the worker with rollup maintenance against the same
+worker without it (`ABACUS_BENCH_SKIP_ROLLUPS`), run before AND after it (`_RUNS`): what
+drifts across one benchmark's runs (load, warm caches) then counts on both sides, and the
+two facts-only runs show how much it drifted. The generated school year lies in the past,
+so every fact is late: each batch writes its rollup keys, and the rollup service rebuilds
+them in the background while ingest runs. The clock then goes on until the rollups have
+caught up (`abacus_rollups_behind` 0), reported as a second rate. The district's config is
+in each worker's store before it starts (`configured_homes`), as in production, where a
+district is configured before its students' events arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from rich.console import Console
 
+from abacus.bench.ingest_data import (
+    RecordSource,
+    configured_homes,
+    encode_records,
+    paced,
+    produce_copies,
+    school_years,
+    take,
+)
 from abacus.bench.report import report
-from abacus.catalog import DISTRICTS
-from abacus.district import DistrictConfig
-from abacus.domain.grades import GRADES
+from abacus.bench.worker_process import start_worker, stop_worker
 from abacus.embedded.broker import EmbeddedBroker, free_port
-from abacus.events.codec import Event, encode_batch, encode_event
-from abacus.kafka.log_end import true_log_ends
 from abacus.kafka.topics import ensure_topics
-from abacus.kafka_clients import aiokafka_config
-from abacus.roster.records import config_value, decode_value, district_row
-from abacus.settings import AbacusSettings, ClickHouseSettings
-from abacus.simulator import SimStudent, SimulationConfig, simulate
-from abacus.store.store import Store
+from abacus.settings import AbacusSettings
 from consumers.lag import LagReader
 
-__all__ = ["make_events", "run_ingest_bench"]
+__all__ = ["run_ingest_bench"]
 
-DISTRICT = "bench-district"
-TZ = "America/Chicago"
-_GRADES = GRADES[:10]  # PK-8
+_STOP_GRACE_S = 60.0  # beyond the worker's drain timeout, before it is killed
 
 
-def make_events(n: int, first_seed: int = 0) -> list[Event]:
-    """At least ``n`` realistic events (a school year's worth per 200 students), cut to n."""
-    out: list[Event] = []
-    seed = first_seed
-    while len(out) < n:
-        students = [SimStudent(f"B{seed}-{i:04d}", _GRADES[i % len(_GRADES)]) for i in range(200)]
-        out += simulate(
-            students, SimulationConfig(DISTRICT, TZ, date(2025, 8, 18), date(2026, 6, 5), seed=seed)
-        )
-        seed += 1
-    return out[:n]
+@dataclass(frozen=True)
+class _Run:
+    """One worker run: its name (home, topic prefix, app id), with rollup maintenance or
+    not, and whether the rollups' catch-up and freshness are measured after throughput."""
+
+    name: str
+    rollups: bool
+    freshness: bool
 
 
-def _records(events: list[Event], batch: bool) -> list[tuple[bytes, bytes]]:
-    """(key, value) records: one per event, or per-student SDK batches of up to 50."""
-    if not batch:
-        return [(e["student_id"].encode(), encode_event(e)) for e in events]
-    by_student: dict[str, list[Event]] = {}
-    for e in events:
-        by_student.setdefault(e["student_id"], []).append(e)
-    return [
-        (sid.encode(), encode_batch(items[i : i + 50]))
-        for sid, items in by_student.items()
-        for i in range(0, len(items), 50)
-    ]
+# Facts only before and after the worker with rollups (A-B-A): a drift across the runs
+# counts on both sides of the ratio. The last run is there to bracket the rollups' run and
+# stops at its last commit (no freshness phase): ~13 s more at the test's size.
+_RUNS = (
+    _Run("facts-only-1", rollups=False, freshness=True),
+    _Run("product", rollups=True, freshness=True),
+    _Run("facts-only-2", rollups=False, freshness=False),
+)
 
 
-async def _paced(
-    settings: AbacusSettings, records: list[tuple[bytes, bytes]], per_second: float
-) -> dict[int, int]:
-    """Send records at a steady rate (10 ms ticks); return the ends reached."""
-    producer = AIOKafkaProducer(**aiokafka_config(settings.broker), linger_ms=5)
-    await producer.start()
-    topic = settings.topics.name(settings.topics.events)
-    futures = []
-    started = time.perf_counter()
-    for i, (key, value) in enumerate(records):
-        due = started + i / per_second
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        futures.append(await producer.send(topic, key=key, value=value))
-    ends: dict[int, int] = {}
-    for meta in await asyncio.gather(*futures):
-        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
-    await producer.stop()
-    return ends
+def _samples(url: str, name: str) -> list[Sample] | None:
+    """The samples of the metric family ``name`` on a /metrics page (None when absent).
+    A counter's family is named without `_total`; its samples keep it."""
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return family.samples
+    return None
 
 
 def _metric(url: str, name: str) -> float:
     """The sum of a counter's or gauge's samples on a /metrics page (0 if absent)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
-        text = resp.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name in (name, f"{name}_total")
-    )
+    samples = _samples(url, name) or []
+    return sum(s.value for s in samples if s.name in (name, f"{name}_total"))
 
 
 def _histogram(url: str, name: str) -> list[tuple[float, float]]:
     """Cumulative (le, count) buckets of a histogram on a /metrics page."""
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
-        text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == name:
-            return [
-                (float(s.labels["le"]), s.value)
-                for s in family.samples
-                if s.name.endswith("_bucket")
-            ]
-    return []
+    samples = _samples(url, name) or []
+    return [(float(s.labels["le"]), s.value) for s in samples if s.name == f"{name}_bucket"]
 
 
 def _gauge(url: str, name: str) -> float | None:
     """A gauge's value on a /metrics page (None when absent)."""
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own web
-        text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == name:
-            return next((s.value for s in family.samples), None)
-    return None
+    return next((s.value for s in _samples(url, name) or []), None)
 
 
 def _wait_rollups(web: str, timeout: float = 3600) -> None:
@@ -161,61 +127,6 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
             return lower + (le - lower) * ((rank - below) / max(count - below, 1e-9))
         lower, below = le, count
     return lower
-
-
-def _config_value() -> bytes:
-    """The bench district's config record."""
-    config = DistrictConfig(
-        district_id=DISTRICT, name="Bench", timezone=TZ, school_year_start="08-15"
-    )
-    return config_value(config, "bench", int(time.time() * 1000))
-
-
-async def _produce(settings: AbacusSettings, events: list[Event], batch: bool) -> dict[int, int]:
-    producer = AIOKafkaProducer(
-        **aiokafka_config(settings.broker), linger_ms=20, max_batch_size=1 << 20, acks="all"
-    )
-    await producer.start()
-    topics = settings.topics
-    await producer.send_and_wait(
-        topics.name(topics.district_config), key=DISTRICT.encode(), value=_config_value()
-    )
-    topic = topics.name(topics.events)
-    futures = [await producer.send(topic, key=k, value=v) for k, v in _records(events, batch)]
-    ends: dict[int, int] = {}
-    for meta in await asyncio.gather(*futures):
-        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
-    await producer.stop()
-    return ends
-
-
-def _store_config(home: Path) -> None:
-    """The district's config stored in a worker's home before it starts, as the roster
-    consumer stores it (the same record is on the config topic too). A district is
-    configured before its students' events arrive: without this the first events of the
-    run were stored pending and their facts derived again once the roster consumer had
-    stored the config (4 of 5.7 s of a 100k-event run, measured). chDB allows one data
-    path per process and two workers' homes get the config, so each is stored by a
-    process of its own, which has exited before the worker opens the same path."""
-    proc = multiprocessing.get_context("spawn").Process(target=_store_config_in, args=(home,))
-    proc.start()
-    proc.join(timeout=300)
-    if proc.exitcode is None:  # stuck: it must not hold the path the worker opens next
-        proc.kill()
-        proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"storing the bench district's config failed (exit {proc.exitcode})")
-
-
-def _store_config_in(home: Path) -> None:
-    """`_store_config`'s work, in the process it starts."""
-    store = Store.open(AbacusSettings(home=home, clickhouse=ClickHouseSettings()))
-    try:
-        store.migrate()
-        _, row = district_row(DISTRICT, decode_value(_config_value()))
-        store.insert_rows(DISTRICTS, [row])
-    finally:
-        store.close()
 
 
 def _env(home: Path, bootstrap: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -265,15 +176,6 @@ def _wait_committed(
             time.sleep(0.02)
 
 
-def _log_ends(settings: AbacusSettings) -> dict[int, int]:
-    """The events topic's ends now (Tansu's quirk read around: `true_log_ends`)."""
-    topic = settings.topics.name(settings.topics.events)
-    with LagReader(settings.broker, client_id="abacus-bench") as reader:
-        parts = reader.partitions([topic])
-        ends = true_log_ends(reader.consumer, reader.consumer.end_offsets(parts))
-    return {tp.partition: end for tp, end in ends.items()}
-
-
 def _wait_first_batch(proc: subprocess.Popen[bytes], env: dict[str, str], log: Path) -> float:
     """Until the worker's ingest service has handed its first batch over; returns then
     (perf_counter). It writes its attempts file then (`streams.attempts`), before the rest
@@ -309,89 +211,107 @@ def _run_worker(
     env: dict[str, str],
     ends: dict[int, int],
     log: Path,
-    fresh: list[Event],
-    batch: bool,
+    fresh: RecordSource | None,
     fresh_s: float,
-) -> dict[str, float]:
-    """Throughput on the pre-loaded topic, then freshness at a steady rate, one worker."""
-    web = f"http://127.0.0.1:{env['ABACUS_WEB__PORT']}"
+) -> dict[str, Any]:
+    """Throughput on the run's pre-loaded topic; with ``fresh``, then the rollups' catch-up
+    and freshness at a steady rate. The worker and all it started are gone on return."""
     group = env["ABACUS_APP_ID"] + "-ingest"  # AbacusSettings.ingest_group
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "abacus", "worker"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
         _wait_committed(settings, group, ends)
-        seconds = time.perf_counter() - started
-        _wait_ready(proc, web, log)  # its /metrics: the rollups' gauge
-        _wait_rollups(web)
-        rollups_s = time.perf_counter() - started
-        # The records an earlier worker's freshness phase sent are on the topic too (created
-        # minutes ago): stored before the window opens, they do not count in it.
-        _wait_committed(settings, group, _log_ends(settings))
-        before = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
-        # Freshness at 50% of the rate just measured, for about ``fresh_s`` seconds.
-        half_rate = 0.5 * sum(ends.values()) / seconds  # records/s
-        records = _records(fresh, batch)[: max(50, int(half_rate * fresh_s))]
-        fresh_ends = asyncio.run(_paced(settings, records, half_rate))
-        _wait_committed(settings, group, fresh_ends)
-        after = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
-        delta = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+        result: dict[str, Any] = {"seconds": time.perf_counter() - started}
+        if fresh is not None:
+            rate = sum(ends.values()) / result["seconds"]  # records/s
+            result |= _after_throughput(settings, proc, env, log, started, rate, fresh, fresh_s)
         rss = _peak_rss_mb(proc.pid)
-        pending = _metric(f"{web}/metrics", "abacus_pending_events_resolved")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    return {
-        "seconds": seconds,
-        "rollups_seconds": rollups_s,  # until the rollups caught up (= seconds without them)
+        # Nothing of this worker may run on into the next run (or outlive the benchmark).
+        killed = stop_worker(proc, settings.drain_timeout_s + _STOP_GRACE_S)
+    if killed:
+        Console().print(f"[yellow]{env['ABACUS_APP_ID']}: killed {len(killed)} process(es)")
+    return result | {
         # The sum of the peaks: an upper bound on what they held at any one time.
         "peak_rss_mb": sum(rss),
         "peak_rss_each_mb": rss,
+        "killed_processes": len(killed),
+    }
+
+
+def _after_throughput(
+    settings: AbacusSettings,
+    proc: subprocess.Popen[bytes],
+    env: dict[str, str],
+    log: Path,
+    started: float,
+    rate: float,
+    fresh: RecordSource,
+    fresh_s: float,
+) -> dict[str, float]:
+    """Until the rollups have caught up, then freshness at 50% of ``rate`` (records/s, just
+    measured) for about ``fresh_s`` seconds (the run's topic holds only its own records)."""
+    web = f"http://127.0.0.1:{env['ABACUS_WEB__PORT']}"
+    _wait_ready(proc, web, log)  # its /metrics: the rollups' gauge
+    _wait_rollups(web)
+    rollups_s = time.perf_counter() - started
+    before = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
+    half_rate = 0.5 * rate
+    fresh_ends = asyncio.run(
+        paced(settings, fresh.first(max(50, int(half_rate * fresh_s))), half_rate)
+    )
+    _wait_committed(settings, env["ABACUS_APP_ID"] + "-ingest", fresh_ends)
+    after = _histogram(f"{web}/metrics", "abacus_ingest_freshness_seconds")
+    delta = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    return {
+        "rollups_seconds": rollups_s,  # until the rollups caught up (= seconds without them)
         "fresh_p50_s": _quantile(delta, 0.5),
         "fresh_p99_s": _quantile(delta, 0.99),
         "fresh_records": delta[-1][1] if delta else 0,
         "fresh_records_per_s": half_rate,
-        "pending_resolved": pending,
+        "pending_resolved": _metric(f"{web}/metrics", "abacus_pending_events_resolved"),
     }
+
+
+def _settings(root: Path, bootstrap: str, run: str) -> AbacusSettings:
+    """A run's settings as the benchmark sees them: its topics are prefixed with its name."""
+    return AbacusSettings(
+        home=root / run, broker={"bootstrap": bootstrap}, topics={"prefix": f"bench.{run}."}
+    )
 
 
 def run_ingest_bench(
     *, events: int, batch: bool, out_dir: Path, fresh_s: float = 10.0
 ) -> dict[str, Any]:
     """Throughput against the baseline, then freshness at half the measured rate."""
-    data = make_events(events)
+    years = school_years()
+    data, spare = take(years, events)
     with (
         tempfile.TemporaryDirectory(prefix="abacus-bench-") as tmp,
         EmbeddedBroker(port=free_port()) as broker,
     ):
         root = Path(tmp)
-        settings = AbacusSettings(
-            home=root / "produce",
-            broker={"bootstrap": broker.bootstrap},
-            topics={"prefix": "bench."},
-        )
-        ensure_topics(settings)
-        env = _env(
-            root / "product",
-            broker.bootstrap,
-            {"ABACUS_APP_ID": "bench-worker", "ABACUS_WEB__PORT": str(free_port())},
-        )
-        _store_config(root / "product")
-        _store_config(root / "facts-only")
+        runs = {run.name: _settings(root, broker.bootstrap, run.name) for run in _RUNS}
+        for settings in runs.values():
+            ensure_topics(settings)
+        configured_homes([root / name for name in runs])
         t = time.perf_counter()
-        ends = asyncio.run(_produce(settings, data, batch))
+        ends = dict(
+            zip(
+                runs,
+                asyncio.run(produce_copies(list(runs.values()), encode_records(data, batch))),
+                strict=True,
+            )
+        )
         produce_s = time.perf_counter() - t
-        records = sum(ends.values())
+        first = _RUNS[0].name
+        # The loader reads the first run's copy (reading leaves it as it was).
         loader = subprocess.run(  # noqa: S603
             [
                 sys.executable,
                 "-m",
                 "abacus.bench.loader",
-                json.dumps({"topic": settings.topics.name("events"), "ends": ends}),
+                json.dumps({"topic": runs[first].topics.name("events"), "ends": ends[first]}),
             ],
             env=_env(root / "baseline", broker.bootstrap),
             capture_output=True,
@@ -401,31 +321,57 @@ def run_ingest_bench(
         )
         base = json.loads(loader.stdout.splitlines()[-1])
         base_rate = base["events"] / base["seconds"]
-        fresh_events = make_events(max(2_000, int(base_rate * 0.5 * fresh_s)), first_seed=1_000)
-        product = _run_worker(
-            settings, env, ends, root / "worker.log", fresh_events, batch, fresh_s
-        )
-        # The same worker storing facts only (its own store and group, same topic).
-        env = _env(
-            root / "facts-only",
-            broker.bootstrap,
-            {
-                "ABACUS_APP_ID": "bench-facts-only",
-                "ABACUS_WEB__PORT": str(free_port()),
-                "ABACUS_BENCH_SKIP_ROLLUPS": "true",
-            },
-        )
-        facts_only = _run_worker(
-            settings, env, ends, root / "facts-only.log", fresh_events, batch, fresh_s
-        )
-    rate = len(data) / product["seconds"]
-    facts_rate = len(data) / facts_only["seconds"]
-    rollup_rate = len(data) / product["rollups_seconds"]
+        # The rest of the last school year simulated first, then more if need be.
+        fresh_events, _ = take(years, max(2_000, int(base_rate * 0.5 * fresh_s)), spare)
+        del spare  # up to a school year's events, not needed any more
+        fresh = RecordSource(fresh_events, batch)
+        results = {}
+        for run in _RUNS:
+            env = _env(
+                root / run.name,
+                broker.bootstrap,
+                {
+                    "ABACUS_APP_ID": f"bench-{run.name}",
+                    "ABACUS_WEB__PORT": str(free_port()),
+                    "ABACUS_TOPICS__PREFIX": runs[run.name].topics.prefix,
+                    "ABACUS_BENCH_SKIP_ROLLUPS": str(not run.rollups).lower(),
+                },
+            )
+            results[run.name] = _run_worker(
+                runs[run.name],
+                env,
+                ends[run.name],
+                root / f"{run.name}.log",
+                fresh if run.freshness else None,
+                fresh_s,
+            )
+    return _report(results, len(data), sum(ends[first].values()), base, batch, out_dir, produce_s)
+
+
+def _report(
+    results: dict[str, dict[str, Any]],
+    events: int,
+    records_n: int,
+    base: dict[str, Any],
+    batch: bool,
+    out_dir: Path,
+    produce_s: float,
+) -> dict[str, Any]:
+    """Rows and extras of the runs, written as JSON and printed."""
+    base_rate = base["events"] / base["seconds"]
+    product = results["product"]
+    facts = [results[run.name] for run in _RUNS if not run.rollups]
+    facts_first = facts[0]  # the facts-only run measured in full (freshness, RSS)
+    # The facts-only time is the mean of the runs before and after: events / mean seconds.
+    facts_s = statistics.fmean(r["seconds"] for r in facts)
+    rate = events / product["seconds"]
+    facts_rate = events / facts_s
+    rollup_rate = events / product["rollups_seconds"]
     rows = [
         {
             "path": "baseline: aiokafka getmany + decode + insert",
             "events": base["events"],
-            "records": records,
+            "records": records_n,
             "seconds": base["seconds"],
             "events_per_s": base_rate,
             "ratio": 1.0,
@@ -434,20 +380,20 @@ def run_ingest_bench(
             "peak_rss_mb": "",
         },
         {
-            "path": "abacus worker without rollups (facts only)",
-            "events": len(data),
-            "records": records,
-            "seconds": facts_only["seconds"],
+            "path": "abacus worker without rollups (facts only, mean of the runs before and after)",
+            "events": events,
+            "records": records_n,
+            "seconds": facts_s,
             "events_per_s": facts_rate,
             "ratio": facts_rate / base_rate,
-            "fresh_p50_s": facts_only["fresh_p50_s"],
-            "fresh_p99_s": facts_only["fresh_p99_s"],
-            "peak_rss_mb": facts_only["peak_rss_mb"],
+            "fresh_p50_s": facts_first["fresh_p50_s"],
+            "fresh_p99_s": facts_first["fresh_p99_s"],
+            "peak_rss_mb": facts_first["peak_rss_mb"],
         },
         {
             "path": "abacus worker (validate, dead letters, facts, rollups)",
-            "events": len(data),
-            "records": records,
+            "events": events,
+            "records": records_n,
             "seconds": product["seconds"],
             "events_per_s": rate,
             "ratio": rate / base_rate,
@@ -457,28 +403,40 @@ def run_ingest_bench(
         },
     ]
     mode = "batch" if batch else "single"
+    measured = [r for r in results.values() if "pending_resolved" in r]
     extra = {
         "mode": mode,
-        "produce_seconds": produce_s,
+        "produce_seconds": produce_s,  # the copies of every run
+        "run_order": [run.name for run in _RUNS],
+        # Each facts-only run by itself: how far apart they are is the drift across runs.
+        "facts_only_runs": [
+            {"run": run.name, "seconds": results[run.name]["seconds"]}
+            | {"events_per_s": events / results[run.name]["seconds"]}
+            for run in _RUNS
+            if not run.rollups
+        ],
         "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
         # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
         "rollup_cost_ratio": rate / facts_rate,
         # Until the rollups had caught up too (the background rebuild of every late key).
         "rollups_complete_seconds": product["rollups_seconds"],
         "rollups_complete_ratio": rollup_rate / facts_rate,
-        # Events stored pending (district unknown) and derived later, by both workers: 0
-        # when the district was configured first, as it is here.
-        "pending_resolved": product["pending_resolved"] + facts_only["pending_resolved"],
+        # Events stored pending (district unknown) and derived later, by the workers whose
+        # /metrics were read: 0 when the district was configured first, as it is here.
+        "pending_resolved": sum(r["pending_resolved"] for r in measured),
+        # Processes of a worker still running after it was stopped, killed (0: none lingered).
+        "worker_processes_killed": sum(r["killed_processes"] for r in results.values()),
         "freshness": {
             "records_per_s": product["fresh_records_per_s"],
             "records": product["fresh_records"],
         },
     }
     report(f"ingest-{mode}", rows, out_dir, extra)
+    each = ", ".join(f"{r['events_per_s']:,.0f}" for r in extra["facts_only_runs"])
     Console().print(
-        f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without;"
-        f" ratio {rate / facts_rate:.2f} (target >= 0.90); rollups complete after"
-        f" {product['rollups_seconds']:.1f} s ({rollup_rate:,.0f} events/s, ratio"
-        f" {rollup_rate / facts_rate:.2f})"
+        f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without"
+        f" (runs before and after: {each}); ratio {rate / facts_rate:.2f} (target >= 0.90);"
+        f" rollups complete after {product['rollups_seconds']:.1f} s ({rollup_rate:,.0f}"
+        f" events/s, ratio {rollup_rate / facts_rate:.2f})"
     )
     return {"rows": rows}

@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from abacus.bench.ingest import _env, _produce, _wait_committed, _wait_ready, make_events
+from abacus.bench.ingest import _env, _wait_committed, _wait_ready
+from abacus.bench.ingest_data import make_events, produce
 from abacus.bench.report import report
 from abacus.embedded.broker import EmbeddedBroker, free_port
 from abacus.kafka.topics import ensure_topics
@@ -132,7 +133,7 @@ def run_ops_bench(*, events: int, rounds: int, out_dir: Path) -> dict[str, Any]:
             topics={"prefix": "bench."},
         )  # fmt: skip
         ensure_topics(settings)
-        ends = asyncio.run(_produce(settings, data, True))
+        ends = asyncio.run(produce(settings, data, True))
         for n in range(rounds):
             # ABBA: a machine slowing down (or speeding up) during the run hits both alike.
             for ops in (False, True) if n % 2 == 0 else (True, False):

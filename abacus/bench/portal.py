@@ -27,18 +27,14 @@ from typing import Any
 
 import aiohttp
 
-from abacus.bench.ingest import (
+from abacus.bench.ingest import _env, _histogram, _quantile, _wait_committed, _wait_ready
+from abacus.bench.ingest_data import (
     DISTRICT,
     TZ,
-    _env,
-    _histogram,
-    _paced,
-    _produce,
-    _quantile,
-    _records,
-    _wait_committed,
-    _wait_ready,
+    encode_records,
     make_events,
+    paced,
+    produce,
 )
 from abacus.bench.report import report
 from abacus.embedded.broker import EmbeddedBroker, free_port
@@ -78,9 +74,11 @@ def _produce_paced(servers: str, rate: float, seconds: float, per_record: float,
     ``seconds``, once ``go`` is set."""
     settings = AbacusSettings(broker={"bootstrap": servers}, topics={"prefix": "bench."})
     wanted = max(50, int(rate * seconds))
-    records = _records(make_events(int(wanted * per_record * 1.2) + 2_000, first_seed=5_000), True)
+    records = encode_records(
+        make_events(int(wanted * per_record * 1.2) + 2_000, first_seed=5_000), True
+    )
     go.wait()
-    asyncio.run(_paced(settings, records[:wanted], rate))
+    asyncio.run(paced(settings, records[:wanted], rate))
 
 
 @dataclass
@@ -199,7 +197,7 @@ def run_portal_bench(
             topics={"prefix": "bench."},
         )  # fmt: skip
         ensure_topics(settings)
-        ends = asyncio.run(_produce(settings, data, True))
+        ends = asyncio.run(produce(settings, data, True))
         port = free_port()
         env = _env(root / "worker", broker.bootstrap,
                    {"ABACUS_APP_ID": "bench-portal", "ABACUS_WEB__PORT": str(port)})  # fmt: skip

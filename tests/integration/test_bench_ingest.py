@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,23 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.timeout(600)  # two worker runs (with and without rollups) and the loader
+def _processes_under(folder: Path) -> list[int]:
+    """Processes whose ABACUS_HOME lies under ``folder`` (the benchmark's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if f"ABACUS_HOME={folder}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.timeout(600)  # three worker runs (facts only, rollups, facts only) and the loader
 def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -> None:
+    bench_tmp = tmp_path / "tmp"  # the benchmark's homes, to look for what outlived it
+    bench_tmp.mkdir()
     proc = subprocess.run(
         [
             sys.executable,
@@ -30,14 +47,23 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
         text=True,
         timeout=540,
         check=False,
+        env={**os.environ, "TMPDIR": str(bench_tmp)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Every worker and every process it started was gone before the benchmark returned.
+    assert _processes_under(bench_tmp) == []
     [result] = [json.loads(p.read_text()) for p in tmp_path.glob("ingest-batch-*.json")]
     baseline, facts_only, product = result["rows"]
     assert baseline["events"] == facts_only["events"] == product["events"] == 4000
     # Rollup maintenance's cost: the same worker without it, in the same run.
     assert "without rollups" in facts_only["path"]
     assert result["rollup_cost_ratio"] == product["events_per_s"] / facts_only["events_per_s"]
+    # Facts only before and after the rollups' run (A-B-A); the row is their mean time.
+    assert result["run_order"] == ["facts-only-1", "product", "facts-only-2"]
+    runs = result["facts_only_runs"]
+    assert [r["run"] for r in runs] == ["facts-only-1", "facts-only-2"]
+    assert facts_only["seconds"] == pytest.approx(statistics.fmean(r["seconds"] for r in runs))
+    assert all(r["events_per_s"] > 0 for r in runs)
     # Every generated fact is late: the rollups catch up after (or as) ingest commits.
     assert result["rollups_complete_seconds"] >= product["seconds"]
     assert 0 < result["rollups_complete_ratio"] <= result["rollup_cost_ratio"]
