@@ -132,7 +132,7 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
         _console.print(
             "baseline = the export query over the facts with FORMAT CSVWithNames (the old"
             " baseline); floor = the finished rows from a plain table with CSVWithNames;"
-            " product = ExportConsumer.run (the rollups, streamed, cells formatted in Python);"
+            " product = ExportConsumer.run (the rollups, lines formatted by ClickHouse);"
             f" medians of {RUNS} alternating runs after one warm-up of each;"
             f" facts/day = daily+lesson fact rows per student-day ({facts:,} fact rows);"
             " peak RSS = the highest per-run peak"
