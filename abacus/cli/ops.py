@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import threading
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -127,11 +129,30 @@ def _watch_live(
     window: float,
     count: int | None,
 ) -> None:
-    """`abacus lag --watch`: Ctrl-C is the normal way out (exit 0)."""
+    """`abacus lag --watch`: Ctrl-C is the normal way out (exit 0). It only raises a flag,
+    seen between refreshes: an interrupt inside the Kafka client's poll could leave it
+    unable to close (seen once: the command still running 30 s after Ctrl-C)."""
     # The ingest group always reports the events topic, even before a commit.
     topics = {g: [events] if g == ingest_group else [] for g in groups}
-    with contextlib.suppress(KeyboardInterrupt):
-        watch_live(reader, topics, interval_s=interval, window_s=max(window, interval), count=count)
+    stop = threading.Event()
+
+    def wait(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _Stopped
+
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with contextlib.suppress(_Stopped):
+            watch_live(
+                reader, topics, interval_s=interval, window_s=max(window, interval), count=count,
+                sleep=wait,
+            )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Stopped(Exception):
+    """Ctrl-C during `abacus lag --watch`."""
 
 
 def _readable(settings: AbacusSettings, topic: str) -> tuple[list[DeadLetterRecord], int]:
