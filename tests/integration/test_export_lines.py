@@ -92,6 +92,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     for name, bad in refused.items():
         cases[f"refused {name}"] = (config, [bad], teachers_of([bad]))
+    lone = with_values(row, teachers=[])  # a district whose roster names no teacher
+    cases["no teachers"] = (config, [lone], [])
     unknown = with_values(row, teachers=[("New", "Teacher")])
     cases["teacher unknown"] = (config, [unknown], [("Other", "Teacher")])
     out = formatted_in_clickhouse(tmp_path_factory.mktemp("lines"), list(cases.values()))
@@ -134,3 +136,8 @@ def test_rows_the_reference_refuses_fail_the_query(
     if case != "teacher unknown":  # the reference refuses the same rows
         with pytest.raises((ValueError, KeyError, OverflowError)):
             RowFormatter(district).cells(rows[0])
+
+
+def test_a_district_without_teachers_formats_its_rows(results: dict[str, Any]) -> None:
+    (district, rows, _), lines = results["no teachers"]
+    assert lines == list(csv_lines(rows, district))
