@@ -206,6 +206,9 @@ class ExportSettings(BaseModel):
     # and how long after local midnight a day closes (longer than a batch takes to store).
     rollup_interval_s: float = Field(default=5.0, gt=0)
     rollup_grace_s: float = Field(default=900.0, ge=0)
+    # While ingest has a backlog (full batches), a rollup pass waits for it, at most this
+    # long after the last pass; an export waiting for the rollups never waits for this.
+    rollup_max_defer_s: float = Field(default=60.0, ge=0)
 
 
 class RosterSettings(BaseModel):

@@ -147,8 +147,11 @@ class ExportConsumer:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         broker_epoch: str = "",
         on_status: StatusHook | None = None,
+        want_rollups: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        # Called while an export waits for the rollups: the rollup service runs a pass.
+        self.want_rollups = want_rollups
         self.store = store
         self.broker_epoch = broker_epoch
         self.districts = districts
@@ -376,6 +379,7 @@ class ExportConsumer:
             return rollups_cover(end, f.rollups_closed, f.late_pending, f.late_done)
 
         while not ready(figures) and time.monotonic() < deadline:
+            self.want_rollups()
             await asyncio.sleep(_WATERMARK_POLL_S)
             closed, done, _ = await self.store.arollup_marks()
             figures = replace(figures, rollups_closed=closed.get(district_id), late_done=done)

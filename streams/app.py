@@ -105,7 +105,9 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     roster_service = roster.register(
         app, settings, store, districts, metrics, deny, accounts, readiness
     )
-    rollups = RollupService(settings, store, late, districts.zones, metrics, deny)
+    rollups = RollupService(
+        settings, store, late, districts.zones, metrics, deny, ingest_backlog=ingest.backlogged
+    )
     app.service(rollups)
 
     async def barrier() -> None:
@@ -116,7 +118,7 @@ def create_worker(settings: AbacusSettings, store: Store, broker_epoch: str) -> 
     exports_lock = asyncio.Lock()  # a deletion and an export never write files at once
     export.register(
         app, settings, store, districts.configs, metrics, broker_epoch, board.on_status,
-        exports_lock=exports_lock,
+        exports_lock=exports_lock, want_rollups=rollups.want,
     )  # fmt: skip
     privacy.register(
         app, settings, store, deny, metrics, barrier=barrier,

@@ -7,7 +7,10 @@ flight until the facts are stored. A batch of today's facts writes nothing.
 `RollupService` is the rest, in the background on the store's rollup lane: every
 `exports.rollup_interval_s` it rebuilds the keys of every sequence number that is no longer
 in flight (many batches, one statement per table) and moves the ``dirty`` mark; then it
-builds the days that closed since its last pass, per district. Both survive a SIGKILL:
+builds the days that closed since its last pass, per district. It is background work: its
+statements run at the lowest CPU priority (`abacus.store.rollups.BACKGROUND`), and a pass
+waits while ingest has a backlog, up to `exports.rollup_max_defer_s`, unless an export is
+waiting for it (`abacus.aggregation.closing.pass_due`). Both survive a SIGKILL:
 the keys are in the table before their facts, and a restart starts from the marks.
 """
 
@@ -22,7 +25,7 @@ from datetime import time as dt_time
 
 from mode import Service
 
-from abacus.aggregation.closing import LateKey, closed_through
+from abacus.aggregation.closing import LateKey, closed_through, pass_due
 from abacus.aggregation.rollups import by_students
 from abacus.errors import StorageError
 from abacus.privacy.deny import DenyList
@@ -38,6 +41,7 @@ _PRUNE_EVERY_S = 600.0  # rebuilt late keys are deleted at most this often
 # Late keys per rebuild statement: bounds the worker's memory while a backlog is rebuilt
 # (a whole backlog in one statement took the worker past 1 GiB in `abacus bench ingest`).
 _KEYS_PER_STATEMENT = 20_000
+_RECHECK_S = 0.25  # while a pass waits for ingest's backlog, how often it looks again
 
 
 class LateKeyLog:
@@ -98,8 +102,12 @@ class RollupService(Service):
         metrics: Metrics,
         deny: DenyList,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ingest_backlog: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__()
+        # Whether ingest is handing over full batches (IngestService.backlogged).
+        self.ingest_backlog = ingest_backlog
+        self._wanted = asyncio.Event()  # an export waits for the rollups (`want`)
         self.settings = settings
         self.store = store
         self.late = late
@@ -128,16 +136,21 @@ class RollupService(Service):
         )
         return float(self.late.enabled) * (int(self.late.last > self.done) + open_days)
 
+    def want(self) -> None:
+        """An export is waiting for the rollups: the next pass runs now."""
+        self._wanted.set()
+
     async def barrier(self) -> None:
         """Wait for a pass in progress (a privacy deletion, after updating the deny-list:
         later passes leave the denied students alone)."""
         async with self._pass:
             return
 
-    async def run_once(self) -> None:
-        """One pass: late keys, then ended days."""
+    async def run_once(self, *, background: bool = True) -> None:
+        """One pass: late keys, then ended days (``background``: at the lowest CPU
+        priority; an export waiting for it is not)."""
         async with self._pass:
-            await self._run_once()
+            await self._run_once(background)
 
     def _allowed(self, keys: list[LateKey]) -> list[LateKey]:
         if not len(self.deny):
@@ -148,7 +161,7 @@ class RollupService(Service):
             if not self.deny.denies(k[0], k[1], datetime.combine(k[2], dt_time(), UTC))
         ]
 
-    async def _run_once(self) -> None:
+    async def _run_once(self, background: bool) -> None:
         started = time.perf_counter()
         closed, done, _ = await self.store.arollup_marks()
         self.done = max(self.done, done)
@@ -156,7 +169,7 @@ class RollupService(Service):
         if safe > self.done:
             keys = self._allowed(await self.store.alate_keys(self.done, safe))
             for chunk in by_students(keys, _KEYS_PER_STATEMENT):
-                await self.store.arebuild_rollups(chunk)
+                await self.store.arebuild_rollups(chunk, background=background)
             await self.store.arollup_mark("", rollups.DIRTY, safe)
             log.debug("rollups: %d late key(s) rebuilt", len(keys))
             self.done = safe
@@ -168,7 +181,7 @@ class RollupService(Service):
             through = closed_through(now, zone, grace)
             after = closed.get(district)
             if after is None or after < through:
-                await self.store.aclose_rollup_days(district, after, through)
+                await self.store.aclose_rollup_days(district, after, through, background=background)
                 log.info("rollups: days through %s closed for a district", through)
                 closed[district] = through
         self._closed = closed
@@ -181,9 +194,22 @@ class RollupService(Service):
     async def _every_interval(self) -> None:
         if not self.late.enabled:
             return
+        exports = self.settings.exports
+        last = -float("inf")  # monotonic time the last pass ended
         while not self.should_stop:
-            try:
-                await self.run_once()
-            except StorageError as exc:  # tried again at the next interval
-                log.warning("rollups not maintained this pass: %s", exc)
-            await self.sleep(self.settings.exports.rollup_interval_s)
+            since = time.monotonic() - last
+            due = pass_due(
+                since_last_s=since, interval_s=exports.rollup_interval_s,
+                ingest_backlog=self.ingest_backlog(), export_waiting=self._wanted.is_set(),
+                max_defer_s=exports.rollup_max_defer_s,
+            )  # fmt: skip
+            if due:
+                wanted = self._wanted.is_set()
+                self._wanted.clear()
+                try:
+                    await self.run_once(background=not wanted)
+                except StorageError as exc:  # tried again at the next interval
+                    log.warning("rollups not maintained this pass: %s", exc)
+                last, since = time.monotonic(), 0.0
+            wait = max(exports.rollup_interval_s - since, 0.0) or _RECHECK_S
+            await self.wait(self._wanted, timeout=min(wait, exports.rollup_interval_s))

@@ -11,6 +11,11 @@ checks the clock just before storing; the default grace is 15 minutes).
 An export of [start, end] reads the rollups when the district's closed day has reached
 ``end`` and the rollup service has rebuilt every late key written before the export
 started (`rollups_cover`); else it waits, then reads the facts.
+
+The rollup service's passes are background work: while ingest has a backlog (it is
+handing over full batches), a pass waits, so a burst is stored at the speed of facts alone
+and rebuilt just after; it waits at most ``max_defer_s`` since the last pass, and not at
+all for an export that is waiting for the rollups (`pass_due`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ from zoneinfo import ZoneInfo
 
 from abacus.catalog import DAILY_FACTS, LESSON_FACTS
 
-__all__ = ["LateKey", "closed_through", "late_rows", "local_today", "rollups_cover"]
+__all__ = [
+    "LateKey",
+    "closed_through",
+    "late_rows",
+    "local_today",
+    "pass_due",
+    "rollups_cover",
+]
 
 # (district, student, local day, lesson or '' for a day key): a row of rollup_dirty.
 LateKey = tuple[str, str, date, str]
@@ -69,3 +81,21 @@ def rollups_cover(end: date, closed: date | None, pending_seq: int, done_seq: in
     (built) and every late key written before it started (up to ``pending_seq``) has been
     rebuilt (``done_seq``)."""
     return closed is not None and end <= closed and done_seq >= pending_seq
+
+
+def pass_due(
+    *,
+    since_last_s: float,
+    interval_s: float,
+    ingest_backlog: bool,
+    export_waiting: bool,
+    max_defer_s: float,
+) -> bool:
+    """Whether the rollup service runs a pass now, ``since_last_s`` after its last one: at
+    once for a waiting export; else every ``interval_s``, held back while ingest has a
+    backlog but never past ``max_defer_s``."""
+    if export_waiting:
+        return True
+    if since_last_s < interval_s:
+        return False
+    return not ingest_backlog or since_last_s >= max_defer_s

@@ -19,6 +19,7 @@ from abacus.aggregation.rollups import RollupKeys, close_days, rebuild_batch
 from abacus.catalog import ROLLUP_DIRTY, ROLLUP_WATERMARKS
 
 __all__ = [
+    "BACKGROUND",
     "CLOSED",
     "DIRTY",
     "close",
@@ -36,19 +37,37 @@ __all__ = [
 CLOSED = "closed"
 DIRTY = "dirty"
 _DAY0 = date(1970, 1, 1)
+# Rebuilds are background work: their query threads run at the lowest CPU priority (Linux
+# nice 19), so on a busy machine ingest's inserts and the worker's own threads run first
+# and the rollups take the CPU that is left; a pass an export waits for runs at normal
+# priority. ClickHouse applies it with CAP_SYS_NICE and ignores it without (the rebuild
+# then competes as an equal).
+BACKGROUND = {"os_thread_priority": 19}
 
 
-def rebuild(client: Client, db: str, keys: RollupKeys) -> None:
-    """Rebuild the rollups of ``keys``: lessons, then days, then months."""
+def rebuild(client: Client, db: str, keys: RollupKeys, background: bool = True) -> None:
+    """Rebuild the rollups of ``keys``: lessons, then days, then months (``background``:
+    at the lowest CPU priority)."""
     for sql, params in rebuild_batch(db, keys):
-        client.command(sql, parameters=params)
+        client.command(sql, parameters=params, settings=_priority(background))
 
 
-def close(client: Client, db: str, district: str, after: date | None, through: date) -> None:
+def close(
+    client: Client,
+    db: str,
+    district: str,
+    after: date | None,
+    through: date,
+    background: bool = True,
+) -> None:
     """Build the rollups of ``district``'s days (after, through], then mark them closed."""
     for sql, params in close_days(db, district, after, through):
-        client.command(sql, parameters=params)
+        client.command(sql, parameters=params, settings=_priority(background))
     write_mark(client, db, district, CLOSED, day_number(through))
+
+
+def _priority(background: bool) -> dict[str, int]:
+    return BACKGROUND if background else {}
 
 
 def day_number(day: date) -> int:

@@ -267,17 +267,21 @@ class Store(DeletionMethods):
 
     # --- rollups (abacus.store.rollups) -----------------------------------------------------
 
-    async def arebuild_rollups(self, keys: RollupKeys) -> None:
-        """Rebuild the rollups of ``keys`` from the facts (the rollup lane)."""
+    async def arebuild_rollups(self, keys: RollupKeys, *, background: bool = True) -> None:
+        """Rebuild the rollups of ``keys`` from the facts (the rollup lane; ``background``:
+        at the lowest CPU priority, `rollups.BACKGROUND`)."""
         if keys:
             what = "rebuilding rollups failed"
-            await self._acall(what, self._on_client, rollups.rebuild, keys, lane=ROLLUP)
+            await self._acall(what, self._on_client, rollups.rebuild, keys, background,
+                              lane=ROLLUP)  # fmt: skip
 
-    async def aclose_rollup_days(self, district: str, after: date | None, through: date) -> None:
+    async def aclose_rollup_days(
+        self, district: str, after: date | None, through: date, *, background: bool = True
+    ) -> None:
         """Build the rollups of a district's days (after, through] and mark them closed."""
         what = "closing rollup days failed"
         await self._acall(what, self._on_client, rollups.close, district, after, through,
-                          lane=ROLLUP)  # fmt: skip
+                          background, lane=ROLLUP)  # fmt: skip
 
     async def awrite_dirty(self, seq: int, keys: Sequence[LateKey]) -> None:
         """Record a batch's late keys (ingest, before its facts)."""

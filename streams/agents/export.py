@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 
 import faust
@@ -78,9 +78,11 @@ def register(
     on_status: StatusHook | None = None,
     *,
     exports_lock: asyncio.Lock,
+    want_rollups: Callable[[], None] = lambda: None,
 ) -> None:
     """``exports_lock``: held while a request runs, so a deletion never runs while an
-    export is being written."""
+    export is being written. ``want_rollups``: called while an export waits for the
+    rollups (the rollup service's pass then runs at once)."""
     topics = settings.topics
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     requests = app.topic(topics.name(topics.export_requests), **raw)
@@ -103,7 +105,7 @@ def register(
     mail = partial(send_link_mail, settings.smtp) if settings.smtp.host else None
     consumer = ExportConsumer(
         settings, store, districts, publish, mail=mail, broker_epoch=broker_epoch,
-        on_status=on_status,
+        on_status=on_status, want_rollups=want_rollups,
     )  # fmt: skip
     name = f"export-attempts-{settings.app_id}-{settings.web.port}.json"
     attempts = AttemptLog(settings.state_dir / name, group=settings.app_id, epoch=broker_epoch)

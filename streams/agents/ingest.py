@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 # A batch is handed over at this many bytes of records even while the store is busy: it
 # bounds the memory of a batch (SDK batch records hold ~50 events each).
 _BATCH_BYTES = 2 << 20
+# Ingest has a backlog while it has handed a full batch over within this long (`backlogged`).
+_BACKLOG_WINDOW_S = 1.0
 
 
 @dataclass
@@ -123,6 +125,7 @@ class IngestService(Service):
         self._handed = 0  # batches handed to the ingest processes, and stored since start
         self._stored = 0
         self._progress = asyncio.Condition()
+        self._full_at = -float("inf")  # monotonic time a full batch was last handed over
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -183,6 +186,11 @@ class IngestService(Service):
             await self.producer.stop()
         if self.preparer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.preparer.close)
+
+    def backlogged(self) -> bool:
+        """Whether more records are waiting than a batch holds: a full batch was handed
+        over within the last second (the rollup service holds its passes back meanwhile)."""
+        return time.monotonic() - self._full_at < _BACKLOG_WINDOW_S
 
     def assignment(self) -> set[Any]:
         """Partitions held now; none until the consumer has started."""
@@ -256,6 +264,8 @@ class IngestService(Service):
                 full = len(records) >= batch_max or size >= _BATCH_BYTES
                 ready = full or self._queue.empty() or self.should_stop
                 if records and ready and not self._holding:
+                    if full:
+                        self._full_at = time.monotonic()
                     await self._hand_over(records, offsets)
                     records, offsets, size = [], {}, 0
                 idle = not any(fetched.values())

@@ -148,6 +148,12 @@ class Harness:
             on_status=on_status,
         )  # fmt: skip
         self.export_dir = settings.export_dir
+        self.rollups_wanted = 0  # times the consumer asked the rollup service for a pass
+
+        def want_rollups() -> None:
+            self.rollups_wanted += 1
+
+        self.consumer.want_rollups = want_rollups
 
     async def request(self, **fields: Any) -> str:
         doc = {
@@ -375,6 +381,8 @@ async def test_an_export_waits_for_the_rollup_service_to_rebuild_late_keys(
     h = Harness(tmp_path, store)
     assert await h.request() == "completed"
     assert store.sources == ["rollups"]
+    # It asked the rollup service for a pass each time it found them behind (twice).
+    assert h.rollups_wanted == 2
     manifest = json.loads(read_bytes(h.statuses[-1]["manifest"]))
     assert manifest["aggregates"] == "rollups"
     assert manifest["rollup_watermark"] == WATERMARK

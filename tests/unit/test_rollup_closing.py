@@ -6,7 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from abacus.aggregation.closing import closed_through, late_rows, local_today, rollups_cover
+from abacus.aggregation.closing import (
+    closed_through,
+    late_rows,
+    local_today,
+    pass_due,
+    rollups_cover,
+)
 from abacus.aggregation.rollups import RollupKeys, by_students
 from abacus.catalog import DAILY_FACTS, LESSON_FACTS
 
@@ -100,3 +106,26 @@ def test_late_keys_are_rebuilt_in_bounded_chunks_a_student_whole() -> None:
     assert students == [{"s0", "s1"}, {"s2"}, {"s3", "s4"}]
     assert chunks[1].lessons == {"maple": {("s2", "L1"): day}}
     assert len(chunks[1].days) == 2  # both of s2's days, whatever the limit
+
+
+@pytest.mark.parametrize(
+    ("since", "backlog", "export_waiting", "due"),
+    [
+        (1.0, False, False, False),  # within the interval
+        (5.0, False, False, True),  # the interval is over, ingest keeps up
+        (5.0, True, False, False),  # ingest has a backlog: the pass waits for it
+        (59.9, True, False, False),
+        (60.0, True, False, True),  # ... but never longer than max_defer_s
+        (0.1, True, True, True),  # an export waits: at once, backlog or not
+    ],
+)
+def test_a_rollup_pass_waits_for_ingest_backlog_but_never_for_an_export(
+    since: float, backlog: bool, export_waiting: bool, due: bool
+) -> None:
+    assert (
+        pass_due(
+            since_last_s=since, interval_s=5.0, ingest_backlog=backlog,
+            export_waiting=export_waiting, max_defer_s=60.0,
+        )
+        is due
+    )  # fmt: skip
