@@ -30,5 +30,11 @@ def test_quick_export_bench_writes_results(tmp_path: Path) -> None:
     by_run = {row["run"]: row for row in result["rows"]}
     assert by_run["product"]["rows"] == by_run["baseline"]["rows"] == 5_000
     assert by_run["floor"]["rows"] == 5_000
+    # The product again in a process of its own (a worker's export): same rows and bytes.
+    fresh = by_run["product, fresh process"]
+    assert fresh["rows"] == 5_000
+    assert fresh["MB"] == by_run["product"]["MB"]
+    assert 0 < fresh["peak RSS MB"] < 4096
+    assert set(result["targets"]) >= {"product, fresh process: peak RSS <= 1 GiB"}
     assert by_run["product"]["ratio"] > 0
     assert by_run["product"]["ratio to floor"] > 0

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from abacus.aggregation.rollups import RollupKeys
 from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, ROSTER_LINKS
 from abacus.district import DistrictConfig
 from abacus.errors import AbacusError, StorageError
 from abacus.export.lines import TEACHERS_CHANGED
 from abacus.export.query import ExportQuery, ExportScope
 from abacus.store.errors import RetryPolicy, storage_error
+from abacus.store.rollups import BACKGROUND
 from abacus.store.store import Store
 
 
@@ -29,6 +31,7 @@ class FakeClient:
         self.threads: set[str] = set()
         self.inserts: list[tuple[str, list[Any], list[str]]] = []
         self.commands: list[str] = []
+        self.settings: list[Any] = []  # each command's query settings
 
     def _maybe_fail(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -43,9 +46,10 @@ class FakeClient:
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)
 
-    def command(self, sql: str, parameters: Any = None) -> None:
+    def command(self, sql: str, parameters: Any = None, settings: Any = None) -> None:
         self.threads.add(threading.current_thread().name)
         self.commands.append(sql.split(" AS ")[0])
+        self.settings.append(settings)
 
 
 DAY = date(2026, 1, 5)
@@ -298,3 +302,22 @@ def test_an_export_whose_teacher_names_keep_changing_fails() -> None:
     with pytest.raises(StorageError, match=TEACHERS_CHANGED):
         store.stream_export(EXPORT_QUERY, EXPORT_CONFIG, list)
     store.close()
+
+
+@pytest.mark.parametrize("background", [True, False])
+async def test_a_rollup_rebuild_runs_at_background_priority_unless_an_export_waits(
+    background: bool,
+) -> None:
+    client = FakeClient()
+    store = store_with(client, [])
+    keys = RollupKeys()
+    keys.add_day("d", "s1", DAY)
+    keys.add_lesson("d", "s1", "L1", DAY)
+    await store.arebuild_rollups(keys, background=background)
+    await store.aclose_rollup_days("d", None, DAY, background=background)
+    # Lessons, days, months for the keys, then for the closed days: each statement at
+    # nice 19, or (an export waits for it) with the query's defaults.
+    rebuilds = [c for c in client.commands if c.startswith("INSERT")]
+    assert len(rebuilds) == 6
+    assert BACKGROUND == {"os_thread_priority": 19}
+    assert client.settings[: len(rebuilds)] == [BACKGROUND if background else {}] * 6
