@@ -316,6 +316,13 @@ def _reset_peak_rss() -> None:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS since the last `_reset_peak_rss`: VmHWM on Linux.
+    ru_maxrss is no substitute there: it also keeps the peak of the memory a process had
+    before it exec'd, so a spawned child reports its parent's RSS at the fork."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
