@@ -211,5 +211,6 @@ class RollupService(Service):
                 except StorageError as exc:  # tried again at the next interval
                     log.warning("rollups not maintained this pass: %s", exc)
                 last, since = time.monotonic(), 0.0
-            wait = max(exports.rollup_interval_s - since, 0.0) or _RECHECK_S
-            await self.wait(self._wanted, timeout=min(wait, exports.rollup_interval_s))
+            # The rest of the interval; past it (held back by ingest's backlog), a recheck.
+            left = exports.rollup_interval_s - since
+            await self.wait(self._wanted, timeout=left if left > 0 else _RECHECK_S)

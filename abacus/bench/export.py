@@ -47,7 +47,7 @@ from abacus.domain.grades import GRADES_SQL
 from abacus.export.query import export_sql
 from abacus.settings import AbacusSettings, ClickHouseSettings
 from abacus.store.store import Store
-from consumers.export import ExportConsumer
+from consumers.export import ExportConsumer, ExportJob
 
 __all__ = [
     "ADMIN",
@@ -161,7 +161,9 @@ def run_export_bench(students: int, days: int, out_dir: Path) -> Path:
 # -- measurement ------------------------------------------------------------------------------
 
 
-def _consumer(settings: AbacusSettings, store: Store, days: int) -> tuple[ExportConsumer, Any]:
+def _consumer(
+    settings: AbacusSettings, store: Store, days: int
+) -> tuple[ExportConsumer, ExportJob]:
     """The export consumer on the bench district and its district-wide job (all days)."""
     config = DistrictConfig(
         district_id=DISTRICT, name="Bench District", timezone="America/Chicago",
