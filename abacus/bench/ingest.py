@@ -1,21 +1,24 @@
 """`abacus bench ingest`: end-to-end events/s of the worker against the raw loader baseline.
 
 The same records are pre-loaded on a fresh embedded broker, one copy per run: the loader
-baseline, then three worker runs, each in its own process with its own chDB and topics
-(no run reads what another wrote: a freshness phase's records used to be on the topic the
-next worker read, and counted in its time). The product's clock runs from the moment its
-ingest service hands its first batch over (before the whole worker is ready) until its
-group has committed every offset (it commits only after the batch's facts are stored, so
-committed = aggregates queryable); the baseline's from its start until the last insert
-returns. What rollups cost ingest is the worker with rollup maintenance against the same
-worker without it (`ABACUS_BENCH_SKIP_ROLLUPS`), run before AND after it (`_RUNS`): what
-drifts across one benchmark's runs (load, warm caches) then counts on both sides, and the
-two facts-only runs show how much it drifted. The generated school year lies in the past,
-so every fact is late: each batch writes its rollup keys, and the rollup service rebuilds
-them in the background while ingest runs. The clock then goes on until the rollups have
-caught up (`abacus_rollups_behind` 0), reported as a second rate. The district's config is
-in each worker's store before it starts (`configured_homes`), as in production, where a
-district is configured before its students' events arrive.
+baseline (run again after the workers: its rate is events over the mean time of the two, so
+a drift across the round counts on both sides), then three worker runs, each in its own
+process with its own chDB and topics (no run reads what another wrote: a freshness phase's
+records used to be on the topic the next worker read, and counted in its time). The
+product's clock runs from the moment its ingest service hands its first batch over (before
+the whole worker is ready) until its group has committed every offset (it commits only after
+the batch's facts are stored, so committed = aggregates queryable); the baseline's from its
+start until the last insert returns. What rollups cost ingest is the worker with rollup
+maintenance against the same worker without it (`ABACUS_BENCH_SKIP_ROLLUPS`), run before AND
+after it (`_RUNS`): what drifts across one benchmark's runs (load, warm caches) then counts
+on both sides, and the two facts-only runs show how much it drifted. The generated school
+year lies in the past, so every fact is late: each batch writes its rollup keys, and the
+rollup service rebuilds them in the background while ingest runs. The clock then goes on
+until the rollups have caught up (`abacus_rollups_behind` 0), reported as a second rate. The
+district's config is in each worker's store before it starts (`configured_homes`), as in
+production, where a district is configured before its students' events arrive. ``--rounds
+N`` repeats the whole round (loader, workers, loader) N times on copies of its own; the rows
+are medians of the rounds' own figures and ratios, peak RSS the highest round's.
 """
 
 from __future__ import annotations
@@ -281,9 +284,10 @@ def _settings(root: Path, bootstrap: str, run: str) -> AbacusSettings:
 
 
 def run_ingest_bench(
-    *, events: int, batch: bool, out_dir: Path, fresh_s: float = 10.0
+    *, events: int, batch: bool, out_dir: Path, fresh_s: float = 10.0, rounds: int = 1
 ) -> dict[str, Any]:
-    """Throughput against the baseline, then freshness at half the measured rate."""
+    """Throughput against the baseline, then freshness at half the measured rate; ``rounds``
+    times over (the loader, then the worker runs, then the loader again), medians reported."""
     years = school_years()
     data, spare = take(years, events)
     with (
@@ -291,7 +295,8 @@ def run_ingest_bench(
         EmbeddedBroker(port=free_port()) as broker,
     ):
         root = Path(tmp)
-        runs = {run.name: _settings(root, broker.bootstrap, run.name) for run in _RUNS}
+        names = [_run_name(run, r, rounds) for r in range(rounds) for run in _RUNS]
+        runs = {name: _settings(root, broker.bootstrap, name) for name in names}
         for settings in runs.values():
             ensure_topics(settings)
         configured_homes([root / name for name in runs])
@@ -304,110 +309,84 @@ def run_ingest_bench(
             )
         )
         produce_s = time.perf_counter() - t
-        first = _RUNS[0].name
-        # The loader reads the first run's copy (reading leaves it as it was).
-        loader = subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "abacus.bench.loader",
-                json.dumps({"topic": runs[first].topics.name("events"), "ends": ends[first]}),
-            ],
-            env=_env(root / "baseline", broker.bootstrap),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=3600,
-        )
-        base = json.loads(loader.stdout.splitlines()[-1])
-        base_rate = base["events"] / base["seconds"]
-        # The rest of the last school year simulated first, then more if need be.
-        fresh_events, _ = take(years, max(2_000, int(base_rate * 0.5 * fresh_s)), spare)
-        del spare  # up to a school year's events, not needed any more
-        fresh = RecordSource(fresh_events, batch)
-        results = {}
-        for run in _RUNS:
-            env = _env(
-                root / run.name,
-                broker.bootstrap,
-                {
-                    "ABACUS_APP_ID": f"bench-{run.name}",
-                    "ABACUS_WEB__PORT": str(free_port()),
-                    "ABACUS_TOPICS__PREFIX": runs[run.name].topics.prefix,
-                    "ABACUS_BENCH_SKIP_ROLLUPS": str(not run.rollups).lower(),
-                },
-            )
-            results[run.name] = _run_worker(
-                runs[run.name],
-                env,
-                ends[run.name],
-                root / f"{run.name}.log",
-                fresh if run.freshness else None,
-                fresh_s,
-            )
-    return _report(results, len(data), sum(ends[first].values()), base, batch, out_dir, produce_s)
+        fresh: RecordSource | None = None
+        measured = []
+        for r in range(rounds):
+            first = _run_name(_RUNS[0], r, rounds)
+            # The loader reads the round's first copy (reading leaves it as it was).
+            base = [_load(root, broker.bootstrap, runs[first], ends[first])]
+            if fresh is None:
+                base_rate = base[0]["events"] / base[0]["seconds"]
+                # The rest of the last school year simulated first, then more if need be.
+                fresh_events, _ = take(years, max(2_000, int(base_rate * 0.5 * fresh_s)), spare)
+                del spare  # up to a school year's events, not needed any more
+                fresh = RecordSource(fresh_events, batch)
+            results = {}
+            for run in _RUNS:
+                name = _run_name(run, r, rounds)
+                env = _env(
+                    root / name,
+                    broker.bootstrap,
+                    {
+                        "ABACUS_APP_ID": f"bench-{name}",
+                        "ABACUS_WEB__PORT": str(free_port()),
+                        "ABACUS_TOPICS__PREFIX": runs[name].topics.prefix,
+                        "ABACUS_BENCH_SKIP_ROLLUPS": str(not run.rollups).lower(),
+                    },
+                )
+                results[run.name] = _run_worker(
+                    runs[name],
+                    env,
+                    ends[name],
+                    root / f"{name}.log",
+                    fresh if run.freshness else None,
+                    fresh_s,
+                )
+            base.append(_load(root, broker.bootstrap, runs[first], ends[first]))
+            measured.append(_round(results, len(data), base))
+        records_n = sum(ends[_run_name(_RUNS[0], 0, rounds)].values())
+    return _report(measured, len(data), records_n, batch, out_dir, produce_s)
 
 
-def _report(
-    results: dict[str, dict[str, Any]],
-    events: int,
-    records_n: int,
-    base: dict[str, Any],
-    batch: bool,
-    out_dir: Path,
-    produce_s: float,
+def _run_name(run: _Run, round_: int, rounds: int) -> str:
+    """A run's name (its home, topic prefix and app id): the round's number in front when
+    there is more than one."""
+    return run.name if rounds == 1 else f"r{round_ + 1}-{run.name}"
+
+
+def _load(root: Path, bootstrap: str, settings: AbacusSettings, ends: dict[int, int]) -> Any:
+    """The loader baseline, in a process of its own, on a run's copy of the records."""
+    loader = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "abacus.bench.loader",
+            json.dumps({"topic": settings.topics.name("events"), "ends": ends}),
+        ],
+        env=_env(root / "baseline", bootstrap),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
+    return json.loads(loader.stdout.splitlines()[-1])
+
+
+def _round(
+    results: dict[str, dict[str, Any]], events: int, base: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Rows and extras of the runs, written as JSON and printed."""
-    base_rate = base["events"] / base["seconds"]
+    """One round's figures: the loader before and after, each worker run, their ratios."""
     product = results["product"]
     facts = [results[run.name] for run in _RUNS if not run.rollups]
-    facts_first = facts[0]  # the facts-only run measured in full (freshness, RSS)
-    # The facts-only time is the mean of the runs before and after: events / mean seconds.
-    facts_s = statistics.fmean(r["seconds"] for r in facts)
+    # Each side's time is the mean of its runs before and after: events / mean seconds.
+    base_rate = events / statistics.fmean(b["seconds"] for b in base)
+    facts_rate = events / statistics.fmean(r["seconds"] for r in facts)
     rate = events / product["seconds"]
-    facts_rate = events / facts_s
     rollup_rate = events / product["rollups_seconds"]
-    rows = [
-        {
-            "path": "baseline: aiokafka getmany + decode + insert",
-            "events": base["events"],
-            "records": records_n,
-            "seconds": base["seconds"],
-            "events_per_s": base_rate,
-            "ratio": 1.0,
-            "fresh_p50_s": "",
-            "fresh_p99_s": "",
-            "peak_rss_mb": "",
-        },
-        {
-            "path": "abacus worker without rollups (facts only, mean of the runs before and after)",
-            "events": events,
-            "records": records_n,
-            "seconds": facts_s,
-            "events_per_s": facts_rate,
-            "ratio": facts_rate / base_rate,
-            "fresh_p50_s": facts_first["fresh_p50_s"],
-            "fresh_p99_s": facts_first["fresh_p99_s"],
-            "peak_rss_mb": facts_first["peak_rss_mb"],
-        },
-        {
-            "path": "abacus worker (validate, dead letters, facts, rollups)",
-            "events": events,
-            "records": records_n,
-            "seconds": product["seconds"],
-            "events_per_s": rate,
-            "ratio": rate / base_rate,
-            "fresh_p50_s": product["fresh_p50_s"],
-            "fresh_p99_s": product["fresh_p99_s"],
-            "peak_rss_mb": product["peak_rss_mb"],
-        },
-    ]
-    mode = "batch" if batch else "single"
-    measured = [r for r in results.values() if "pending_resolved" in r]
-    extra = {
-        "mode": mode,
-        "produce_seconds": produce_s,  # the copies of every run
-        "run_order": [run.name for run in _RUNS],
+    return {
+        "baseline_events_per_s": base_rate,
+        "baseline_runs_events_per_s": [b["events"] / b["seconds"] for b in base],
+        "facts_only_events_per_s": facts_rate,
         # Each facts-only run by itself: how far apart they are is the drift across runs.
         "facts_only_runs": [
             {"run": run.name, "seconds": results[run.name]["seconds"]}
@@ -415,15 +394,24 @@ def _report(
             for run in _RUNS
             if not run.rollups
         ],
-        "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
+        "product_events_per_s": rate,
+        "facts_only_ratio": facts_rate / base_rate,
+        "product_ratio": rate / base_rate,
         # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
         "rollup_cost_ratio": rate / facts_rate,
         # Until the rollups had caught up too (the background rebuild of every late key).
         "rollups_complete_seconds": product["rollups_seconds"],
         "rollups_complete_ratio": rollup_rate / facts_rate,
+        "facts_only_fresh_p50_s": facts[0]["fresh_p50_s"],
+        "facts_only_fresh_p99_s": facts[0]["fresh_p99_s"],
+        "facts_only_peak_rss_mb": facts[0]["peak_rss_mb"],
+        "fresh_p50_s": product["fresh_p50_s"],
+        "fresh_p99_s": product["fresh_p99_s"],
+        "peak_rss_mb": product["peak_rss_mb"],
+        "peak_rss_each_mb": product["peak_rss_each_mb"],  # worker, then ingest processes
         # Events stored pending (district unknown) and derived later, by the workers whose
         # /metrics were read: 0 when the district was configured first, as it is here.
-        "pending_resolved": sum(r["pending_resolved"] for r in measured),
+        "pending_resolved": sum(r.get("pending_resolved", 0) for r in results.values()),
         # Processes of a worker still running after it was stopped, killed (0: none lingered).
         "worker_processes_killed": sum(r["killed_processes"] for r in results.values()),
         "freshness": {
@@ -431,12 +419,94 @@ def _report(
             "records": product["fresh_records"],
         },
     }
+
+
+def _report(
+    rounds: list[dict[str, Any]],
+    events: int,
+    records_n: int,
+    batch: bool,
+    out_dir: Path,
+    produce_s: float,
+) -> dict[str, Any]:
+    """Rows (medians over the rounds) and each round's figures, written as JSON and printed."""
+
+    def med(key: str) -> Any:  # a figure's median over the rounds (itself with one)
+        return statistics.median(r[key] for r in rounds)
+
+    base_rate = med("baseline_events_per_s")
+    facts_rate = med("facts_only_events_per_s")
+    rate = med("product_events_per_s")
+    of = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
+
+    def row(path: str, per_s: float, ratio: float, **more: Any) -> dict[str, Any]:
+        return {
+            "path": path + of,
+            "events": events,
+            "records": records_n,
+            "seconds": events / per_s,
+            "events_per_s": per_s,
+            "ratio": ratio,
+            "fresh_p50_s": more.get("p50", ""),
+            "fresh_p99_s": more.get("p99", ""),
+            "peak_rss_mb": more.get("rss", ""),
+        }
+
+    rows = [
+        row("baseline: aiokafka getmany + decode + insert (before and after)", base_rate, 1.0),
+        row(
+            "abacus worker without rollups (facts only, runs before and after)",
+            facts_rate,
+            med("facts_only_ratio"),
+            p50=med("facts_only_fresh_p50_s"),
+            p99=med("facts_only_fresh_p99_s"),
+            rss=max(r["facts_only_peak_rss_mb"] for r in rounds),
+        ),
+        row(
+            "abacus worker (validate, dead letters, facts, rollups)",
+            rate,
+            med("product_ratio"),
+            p50=med("fresh_p50_s"),
+            p99=med("fresh_p99_s"),
+            rss=max(r["peak_rss_mb"] for r in rounds),
+        ),
+    ]
+    mode = "batch" if batch else "single"
+    last = rounds[-1]
+    extra = {
+        "mode": mode,
+        "produce_seconds": produce_s,  # the copies of every run
+        "run_order": [run.name for run in _RUNS],
+        "rounds": rounds,
+        # The medians of the rounds (a round's own figures with one round).
+        "rollup_cost_ratio": med("rollup_cost_ratio"),
+        "rollups_complete_seconds": med("rollups_complete_seconds"),
+        "rollups_complete_ratio": med("rollups_complete_ratio"),
+        # The highest of the rounds.
+        "peak_rss_each_mb": max((r["peak_rss_each_mb"] for r in rounds), key=sum),
+        "pending_resolved": sum(r["pending_resolved"] for r in rounds),
+        "worker_processes_killed": sum(r["worker_processes_killed"] for r in rounds),
+        "facts_only_runs": last["facts_only_runs"],
+        "freshness": last["freshness"],
+    }
     report(f"ingest-{mode}", rows, out_dir, extra)
-    each = ", ".join(f"{r['events_per_s']:,.0f}" for r in extra["facts_only_runs"])
-    Console().print(
-        f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without"
-        f" (runs before and after: {each}); ratio {rate / facts_rate:.2f} (target >= 0.90);"
-        f" rollups complete after {product['rollups_seconds']:.1f} s ({rollup_rate:,.0f}"
-        f" events/s, ratio {rollup_rate / facts_rate:.2f})"
+    console = Console()
+    for n, r in enumerate(rounds, 1):
+        each = ", ".join(f"{f['events_per_s']:,.0f}" for f in r["facts_only_runs"])
+        loads = ", ".join(f"{b:,.0f}" for b in r["baseline_runs_events_per_s"])
+        console.print(
+            f"round {n}: loader {r['baseline_events_per_s']:,.0f} events/s (before and after:"
+            f" {loads}); facts only {r['facts_only_events_per_s']:,.0f} ({each}); with rollups"
+            f" {r['product_events_per_s']:,.0f}, ratio to the loader {r['product_ratio']:.2f};"
+            f" rollup cost ratio {r['rollup_cost_ratio']:.2f}; rollups complete after"
+            f" {r['rollups_complete_seconds']:.1f} s; peak RSS worker"
+            f" {r['peak_rss_each_mb'][0]:,.0f} MB"
+        )
+    console.print(
+        f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without;"
+        f" ratio {extra['rollup_cost_ratio']:.2f} (target >= 0.90); with rollups to the loader"
+        f" {rows[2]['ratio']:.2f} (target >= 0.90); rollups complete after"
+        f" {extra['rollups_complete_seconds']:.1f} s ({extra['rollups_complete_ratio']:.2f})"
+        + (f"; medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
     )
     return {"rows": rows}

@@ -24,13 +24,20 @@ def ingest(
     fresh_seconds: Annotated[
         float, typer.Option(min=1.0, help="How long freshness is measured at half the rate")
     ] = 10.0,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of loader and worker runs; medians reported")
+    ] = 1,
     out: OutDir = Path("bench-results"),
 ) -> None:
     """Events/s produced → aggregates queryable, against a raw aiokafka + insert loader."""
     from abacus.bench.ingest import run_ingest_bench  # deferred: only `bench` needs it
 
     run_ingest_bench(
-        events=40_000 if quick else events, batch=batch, out_dir=out, fresh_s=fresh_seconds
+        events=40_000 if quick else events,
+        batch=batch,
+        out_dir=out,
+        fresh_s=fresh_seconds,
+        rounds=rounds,
     )
 
 

@@ -1,0 +1,72 @@
+"""`abacus bench ingest --rounds N`: each round's ratios against its own loader runs, and
+the rows as medians over the rounds (synthetic run results, no broker)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abacus.bench.ingest import _report, _round
+
+EVENTS = 120_000
+
+
+def _worker(seconds: float, rss: float, **more: Any) -> dict[str, Any]:
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": rss,
+        "peak_rss_each_mb": [rss - 200, 100.0, 100.0],
+        "killed_processes": 0,
+        "fresh_p50_s": 0.3,
+        "fresh_p99_s": 0.9,
+        "fresh_records_per_s": 500.0,
+        "fresh_records": 5000.0,
+        "pending_resolved": 0.0,
+    } | more
+
+
+def _a_round(loads: tuple[float, float], facts: tuple[float, float], product: float) -> Any:
+    results = {
+        "facts-only-1": _worker(facts[0], 800.0),
+        "product": _worker(product, 900.0, rollups_seconds=product + 2),
+        "facts-only-2": _worker(facts[1], 810.0),
+    }
+    return _round(results, EVENTS, [{"events": EVENTS, "seconds": s} for s in loads])
+
+
+def test_a_round_brackets_both_sides() -> None:
+    r = _a_round(loads=(1.0, 3.0), facts=(2.0, 4.0), product=4.0)
+    # Each side: events over the mean time of its runs before and after.
+    assert r["baseline_events_per_s"] == EVENTS / 2.0
+    assert r["baseline_runs_events_per_s"] == [EVENTS / 1.0, EVENTS / 3.0]
+    assert r["facts_only_events_per_s"] == EVENTS / 3.0
+    assert r["product_ratio"] == pytest.approx(2.0 / 4.0)
+    assert r["facts_only_ratio"] == pytest.approx(2.0 / 3.0)
+    assert r["rollup_cost_ratio"] == pytest.approx(3.0 / 4.0)
+    assert r["rollups_complete_seconds"] == 6.0
+
+
+def test_rows_are_medians_over_the_rounds(tmp_path: Path) -> None:
+    rounds = [
+        _a_round(loads=(1.0, 1.0), facts=(1.0, 1.0), product=1.0),  # ratio 1.0
+        _a_round(loads=(1.0, 1.0), facts=(1.0, 1.0), product=2.0),  # ratio 0.5
+        _a_round(loads=(2.0, 2.0), facts=(2.0, 2.0), product=2.5),  # ratio 0.8
+    ]
+    rounds[2]["peak_rss_mb"] = 1200.0
+    rounds[2]["peak_rss_each_mb"] = [1000.0, 100.0, 100.0]
+    _report(rounds, EVENTS, 2_400, True, tmp_path, 1.0)
+    [written] = [json.loads(p.read_text()) for p in tmp_path.glob("ingest-batch-*.json")]
+    baseline, facts, product = written["rows"]
+    assert all("median of 3 rounds" in row["path"] for row in written["rows"])
+    assert baseline["events_per_s"] == EVENTS / 1.0
+    assert product["events_per_s"] == EVENTS / 2.0
+    assert product["ratio"] == pytest.approx(0.8)  # the median of each round's own ratio
+    assert written["rollup_cost_ratio"] == pytest.approx(0.8)
+    assert facts["ratio"] == 1.0
+    # Memory: the highest round, not a median.
+    assert product["peak_rss_mb"] == 1200.0
+    assert written["peak_rss_each_mb"] == [1000.0, 100.0, 100.0]
+    assert len(written["rounds"]) == 3
