@@ -45,6 +45,8 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
         rows = []
         for tp, records in batches.items():
             for rec in records:
+                if rec.offset >= ends[tp.partition]:
+                    break  # records after the copy (none when the copy is all there is)
                 for e in decode_record(rec.value):
                     rows.append(
                         (

@@ -68,6 +68,13 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     assert result["rollups_complete_seconds"] >= product["seconds"]
     assert 0 < result["rollups_complete_ratio"] <= result["rollup_cost_ratio"]
     assert product["records"] == baseline["records"] < 4000  # SDK batch records
+    # The loader ran before and after the workers, each time on exactly the run's records
+    # (not the freshness phase's, which follow them on the first run's topic).
+    [only] = result["rounds"]
+    assert [b["events"] for b in only["baseline_runs"]] == [4000, 4000]
+    assert baseline["events_per_s"] == pytest.approx(
+        8000 / sum(b["seconds"] for b in only["baseline_runs"])
+    )
     assert product["ratio"] > 0
     assert product["peak_rss_mb"] > 0
     # The worker, then its children (the ingest processes): the RSS reported is their sum.
