@@ -62,6 +62,12 @@ class LagReader:
                 # rate while the group lagged (`abacus bench ops`); the broker checks CRCs
                 # on produce.
                 check_crcs=False,
+                # One record (or a log's last batch) per partition is all it reads, and
+                # kafka-python decodes everything fetched in Python: with 1 MiB a partition
+                # (the default) that was ~21% of the worker's samples under single-record
+                # ingest (py-spy). A batch larger than this still comes whole (KIP-74).
+                max_partition_fetch_bytes=64 << 10,
+                fetch_max_bytes=1 << 20,
             )
         except KafkaError as exc:
             raise StackError(f"broker {bootstrap} unreachable: {exc}") from exc

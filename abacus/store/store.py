@@ -65,7 +65,7 @@ from abacus.store import migrations, rollups
 from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.lanes import EXPORT, INGEST, ROLLUP, SERVICE, Lanes
-from abacus.store.native import EncodedBlock
+from abacus.store.native import EncodedBlock, without_dataframe_libraries
 
 __all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
 
@@ -111,7 +111,12 @@ class Store(DeletionMethods):
 
     @classmethod
     def open(cls, settings: AbacusSettings) -> Store:
-        """The configured store: a server when a URL is set, else chDB under the home."""
+        """The configured store: a server when a URL is set, else chDB under the home.
+
+        Every insert is Python rows or Native bytes, never a DataFrame: without this, the
+        first `Client.insert` imports pandas to check (measured in the worker: ~0.5 s of
+        its time, the first late-key write of a run, and the module's memory for good)."""
+        without_dataframe_libraries()
         ch = settings.clickhouse
         if ch.url is None:
             path = settings.chdb_path
