@@ -249,16 +249,17 @@ class IngestService(Service):
         try:
             while not (self.crashed or (self.should_stop and drain.done)):
                 wanted = records_wanted(len(records), size, record_bytes, batch_max)
-                if not wanted:  # a full batch held while a revoke waits: fetch no more
-                    await asyncio.sleep(0.02)
-                    continue
-                try:
-                    fetched = await self.consumer.getmany(
-                        timeout_ms=timeout_ms if not records else 20, max_records=wanted
-                    )
-                except UnsupportedCodecError as exc:
-                    await self._stop_for_good(codec_error_message(exc))
-                    break
+                fetched: dict[Any, list[ConsumerRecord[bytes, bytes]]] = {}
+                if not wanted:  # a full batch held while a revoke waits: no more records
+                    await asyncio.sleep(0.02)  # (handed over below once the hold ends)
+                else:
+                    try:
+                        fetched = await self.consumer.getmany(
+                            timeout_ms=timeout_ms if not records else 20, max_records=wanted
+                        )
+                    except UnsupportedCodecError as exc:
+                        await self._stop_for_good(codec_error_message(exc))
+                        break
                 if generation != self._generation:
                     # Partitions were revoked meanwhile: what was held is read again by
                     # whoever owns it now (positions restart at the committed offsets).
