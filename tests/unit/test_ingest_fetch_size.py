@@ -3,9 +3,18 @@ the client has buffered (aiokafka hands back up to `max_records`, past `fetch_ma
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import MagicMock
 
-from streams.agents.ingest import records_wanted
+import pytest
+from aiokafka import TopicPartition
+
+from abacus.settings import AbacusSettings
+from streams.agents.ingest import IngestService, records_wanted
 
 MB = 1 << 20
 
@@ -41,3 +50,70 @@ def test_the_batch_stays_within_its_bound_at_the_measured_record_size() -> None:
         got = min(wanted, 300)  # the client returns no more than it has buffered
         held, held_bytes = held + got, held_bytes + got * 4096
     assert 2 * MB <= held_bytes < 2 * MB + 4096
+
+
+# --- the fetch loop itself, on a fake consumer ------------------------------------------
+
+
+class FakeConsumer:
+    """Serves ``records`` in order, at most ``buffered`` per call, as aiokafka's getmany."""
+
+    def __init__(self, records: list[SimpleNamespace], buffered: int = 300) -> None:
+        self.records, self.buffered = records, buffered
+        self.asked: list[int] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if max_records < 1:
+            raise ValueError("`max_records` must be a positive Integer")  # as aiokafka
+        self.asked.append(max_records)
+        take = self.records[: min(max_records, self.buffered)]
+        del self.records[: len(take)]
+        if not take:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        return {TopicPartition("events", 0): take}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()  # nothing for the idle commit of skipped offsets to look at
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_full_batch_held_during_a_revoke_is_handed_over_when_the_hold_ends() -> None:
+    service = IngestService(
+        AbacusSettings(ingest_processes=1),
+        store=MagicMock(),
+        districts=SimpleNamespace(late=None),
+        metrics=MagicMock(),
+        broker_epoch="epoch",
+        deny=MagicMock(),
+    )
+    records = [
+        SimpleNamespace(partition=0, offset=i, key=b"s", value=bytes(1000)) for i in range(5000)
+    ]
+    service.consumer = consumer = FakeConsumer(records)
+    handed: list[int] = []
+
+    async def hand_over(batch: list[Any], offsets: dict[Any, int]) -> None:
+        handed.append(sum(len(r.value) for r in batch))
+
+    service._hand_over = hand_over  # type: ignore[method-assign]
+    service.hold(True)  # a revoke waits for the batches in flight
+    fetching = asyncio.create_task(IngestService._fetch(service))  # a Service.task
+    try:
+        await _until(lambda: len(consumer.records) < 5000 - 2 * MB // 1000)
+        await asyncio.sleep(0.2)
+        assert handed == []  # held, and no more fetched than fills the batch
+        assert len(consumer.records) > 5000 - 2 * MB // 1000 - 300
+        service.hold(False)
+        await _until(lambda: bool(handed))
+        assert 2 * MB <= handed[0] < 2 * MB + 1000
+    finally:
+        service._crashed.set()
+        await fetching
+    assert min(consumer.asked) >= 1
