@@ -152,11 +152,9 @@ def batch_reason(problems: list[tuple[int, str]], events: int) -> str:
 
 
 def _row(event: Event, partition: int, offset: int, epoch: str) -> tuple[Any, ...]:
-    payload = {
-        k: _epoch_ms(v) if isinstance(v, datetime) else v
-        for k, v in event.items()
-        if k not in COMMON_FIELDS
-    }
+    payload = event.copy()  # what the columns do not hold: every event has them all
+    for key in COMMON_FIELDS:
+        del payload[key]
     return (
         event["district_id"],
         event["student_id"],
@@ -164,12 +162,18 @@ def _row(event: Event, partition: int, offset: int, epoch: str) -> tuple[Any, ..
         event["event_type"],
         event["product"],
         event["occurred_at"],
-        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
+        orjson.dumps(payload, default=_epoch_ms, option=_PAYLOAD_OPTIONS).decode(),
         partition,
         offset,
         epoch,
     )
 
 
-def _epoch_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+# Keys sorted; datetimes (started_at) through `_epoch_ms`, as epoch milliseconds.
+_PAYLOAD_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _epoch_ms(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
