@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import fastavro
 import pytest
 
+import schemas
 from abacus.errors import InvalidEventError
-from abacus.events.codec import AVRO_MAGIC, decode_record, encode_batch, encode_event, encode_json
+from abacus.events.codec import (
+    _TIMESTAMP_FIELDS,
+    AVRO_MAGIC,
+    _without_logical_types,
+    decode_record,
+    encode_batch,
+    encode_event,
+    encode_json,
+)
 from abacus.events.processing import SourceRecord, process_records
 from abacus.events.validate import validate_event
-from schemas import EVENT_TYPES, fingerprint_of, known_schemas
+from schemas import EVENT_TYPES, fingerprint_of, known_schemas, load_schema
 from tests.support.events import BASE_TIME, one_of_each, sample_event
 
 NOW = BASE_TIME + timedelta(days=1)
@@ -22,6 +34,49 @@ def test_every_type_round_trips_avro_and_json(event_type: str) -> None:
     event = sample_event(event_type)
     assert decode_record(encode_event(event)) == [event]
     assert decode_record(encode_json(event)) == [event]
+
+
+def test_the_timestamp_fields_are_the_ones_the_decoder_converts() -> None:
+    """Avro is read without logical types and the decoder makes the datetimes of the
+    fields it knows by name: every timestamp-millis field is one, and no field of
+    those names is anything else."""
+    found: dict[str, set[str]] = {}
+    for name in EVENT_TYPES:
+        for field in json.loads((Path(schemas.__file__).parent / f"{name}.avsc").read_text())[
+            "fields"
+        ]:
+            kind = field["type"]
+            logical = kind.get("logicalType", "") if isinstance(kind, dict) else ""
+            found.setdefault(field["name"], set()).add(logical)
+    timestamps = {n for n, kinds in found.items() if "timestamp-millis" in kinds}
+    assert timestamps == set(_TIMESTAMP_FIELDS)
+    assert all(found[n] == {"timestamp-millis"} for n in timestamps)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(1969, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2026, 3, 8, 8, 0, 0, 1_000, tzinfo=UTC),
+        datetime(2109, 6, 1, 12, 34, 56, 789_000, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC),
+    ],
+)
+def test_avro_timestamps_decode_to_the_exact_millisecond(at: datetime) -> None:
+    event = {**sample_event("session_ended"), "occurred_at": at, "started_at": at}
+    [back] = decode_record(encode_event(event))
+    assert back["occurred_at"] == back["started_at"] == at
+    assert back["occurred_at"].tzinfo is UTC
+
+
+def test_an_avro_timestamp_past_what_a_datetime_holds_is_out_of_range() -> None:
+    body = io.BytesIO()
+    plain = _without_logical_types(load_schema("points_earned"))
+    fastavro.schemaless_writer(body, plain, {**sample_event("points_earned"), "occurred_at": 2**62})
+    payload = AVRO_MAGIC + fingerprint_of("points_earned") + body.getvalue()
+    with pytest.raises(InvalidEventError, match="out_of_range: field occurred_at is not a repr"):
+        decode_record(payload)
 
 
 def test_single_object_header_is_magic_plus_fingerprint() -> None:
