@@ -220,6 +220,10 @@ def _run_worker(
     """Throughput on the run's pre-loaded topic; with ``fresh``, then the rollups' catch-up
     and freshness at a steady rate. The worker and all it started are gone on return."""
     group = env["ABACUS_APP_ID"] + "-ingest"  # AbacusSettings.ingest_group
+    # What the runs before wrote is on disk before this one starts: the kernel writes it
+    # back up to 30 s later, into another run's clock (ClickHouse creates ~13 files a part,
+    # and on a VM's disk file creation slowed down several-fold while it did).
+    os.sync()
     proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
@@ -358,6 +362,7 @@ def _run_name(run: _Run, round_: int, rounds: int) -> str:
 
 def _load(root: Path, bootstrap: str, settings: AbacusSettings, ends: dict[int, int]) -> Any:
     """The loader baseline, in a process of its own, on a run's copy of the records."""
+    os.sync()  # see _run_worker
     loader = subprocess.run(  # noqa: S603
         [
             sys.executable,
