@@ -90,7 +90,7 @@ def _decode_avro(payload: bytes) -> list[Event]:
     if len(payload) < _HEADER_LEN:
         raise reject("undecodable", "truncated Avro header")
     fp = payload[2:_HEADER_LEN]
-    schemas = _reading_schemas(fp)
+    schemas = _reading_schemas().get(fp)
     if schemas is None:
         raise reject("unknown_fingerprint", f"no known schema has fingerprint {fp.hex()}")
     known, writer, reader = schemas
@@ -114,22 +114,22 @@ def _decode_avro(payload: bytes) -> list[Event]:
 
 
 @cache
-def _reading_schemas(fingerprint: bytes) -> tuple[KnownSchema, Any, Any] | None:
-    """The known schema of a fingerprint and the (writer, reader) fastavro reads its
-    records with, or None for an unknown one. The reader is None unless the writer is an
-    older version: resolving a schema against itself costs fastavro a comparison per
-    record (half of its time).
+def _reading_schemas() -> dict[bytes, tuple[KnownSchema, Any, Any]]:
+    """Each known fingerprint's schema and the (writer, reader) fastavro reads its records
+    with. The reader is None unless the writer is an older version: resolving a schema
+    against itself costs fastavro a comparison per record (half of its time). Only known
+    fingerprints are kept: a stream of made-up ones must not grow a cache.
 
     Both are read without their logical types, so timestamps come out as epoch
     milliseconds and `_from_millis` makes the datetimes: fastavro's conversion made up a
     fifth of its decoding time.
     """
-    writer = known_schemas().get(fingerprint)
-    if writer is None:
-        return None
-    reader = load_schema(writer.name)
-    plain_reader = None if reader is writer.parsed else _without_logical_types(reader)
-    return writer, _without_logical_types(writer.parsed), plain_reader
+    out = {}
+    for fingerprint, writer in known_schemas().items():
+        reader = load_schema(writer.name)
+        plain_reader = None if reader is writer.parsed else _without_logical_types(reader)
+        out[fingerprint] = (writer, _without_logical_types(writer.parsed), plain_reader)
+    return out
 
 
 def _without_logical_types(schema: Any) -> Any:

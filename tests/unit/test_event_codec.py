@@ -15,6 +15,7 @@ from abacus.errors import InvalidEventError
 from abacus.events.codec import (
     _TIMESTAMP_FIELDS,
     AVRO_MAGIC,
+    _reading_schemas,
     _without_logical_types,
     decode_record,
     encode_batch,
@@ -129,6 +130,13 @@ def test_optional_field_defaults_when_absent_in_json() -> None:
 def test_unreadable_records_are_invalid_with_a_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(InvalidEventError, match=reason):
         decode_record(payload)
+
+
+def test_unknown_fingerprints_are_not_remembered() -> None:
+    for n in range(1000):
+        with pytest.raises(InvalidEventError, match="unknown_fingerprint"):
+            decode_record(AVRO_MAGIC + n.to_bytes(8, "little") + b"\x02")
+    assert _reading_schemas().keys() == known_schemas().keys()
 
 
 def test_avro_body_that_does_not_match_the_schema_is_invalid() -> None:
