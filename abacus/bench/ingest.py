@@ -18,7 +18,11 @@ until the rollups have caught up (`abacus_rollups_behind` 0), reported as a seco
 district's config is in each worker's store before it starts (`configured_homes`), as in
 production, where a district is configured before its students' events arrive. ``--rounds
 N`` repeats the whole round (loader, workers, loader) N times on copies of its own; the rows
-are medians of the rounds' own figures and ratios, peak RSS the highest round's.
+are medians of the rounds' own figures and ratios, peak RSS the highest round's. Each side's
+CPU time (user + system of every process and thread: a worker's ingest processes and chDB's
+threads, the loader's chDB threads) over its own timed window is reported per event, with
+the cores it kept busy on average: on a small machine that, not the clock, says what bounds
+a run.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from consumers.lag import LagReader
 __all__ = ["run_ingest_bench"]
 
 _STOP_GRACE_S = 60.0  # beyond the worker's drain timeout, before it is killed
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc/<pid>/stat's CPU times
 
 
 @dataclass(frozen=True)
@@ -144,16 +149,36 @@ def _env(home: Path, bootstrap: str, extra: dict[str, str] | None = None) -> dic
     return env
 
 
-def _peak_rss_mb(pid: int) -> list[float]:
-    """Peak RSS of a process, then of each of its children (the ingest processes)."""
+def _family(pid: int) -> list[int]:
+    """A process, then its children (a worker's ingest processes)."""
     proc = Path(f"/proc/{pid}")
     children = [
         int(child)
         for task in (proc / "task").iterdir()
         for child in (task / "children").read_text().split()
     ]
+    return [pid, *children]
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system, every thread) so far of a process (a worker's: fetch, store,
+    chDB's threads), and of its children together (its ingest processes)."""
+    ticks = []
+    for one in _family(pid):
+        try:
+            stat = Path(f"/proc/{one}/stat").read_text()
+        except OSError:  # a child that exited meanwhile
+            ticks.append(0)
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command's name
+        ticks.append(int(fields[11]) + int(fields[12]))  # utime, stime (fields 14, 15)
+    return ticks[0] / _CLOCK_TICKS, sum(ticks[1:]) / _CLOCK_TICKS
+
+
+def _peak_rss_mb(pid: int) -> list[float]:
+    """Peak RSS of a process, then of each of its children (the ingest processes)."""
     peaks = []
-    for one in (pid, *children):
+    for one in _family(pid):
         for line in Path(f"/proc/{one}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peaks.append(int(line.split()[1]) / 1024)
@@ -227,8 +252,16 @@ def _run_worker(
     proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
+        cpu = _cpu_seconds(proc.pid)
         _wait_committed(settings, group, ends)
-        result: dict[str, Any] = {"seconds": time.perf_counter() - started}
+        seconds = time.perf_counter() - started
+        # In the same window: the worker's process, then its ingest processes.
+        each = [after - before for after, before in zip(_cpu_seconds(proc.pid), cpu, strict=True)]
+        result: dict[str, Any] = {
+            "seconds": seconds,
+            "cpu_seconds": sum(each),
+            "cpu_seconds_each": each,
+        }
         if fresh is not None:
             rate = sum(ends.values()) / result["seconds"]  # records/s
             result |= _after_throughput(settings, proc, env, log, started, rate, fresh, fresh_s)
@@ -390,6 +423,11 @@ def _round(
     facts_rate = events / statistics.fmean(r["seconds"] for r in facts)
     rate = events / product["seconds"]
     rollup_rate = events / product["rollups_seconds"]
+    # CPU time of each side per event, and the cores it kept busy on average: what bounds
+    # a run on a small machine (the worker spreads over its ingest processes, the loader
+    # runs one Python thread and chDB's).
+    base_cpu = sum(b["cpu_seconds"] for b in base)
+    facts_cpu = sum(r["cpu_seconds"] for r in facts)
     return {
         "baseline_events_per_s": base_rate,
         # Each load by itself (before and after the workers): the events it read, its time.
@@ -403,6 +441,18 @@ def _round(
             if not run.rollups
         ],
         "product_events_per_s": rate,
+        "baseline_cpu_us_per_event": base_cpu / sum(b["events"] for b in base) * 1e6,
+        "baseline_cores": base_cpu / sum(b["seconds"] for b in base),
+        "facts_only_cpu_us_per_event": facts_cpu / (events * len(facts)) * 1e6,
+        "facts_only_cores": facts_cpu / sum(r["seconds"] for r in facts),
+        "product_cpu_us_per_event": product["cpu_seconds"] / events * 1e6,
+        "product_cores": product["cpu_seconds"] / product["seconds"],
+        # The worker's own process (fetch, store, chDB), then its ingest processes.
+        "facts_only_cpu_us_per_event_each": [
+            sum(r["cpu_seconds_each"][i] for r in facts) / (events * len(facts)) * 1e6
+            for i in range(2)
+        ],
+        "product_cpu_us_per_event_each": [c / events * 1e6 for c in product["cpu_seconds_each"]],
         "facts_only_ratio": facts_rate / base_rate,
         "product_ratio": rate / base_rate,
         # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
@@ -447,7 +497,7 @@ def _report(
     rate = med("product_events_per_s")
     of = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
 
-    def row(path: str, per_s: float, ratio: float, **more: Any) -> dict[str, Any]:
+    def row(path: str, side: str, per_s: float, ratio: float, **more: Any) -> dict[str, Any]:
         return {
             "path": path + of,
             "events": events,
@@ -455,15 +505,24 @@ def _report(
             "seconds": events / per_s,
             "events_per_s": per_s,
             "ratio": ratio,
+            # CPU time (every process and thread of the side) per event; cores busy.
+            "cpu_us_per_event": med(f"{side}_cpu_us_per_event"),
+            "cores": med(f"{side}_cores"),
             "fresh_p50_s": more.get("p50", ""),
             "fresh_p99_s": more.get("p99", ""),
             "peak_rss_mb": more.get("rss", ""),
         }
 
     rows = [
-        row("baseline: aiokafka getmany + decode + insert (before and after)", base_rate, 1.0),
+        row(
+            "baseline: aiokafka getmany + decode + insert (before and after)",
+            "baseline",
+            base_rate,
+            1.0,
+        ),
         row(
             "abacus worker without rollups (facts only, runs before and after)",
+            "facts_only",
             facts_rate,
             med("facts_only_ratio"),
             p50=med("facts_only_fresh_p50_s"),
@@ -472,6 +531,7 @@ def _report(
         ),
         row(
             "abacus worker (validate, dead letters, facts, rollups)",
+            "product",
             rate,
             med("product_ratio"),
             p50=med("fresh_p50_s"),
@@ -502,13 +562,17 @@ def _report(
     for n, r in enumerate(rounds, 1):
         each = ", ".join(f"{f['events_per_s']:,.0f}" for f in r["facts_only_runs"])
         loads = ", ".join(f"{b['events_per_s']:,.0f}" for b in r["baseline_runs"])
+        own, ingest = r["product_cpu_us_per_event_each"]
         console.print(
             f"round {n}: loader {r['baseline_events_per_s']:,.0f} events/s (before and after:"
             f" {loads}); facts only {r['facts_only_events_per_s']:,.0f} ({each}); with rollups"
             f" {r['product_events_per_s']:,.0f}, ratio to the loader {r['product_ratio']:.2f};"
             f" rollup cost ratio {r['rollup_cost_ratio']:.2f}; rollups complete after"
             f" {r['rollups_complete_seconds']:.1f} s; peak RSS worker"
-            f" {r['peak_rss_each_mb'][0]:,.0f} MB"
+            f" {r['peak_rss_each_mb'][0]:,.0f} MB; CPU per event loader"
+            f" {r['baseline_cpu_us_per_event']:.1f} µs on {r['baseline_cores']:.2f} cores, with"
+            f" rollups {r['product_cpu_us_per_event']:.1f} µs (worker process {own:.1f}, ingest"
+            f" processes {ingest:.1f}) on {r['product_cores']:.2f} cores"
         )
     console.print(
         f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without;"

@@ -39,7 +39,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     await consumer.seek_to_beginning(*parts)
     done: dict[int, int] = dict.fromkeys(ends, 0)
     events = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     while any(done[p] < end for p, end in ends.items()):
         batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
         rows = []
@@ -67,9 +67,10 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
             store.insert_rows(EVENTS, rows)
             events += len(rows)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu  # every thread of this process: chDB's too
     await consumer.stop()
     store.close()
-    return {"events": events, "seconds": seconds}
+    return {"events": events, "seconds": seconds, "cpu_seconds": cpu}
 
 
 if __name__ == "__main__":

@@ -77,6 +77,15 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     )
     assert product["ratio"] > 0
     assert product["peak_rss_mb"] > 0
+    # CPU time per event of each side, in its own timed window (a worker's with its ingest
+    # processes'), and the cores it kept busy.
+    assert all(row["cpu_us_per_event"] > 0 for row in (baseline, facts_only, product))
+    assert only["baseline_cpu_us_per_event"] == baseline["cpu_us_per_event"]
+    assert baseline["cores"] > 0
+    assert product["cores"] > 0
+    own, ingest = only["product_cpu_us_per_event_each"]
+    assert own + ingest == pytest.approx(product["cpu_us_per_event"])
+    assert ingest > 0  # the ingest processes did the decoding
     # The worker, then its children (the ingest processes): the RSS reported is their sum.
     each = result["peak_rss_each_mb"]
     assert len(each) >= 2

@@ -17,6 +17,8 @@ EVENTS = 120_000
 def _worker(seconds: float, rss: float, **more: Any) -> dict[str, Any]:
     return {
         "seconds": seconds,
+        "cpu_seconds": 1.5 * seconds,  # 1.5 cores busy
+        "cpu_seconds_each": [0.5 * seconds, 1.0 * seconds],  # worker, ingest processes
         "peak_rss_mb": rss,
         "peak_rss_each_mb": [rss - 200, 100.0, 100.0],
         "killed_processes": 0,
@@ -34,7 +36,8 @@ def _a_round(loads: tuple[float, float], facts: tuple[float, float], product: fl
         "product": _worker(product, 900.0, rollups_seconds=product + 2),
         "facts-only-2": _worker(facts[1], 810.0),
     }
-    return _round(results, EVENTS, [{"events": EVENTS, "seconds": s} for s in loads])
+    loaded = [{"events": EVENTS, "seconds": s, "cpu_seconds": 1.2 * s} for s in loads]
+    return _round(results, EVENTS, loaded)
 
 
 def test_a_round_brackets_both_sides() -> None:
@@ -70,3 +73,27 @@ def test_rows_are_medians_over_the_rounds(tmp_path: Path) -> None:
     assert product["peak_rss_mb"] == 1200.0
     assert written["peak_rss_each_mb"] == [1000.0, 100.0, 100.0]
     assert len(written["rounds"]) == 3
+
+
+def test_cpu_per_event_and_cores_of_each_side() -> None:
+    r = _a_round(loads=(1.0, 3.0), facts=(2.0, 4.0), product=4.0)
+    # The loader: 1.2 + 3.6 CPU seconds over 2 x EVENTS events and 4 s.
+    assert r["baseline_cpu_us_per_event"] == pytest.approx(4.8 / (2 * EVENTS) * 1e6)
+    assert r["baseline_cores"] == pytest.approx(1.2)
+    assert r["facts_only_cpu_us_per_event"] == pytest.approx(9.0 / (2 * EVENTS) * 1e6)
+    assert r["product_cpu_us_per_event"] == pytest.approx(6.0 / EVENTS * 1e6)
+    assert r["product_cores"] == pytest.approx(1.5)
+    assert r["product_cpu_us_per_event_each"] == pytest.approx([2e6 / EVENTS, 4e6 / EVENTS])
+    assert r["facts_only_cpu_us_per_event_each"] == pytest.approx([1.5e6 / EVENTS, 3e6 / EVENTS])
+
+
+def test_rows_carry_the_median_cpu_of_each_side(tmp_path: Path) -> None:
+    rounds = [_a_round(loads=(s, s), facts=(s, s), product=s) for s in (1.0, 2.0, 4.0)]
+    rounds[0]["product_cores"] = 1.9
+    _report(rounds, EVENTS, 2_400, False, tmp_path, 1.0)
+    [written] = [json.loads(p.read_text()) for p in tmp_path.glob("ingest-single-*.json")]
+    baseline, _, product = written["rows"]
+    assert baseline["cpu_us_per_event"] == pytest.approx(1.2 * 2.0 / EVENTS * 1e6)
+    assert baseline["cores"] == pytest.approx(1.2)
+    assert product["cpu_us_per_event"] == pytest.approx(1.5 * 2.0 / EVENTS * 1e6)
+    assert product["cores"] == pytest.approx(1.5)  # the median of 1.9, 1.5, 1.5
