@@ -195,7 +195,11 @@ class RollupService(Service):
         if not self.late.enabled:
             return
         exports = self.settings.exports
-        last = -float("inf")  # monotonic time the last pass ended
+        # Monotonic time the last pass ended; at start, as if one had ended an interval ago:
+        # the first pass is due now, and held back like any other while ingest has a
+        # backlog (a worker restarted behind its topic rebuilt every late key and closed
+        # every past day at once, on the cores its backlog needed; `abacus bench ingest`).
+        last = time.monotonic() - exports.rollup_interval_s
         while not self.should_stop:
             since = time.monotonic() - last
             due = pass_due(
