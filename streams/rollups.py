@@ -198,7 +198,7 @@ class RollupService(Service):
         # Monotonic time the last pass ended; at start, as if one had ended an interval ago:
         # the first pass is due now, and held back like any other while ingest has a
         # backlog (a worker restarted behind its topic rebuilt every late key and closed
-        # every past day at once, on the cores its backlog needed; `abacus bench ingest`).
+        # every past day at once, on the cores its backlog needed).
         last = time.monotonic() - exports.rollup_interval_s
         while not self.should_stop:
             since = time.monotonic() - last
