@@ -160,9 +160,10 @@ def _family(pid: int) -> list[int]:
     return [pid, *children]
 
 
-def _cpu_seconds(pid: int) -> tuple[float, float]:
+def _cpu_seconds(pid: int, *, kernel: bool = False) -> tuple[float, float]:
     """CPU time (user + system, every thread) so far of a process (a worker's: fetch, store,
-    chDB's threads), and of its children together (its ingest processes)."""
+    chDB's threads), and of its children together (its ingest processes); ``kernel``: the
+    system part only (on a VM's disk, creating a part's files costs more there than rows)."""
     ticks = []
     for one in _family(pid):
         try:
@@ -171,7 +172,8 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
             ticks.append(0)
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after the command's name
-        ticks.append(int(fields[11]) + int(fields[12]))  # utime, stime (fields 14, 15)
+        user, system = int(fields[11]), int(fields[12])  # utime, stime (fields 14, 15)
+        ticks.append(system if kernel else user + system)
     return ticks[0] / _CLOCK_TICKS, sum(ticks[1:]) / _CLOCK_TICKS
 
 
@@ -252,15 +254,17 @@ def _run_worker(
     proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
-        cpu = _cpu_seconds(proc.pid)
+        cpu, kernel = _cpu_seconds(proc.pid), _cpu_seconds(proc.pid, kernel=True)
         _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started
         # In the same window: the worker's process, then its ingest processes.
         each = [after - before for after, before in zip(_cpu_seconds(proc.pid), cpu, strict=True)]
+        kernel_after = _cpu_seconds(proc.pid, kernel=True)
         result: dict[str, Any] = {
             "seconds": seconds,
             "cpu_seconds": sum(each),
             "cpu_seconds_each": each,
+            "kernel_seconds": sum(kernel_after) - sum(kernel),
         }
         if fresh is not None:
             rate = sum(ends.values()) / result["seconds"]  # records/s
@@ -428,6 +432,7 @@ def _round(
     # runs one Python thread and chDB's).
     base_cpu = sum(b["cpu_seconds"] for b in base)
     facts_cpu = sum(r["cpu_seconds"] for r in facts)
+    base_events = sum(b["events"] for b in base)
     return {
         "baseline_events_per_s": base_rate,
         # Each load by itself (before and after the workers): the events it read, its time.
@@ -441,12 +446,18 @@ def _round(
             if not run.rollups
         ],
         "product_events_per_s": rate,
-        "baseline_cpu_us_per_event": base_cpu / sum(b["events"] for b in base) * 1e6,
+        "baseline_cpu_us_per_event": base_cpu / base_events * 1e6,
         "baseline_cores": base_cpu / sum(b["seconds"] for b in base),
         "facts_only_cpu_us_per_event": facts_cpu / (events * len(facts)) * 1e6,
         "facts_only_cores": facts_cpu / sum(r["seconds"] for r in facts),
         "product_cpu_us_per_event": product["cpu_seconds"] / events * 1e6,
         "product_cores": product["cpu_seconds"] / product["seconds"],
+        # Of that CPU time, the kernel's (system time): files, pipes, sockets.
+        "baseline_kernel_us_per_event": sum(b["kernel_seconds"] for b in base) / base_events * 1e6,
+        "facts_only_kernel_us_per_event": sum(r["kernel_seconds"] for r in facts)
+        / (events * len(facts))
+        * 1e6,
+        "product_kernel_us_per_event": product["kernel_seconds"] / events * 1e6,
         # The worker's own process (fetch, store, chDB), then its ingest processes.
         "facts_only_cpu_us_per_event_each": [
             sum(r["cpu_seconds_each"][i] for r in facts) / (events * len(facts)) * 1e6
@@ -508,6 +519,7 @@ def _report(
             # CPU time (every process and thread of the side) per event; cores busy.
             "cpu_us_per_event": med(f"{side}_cpu_us_per_event"),
             "cores": med(f"{side}_cores"),
+            "kernel_us_per_event": med(f"{side}_kernel_us_per_event"),
             "fresh_p50_s": more.get("p50", ""),
             "fresh_p99_s": more.get("p99", ""),
             "peak_rss_mb": more.get("rss", ""),
@@ -570,8 +582,10 @@ def _report(
             f" rollup cost ratio {r['rollup_cost_ratio']:.2f}; rollups complete after"
             f" {r['rollups_complete_seconds']:.1f} s; peak RSS worker"
             f" {r['peak_rss_each_mb'][0]:,.0f} MB; CPU per event loader"
-            f" {r['baseline_cpu_us_per_event']:.1f} µs on {r['baseline_cores']:.2f} cores, with"
-            f" rollups {r['product_cpu_us_per_event']:.1f} µs (worker process {own:.1f}, ingest"
+            f" {r['baseline_cpu_us_per_event']:.1f} µs (kernel"
+            f" {r['baseline_kernel_us_per_event']:.1f}) on {r['baseline_cores']:.2f} cores, with"
+            f" rollups {r['product_cpu_us_per_event']:.1f} µs (kernel"
+            f" {r['product_kernel_us_per_event']:.1f}; worker process {own:.1f}, ingest"
             f" processes {ingest:.1f}) on {r['product_cores']:.2f} cores"
         )
     console.print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -39,7 +40,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     await consumer.seek_to_beginning(*parts)
     done: dict[int, int] = dict.fromkeys(ends, 0)
     events = 0
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, kernel = time.perf_counter(), time.process_time(), os.times().system
     while any(done[p] < end for p, end in ends.items()):
         batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
         rows = []
@@ -68,9 +69,10 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
             events += len(rows)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu  # every thread of this process: chDB's too
+    kernel = os.times().system - kernel  # of it, the kernel's
     await consumer.stop()
     store.close()
-    return {"events": events, "seconds": seconds, "cpu_seconds": cpu}
+    return {"events": events, "seconds": seconds, "cpu_seconds": cpu, "kernel_seconds": kernel}
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ from abacus.store.deletion import DeletionMethods, StepOutcome, as_utc
 from abacus.store.errors import RetryPolicy, storage_error
 from abacus.store.lanes import EXPORT, INGEST, ROLLUP, SERVICE, Lanes
 from abacus.store.native import EncodedBlock, without_dataframe_libraries
+from abacus.store.part_storage import pack_small_parts
 
 __all__ = ["Row", "StepOutcome", "Store"]  # StepOutcome: from abacus.store.deletion
 
@@ -101,8 +102,11 @@ class Store(DeletionMethods):
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         lanes: bool = False,
+        packed_parts: bool = False,
     ) -> None:
         self.database = database
+        # Small parts in one file (abacus/store/part_storage.py): the embedded store only.
+        self.packed_parts = packed_parts
         self._retry = retry
         self._sleep = sleep
         self._lanes = Lanes(
@@ -128,6 +132,7 @@ class Store(DeletionMethods):
             lambda: clickhouse_connect.get_client(dsn=dsn),
             ch.database,
             lanes=ch.lanes == "separate",
+            packed_parts=ch.embedded,
         )
 
     def close(self) -> None:
@@ -173,8 +178,19 @@ class Store(DeletionMethods):
     # --- schema ------------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
-        """Create the database and apply every migration not yet applied (idempotent)."""
-        return self._call("migration failed", lambda: migrations.apply(self._client, self.database))
+        """Create the database and apply every migration not yet applied (idempotent); in
+        the embedded store, then store small parts packed (`part_storage`)."""
+        applied = self._call(
+            "migration failed", lambda: migrations.apply(self._client, self.database)
+        )
+        if self.packed_parts:
+            packed = self._call(
+                "setting packed part storage failed",
+                lambda: pack_small_parts(self._client, self.database),
+            )
+            if packed:
+                log.info("small parts stored packed in %d table(s)", len(packed))
+        return applied
 
     def _column_types(self, tables: Sequence[str]) -> dict[str, dict[str, str]]:
         rows = self._rows(

@@ -86,6 +86,11 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     own, ingest = only["product_cpu_us_per_event_each"]
     assert own + ingest == pytest.approx(product["cpu_us_per_event"])
     assert ingest > 0  # the ingest processes did the decoding
+    # Of it, the kernel's (system time): never more than all of it; some in every run
+    # together (a short run's window may see no clock tick of it).
+    sides = (baseline, facts_only, product)
+    assert all(0 <= row["kernel_us_per_event"] <= row["cpu_us_per_event"] for row in sides)
+    assert sum(row["kernel_us_per_event"] for row in sides) > 0
     # The worker, then its children (the ingest processes): the RSS reported is their sum.
     each = result["peak_rss_each_mb"]
     assert len(each) >= 2

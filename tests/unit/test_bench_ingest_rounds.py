@@ -19,6 +19,7 @@ def _worker(seconds: float, rss: float, **more: Any) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": 1.5 * seconds,  # 1.5 cores busy
         "cpu_seconds_each": [0.5 * seconds, 1.0 * seconds],  # worker, ingest processes
+        "kernel_seconds": 0.25 * seconds,
         "peak_rss_mb": rss,
         "peak_rss_each_mb": [rss - 200, 100.0, 100.0],
         "killed_processes": 0,
@@ -36,7 +37,10 @@ def _a_round(loads: tuple[float, float], facts: tuple[float, float], product: fl
         "product": _worker(product, 900.0, rollups_seconds=product + 2),
         "facts-only-2": _worker(facts[1], 810.0),
     }
-    loaded = [{"events": EVENTS, "seconds": s, "cpu_seconds": 1.2 * s} for s in loads]
+    loaded = [
+        {"events": EVENTS, "seconds": s, "cpu_seconds": 1.2 * s, "kernel_seconds": 0.1 * s}
+        for s in loads
+    ]
     return _round(results, EVENTS, loaded)
 
 
@@ -85,6 +89,10 @@ def test_cpu_per_event_and_cores_of_each_side() -> None:
     assert r["product_cores"] == pytest.approx(1.5)
     assert r["product_cpu_us_per_event_each"] == pytest.approx([2e6 / EVENTS, 4e6 / EVENTS])
     assert r["facts_only_cpu_us_per_event_each"] == pytest.approx([1.5e6 / EVENTS, 3e6 / EVENTS])
+    # Of it, the kernel's: the loader 0.1 + 0.3 s, the facts-only runs 0.5 + 1.0, the product 1.
+    assert r["baseline_kernel_us_per_event"] == pytest.approx(0.4 / (2 * EVENTS) * 1e6)
+    assert r["facts_only_kernel_us_per_event"] == pytest.approx(1.5 / (2 * EVENTS) * 1e6)
+    assert r["product_kernel_us_per_event"] == pytest.approx(1.0 / EVENTS * 1e6)
 
 
 def test_rows_carry_the_median_cpu_of_each_side(tmp_path: Path) -> None:
@@ -97,3 +105,5 @@ def test_rows_carry_the_median_cpu_of_each_side(tmp_path: Path) -> None:
     assert baseline["cores"] == pytest.approx(1.2)
     assert product["cpu_us_per_event"] == pytest.approx(1.5 * 2.0 / EVENTS * 1e6)
     assert product["cores"] == pytest.approx(1.5)  # the median of 1.9, 1.5, 1.5
+    assert baseline["kernel_us_per_event"] == pytest.approx(0.1 * 2.0 / EVENTS * 1e6)
+    assert product["kernel_us_per_event"] == pytest.approx(0.25 * 2.0 / EVENTS * 1e6)
