@@ -5,29 +5,18 @@ process)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.own_process import json_result
 
 TABLES = ("events", "daily_facts", "lesson_facts")
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("part-storage") / "result.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.part_storage", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(Path(out).read_text(encoding="utf-8"))
+    return json_result("tests.support.part_storage", tmp_path_factory.mktemp("part-storage"))
 
 
 def test_every_mergetree_table_packs_small_parts(result: dict[str, Any]) -> None:

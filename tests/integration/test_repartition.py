@@ -4,29 +4,18 @@ indexes kept, nothing left over (tests/support/repartition.py, in its own proces
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.own_process import json_result
 
 TABLES = ("events", "daily_facts", "lesson_facts")
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("repartition") / "result.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.repartition", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(Path(out).read_text(encoding="utf-8"))
+    return json_result("tests.support.repartition", tmp_path_factory.mktemp("repartition"))
 
 
 def test_it_runs_on_data_held_in_eight_partitions(result: dict[str, Any]) -> None:
