@@ -22,6 +22,7 @@ from abacus.aggregation.closing import LateKey, late_rows, local_today
 from abacus.aggregation.derive import DerivedFacts, derive_event
 from abacus.aggregation.pending import pending_marks
 from abacus.catalog import DAILY_FACTS, EVENTS, LESSON_FACTS, PENDING_FACTS, Table
+from abacus.events.codec import Event
 from abacus.events.processing import IngestBatch, RawRecord, process_raw
 from abacus.events.reasons import reject, unexpected
 from abacus.lifecycle import die_with_parent
@@ -103,10 +104,12 @@ def prepare_batch(
 
     facts = DerivedFacts()
     zone_cache: dict[str, ZoneInfo] = {}
+    pending: list[Event] = []  # events of districts with no config yet
     for index, event in enumerate(batch.events):
         tz_name = zones.get(event["district_id"])
         if tz_name is None:
-            continue  # pending: facts follow once the district is configured
+            pending.append(event)  # facts follow once the district is configured
+            continue
         sizes = (len(facts.daily), len(facts.lessons), len(facts.benchmarks))
         try:
             zone = zone_cache.get(tz_name) or zone_cache.setdefault(tz_name, ZoneInfo(tz_name))
@@ -114,8 +117,6 @@ def prepare_batch(
         except Exception as exc:  # noqa: BLE001 - the per-record boundary: this event's bug
             del facts.daily[sizes[0] :], facts.lessons[sizes[1] :], facts.benchmarks[sizes[2] :]
             drop(index, unexpected(exc, "deriving facts").reason)
-    pending = [e for e in batch.events if e["event_id"] not in dropped]
-    pending = [e for e in pending if e["district_id"] not in zones]
     tables = [
         (EVENTS, batch.rows),
         *facts.by_table(),
@@ -130,7 +131,8 @@ def prepare_batch(
             drop(index, reject("internal_error", "a value does not fit its column").reason)
         tables = [(t, _without(rows, t, dropped)) for t, rows in tables]
         blocks, bad = _encode(encoder, tables)
-    kept = [e for e in batch.events if e["event_id"] not in dropped]
+    if dropped:  # (rarely: no pass over every event otherwise; event ids are unique here)
+        pending = [e for e in pending if e["event_id"] not in dropped]
     daily, lessons = (_without(rows, t, dropped) for t, rows in facts.by_table()[:2])
     return PreparedBatch(
         blocks=blocks,
@@ -138,8 +140,8 @@ def prepare_batch(
         accepted=+batch.accepted,
         rejected=+batch.rejected,
         duplicates_in_batch=batch.duplicates_in_batch,
-        events=len(kept),
-        pending_districts={e["district_id"] for e in kept if e["district_id"] not in zones},
+        events=len(batch.events) - len(dropped),
+        pending_districts={e["district_id"] for e in pending},
         late_keys=_late_keys(daily, lessons, zones, now),
         denied=denied,
     )
