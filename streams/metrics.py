@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -63,11 +63,29 @@ class BatchHistogram(Collector):
         if not ordered:
             return
         below = [bisect_right(ordered, bound) for bound in self.bounds[:-1]]
-        total = sum(ordered)
+        self._add(below, len(ordered), sum(ordered))
+
+    def observe_ages(self, now_ms: float, stamps_ms: list[int]) -> None:
+        """`observe_many` of each stamp's age at ``now_ms``, in seconds (0 for a stamp
+        after it), with no Python step per stamp: an age is within a bound when its stamp
+        is at or after ``now_ms - 1000 * bound``, so each bucket is one bisection of the
+        sorted stamps. (Ingest observes a record's freshness this way: the expression per
+        record, and the sort of the floats it made, were 7% of the worker's samples.)"""
+        ordered = sorted(stamps_ms)
+        n = len(ordered)
+        if not n:
+            return
+        below = [n - bisect_left(ordered, now_ms - 1000 * bound) for bound in self.bounds[:-1]]
+        past = bisect_right(ordered, now_ms)  # the stamps with an age above 0
+        whole = int(now_ms)  # integer milliseconds summed exactly, then the fraction
+        total_ms = past * whole - sum(ordered[:past]) + past * (now_ms - whole)
+        self._add(below, n, total_ms / 1000)
+
+    def _add(self, below: list[int], n: int, total: float) -> None:
         with self._lock:
-            for i, n in enumerate(below):
-                self._counts[i] += n
-            self._counts[-1] += len(ordered)
+            for i, count in enumerate(below):
+                self._counts[i] += count
+            self._counts[-1] += n
             self._sum += total
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
