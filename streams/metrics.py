@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import HistogramMetricFamily
@@ -44,7 +44,7 @@ class BatchHistogram(Collector):
 
     Ingest observes one freshness value per record; `Histogram.observe` took a lock and
     walked the buckets for each (2.3 s of profile time per 200k records). Here a batch's
-    values are sorted once and each bucket is one bisection.
+    record timestamps are sorted once and each bucket is one bisection.
     """
 
     def __init__(
@@ -58,19 +58,12 @@ class BatchHistogram(Collector):
         self._lock = threading.Lock()
         registry.register(self)
 
-    def observe_many(self, values: Iterable[float]) -> None:
-        ordered = sorted(values)
-        if not ordered:
-            return
-        below = [bisect_right(ordered, bound) for bound in self.bounds[:-1]]
-        self._add(below, len(ordered), sum(ordered))
-
     def observe_ages(self, now_ms: float, stamps_ms: list[int]) -> None:
-        """`observe_many` of each stamp's age at ``now_ms``, in seconds (0 for a stamp
-        after it), with no Python step per stamp: an age is within a bound when its stamp
-        is at or after ``now_ms - 1000 * bound``, so each bucket is one bisection of the
-        sorted stamps. (Ingest observes a record's freshness this way: the expression per
-        record, and the sort of the floats it made, were 7% of the worker's samples.)"""
+        """Observe each stamp's age at ``now_ms``, in seconds (0 for a stamp after it), with
+        no Python step per stamp: an age is within a bound when its stamp is at or after
+        ``now_ms - 1000 * bound``, so each bucket is one bisection of the sorted stamps.
+        (Computing an age per record in Python, then sorting those, was 0.157 µs a record
+        of ingest's; this is 0.064.)"""
         ordered = sorted(stamps_ms)
         n = len(ordered)
         if not n:
@@ -79,14 +72,11 @@ class BatchHistogram(Collector):
         past = bisect_right(ordered, now_ms)  # the stamps with an age above 0
         whole = int(now_ms)  # integer milliseconds summed exactly, then the fraction
         total_ms = past * whole - sum(ordered[:past]) + past * (now_ms - whole)
-        self._add(below, n, total_ms / 1000)
-
-    def _add(self, below: list[int], n: int, total: float) -> None:
         with self._lock:
             for i, count in enumerate(below):
                 self._counts[i] += count
             self._counts[-1] += n
-            self._sum += total
+            self._sum += total_ms / 1000
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
