@@ -86,6 +86,14 @@ _INGEST_TABLES = frozenset(
     t.name
     for t in (EVENTS, DAILY_FACTS, LESSON_FACTS, BENCHMARK_FACTS, PENDING_FACTS, DEAD_LETTERS)
 )
+# How those inserts run. Every read of these tables already copes with duplicate keys
+# (a replay after a crash stores a batch again, in parts of its own: FINAL, or argMax by
+# key), and ingest never puts one key twice in a block (events are deduplicated by
+# event_id first), so the ReplacingMergeTree pass over each new block (optimize_on_insert)
+# finds nothing to replace; one thread parses a block of 20k rows as fast as several and
+# spares their hand-offs. Measured on 20k-event batches, merges stopped: 63.5 -> 45.2 ms of
+# CPU a batch (docs/architecture.md).
+_INGEST_INSERT_SETTINGS = {"optimize_on_insert": 0, "max_threads": 1}
 
 
 class Store(DeletionMethods):
@@ -219,7 +227,10 @@ class Store(DeletionMethods):
 
     def _insert(self, table: CatalogTable, rows: Sequence[Row]) -> None:
         if rows:
-            self._client.insert(self._name(table), rows, column_names=list(table.columns))
+            settings = _INGEST_INSERT_SETTINGS if table.name in _INGEST_TABLES else None
+            self._client.insert(
+                self._name(table), rows, column_names=list(table.columns), settings=settings
+            )
 
     def insert_rows(self, table: CatalogTable, rows: Sequence[Row]) -> None:
         """Insert rows in the catalog's column order of ``table`` as one block."""
@@ -240,7 +251,11 @@ class Store(DeletionMethods):
     def _insert_block(self, block: EncodedBlock) -> None:
         if block.rows:
             self._client.raw_insert(
-                self._name(block.table), list(block.columns), block.data, fmt="Native"
+                self._name(block.table),
+                list(block.columns),
+                block.data,
+                fmt="Native",
+                settings=_INGEST_INSERT_SETTINGS,
             )
 
     async def ainsert_blocks(self, blocks: Iterable[EncodedBlock]) -> None:

@@ -3,6 +3,7 @@ retriable ones retried with backoff, every call on the one thread that owns the 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import date
 from types import SimpleNamespace
@@ -12,12 +13,13 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from abacus.aggregation.rollups import RollupKeys
-from abacus.catalog import AUDIT_LOG, DEAD_LETTERS, ROSTER_LINKS
+from abacus.catalog import AUDIT_LOG, DAILY_FACTS, DEAD_LETTERS, EVENTS, ROSTER_LINKS
 from abacus.district import DistrictConfig
 from abacus.errors import AbacusError, StorageError
 from abacus.export.lines import TEACHERS_CHANGED
 from abacus.export.query import ExportQuery, ExportScope
 from abacus.store.errors import RetryPolicy, storage_error
+from abacus.store.native import EncodedBlock
 from abacus.store.rollups import BACKGROUND
 from abacus.store.store import Store
 
@@ -32,6 +34,7 @@ class FakeClient:
         self.inserts: list[tuple[str, list[Any], list[str]]] = []
         self.commands: list[str] = []
         self.settings: list[Any] = []  # each command's query settings
+        self.insert_settings: dict[str, Any] = {}  # each table's last insert's settings
 
     def _maybe_fail(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -39,9 +42,19 @@ class FakeClient:
             self.failures -= 1
             raise self.error
 
-    def insert(self, table: str, rows: list[Any], column_names: list[str]) -> None:
+    def insert(
+        self, table: str, rows: list[Any], column_names: list[str], settings: Any = None
+    ) -> None:
         self._maybe_fail()
         self.inserts.append((table, rows, column_names))
+        self.insert_settings[table] = settings
+
+    def raw_insert(
+        self, table: str, column_names: list[str], data: bytes, fmt: str, settings: Any = None
+    ) -> None:
+        self._maybe_fail()
+        self.inserts.append((table, [data], column_names))
+        self.insert_settings[table] = settings
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -74,6 +87,22 @@ def test_a_transient_failure_is_retried_with_backoff_and_succeeds() -> None:
     store.close()
     assert len(client.threads) == 1  # opened, used and closed on one thread
     assert client.threads != {threading.current_thread().name}
+
+
+def test_ingest_inserts_skip_the_insert_time_replacing_pass_and_nothing_else_does() -> None:
+    """Ingest's tables are read with duplicates in mind (FINAL, argMax), so their inserts
+    skip the ReplacingMergeTree pass over each block; a roster table's insert keeps it."""
+    client, sleeps = FakeClient(), []
+    store = store_with(client, sleeps)
+    store.insert_rows(DEAD_LETTERS, [["row"]])
+    store.insert_rows(EVENTS, [["row"]])
+    block = EncodedBlock(DAILY_FACTS.name, ("district_id",), b"native", 1)
+    asyncio.run(store.ainsert_blocks([block]))
+    store.insert_rows(ROSTER_LINKS, [["row"]])
+    store.close()
+    for table in (DEAD_LETTERS, EVENTS, DAILY_FACTS):
+        assert client.insert_settings[f"db.{table.name}"]["optimize_on_insert"] == 0
+    assert client.insert_settings["db.roster_links"] is None
 
 
 def test_a_schema_error_is_not_retried_and_keeps_the_servers_code() -> None:
@@ -192,9 +221,6 @@ class LaneClient(FakeClient):
                 return None
 
         return Stream()
-
-    def raw_insert(self, table: str, columns: list[str], data: bytes, fmt: str) -> None:
-        self.insert(table, [data], columns)
 
     def query(self, sql: str, parameters: Any = None) -> Any:
         # The district's teacher names, read before the export's query: none here.
