@@ -40,7 +40,7 @@ from streams.ingest_stop import EXIT_UNREADABLE, Drain, codec_error_message, may
 from streams.metrics import Metrics
 from streams.rollups import LateKeyLog
 
-__all__ = ["IngestService", "records_wanted"]
+__all__ = ["IngestService", "ready_to_hand_over", "records_wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class IngestService(Service):
         self._stored = 0
         self._progress = asyncio.Condition()
         self._full_at = -float("inf")  # monotonic time a full batch was last handed over
+        self._preparing = 0  # batches handed over whose preparation has not finished
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -228,8 +229,9 @@ class IngestService(Service):
 
     @Service.task
     async def _fetch(self) -> None:
-        """Fetch while earlier batches are prepared and stored; hand a batch over when the
-        store has taken everything before it, or when it is full.
+        """Fetch while earlier batches are prepared and stored; hand a batch over as
+        `ready_to_hand_over` says: when it is full, when the store has taken everything
+        before it, or when the topic is read up to its end and an ingest process is free.
 
         While the store is busy, newly fetched records wait and join the next batch, so a
         busy store gets fewer, larger batches (fewer ClickHouse parts) instead of a queue
@@ -277,13 +279,19 @@ class IngestService(Service):
                 if got:
                     record_bytes = got_bytes / got
                 full = len(records) >= batch_max or size >= _BATCH_BYTES
-                ready = full or self._queue.empty() or self.should_stop
+                idle = not any(fetched.values())
+                ready = ready_to_hand_over(
+                    full=full,
+                    store_idle=self._queue.empty(),
+                    stopping=self.should_stop,
+                    caught_up=idle,
+                    free_processes=self.processes - self._preparing,
+                )
                 if records and ready and not self._holding:
                     if full:
                         self._full_at = time.monotonic()
                     await self._hand_over(records, offsets)
                     records, offsets, size = [], {}, 0
-                idle = not any(fetched.values())
                 if idle and not records:
                     await self._commit_skipped()
                 if self.should_stop:
@@ -350,9 +358,14 @@ class IngestService(Service):
         prepared = asyncio.ensure_future(
             self.preparer.prepare(raw, zones, now, self.broker_epoch, deny=deny)
         )
+        self._preparing += 1
+        prepared.add_done_callback(self._prepared)
         item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation)
         await self._queue.put(item)
         self._handed += 1
+
+    def _prepared(self, _: asyncio.Future[PreparedBatch]) -> None:
+        self._preparing -= 1
 
     async def barrier(self, timeout_s: float = 120.0) -> None:
         """Wait until every batch handed over before now is stored (those prepared before a
@@ -523,6 +536,22 @@ def _source(record: ConsumerRecord[bytes, bytes]) -> SourceRecord:
     """An aiokafka record as the dead-letter path keeps it."""
     r = record
     return SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+
+
+def ready_to_hand_over(
+    *, full: bool, store_idle: bool, stopping: bool, caught_up: bool, free_processes: int
+) -> bool:
+    """Whether the records gathered go to an ingest process now.
+
+    A full batch goes at once, and so does any batch while the store waits for work or the
+    worker stops. Otherwise the records wait for the store to take what is queued, and more
+    records join them (fewer, larger batches: fewer parts). That wait is for nothing once a
+    fetch brought nothing new (``caught_up``: the topic is read to its end) while an ingest
+    process idles: the last records of a burst would otherwise wait for every batch before
+    them to be stored before their own preparation even began (`abacus bench ingest
+    --no-batch`, 100k events: the last 19,488 records waited 0.68 s of a 1.6 s run).
+    """
+    return full or store_idle or stopping or (caught_up and free_processes > 0)
 
 
 def records_wanted(

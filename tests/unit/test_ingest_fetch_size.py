@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from abacus.settings import AbacusSettings
-from streams.agents.ingest import IngestService, records_wanted
+from streams.agents.ingest import IngestService, ready_to_hand_over, records_wanted
 
 MB = 1 << 20
 
@@ -50,6 +50,25 @@ def test_the_batch_stays_within_its_bound_at_the_measured_record_size() -> None:
         got = min(wanted, 300)  # the client returns no more than it has buffered
         held, held_bytes = held + got, held_bytes + got * 4096
     assert 2 * MB <= held_bytes < 2 * MB + 4096
+
+
+@pytest.mark.parametrize(
+    ("full", "store_idle", "stopping", "caught_up", "free", "ready"),
+    [
+        (True, False, False, False, 0, True),  # a full batch goes at once
+        (False, True, False, False, 0, True),  # the store waits for work
+        (False, False, True, False, 0, True),  # stopping: nothing is held back
+        (False, False, False, False, 2, False),  # store busy, more records coming: gather
+        (False, False, False, True, 1, True),  # read to the end, a process idles: go
+        (False, False, False, True, 0, False),  # read to the end, every process busy
+        (False, False, False, True, -1, False),  # no processes (batches prepared inline)
+    ],
+)
+def test_records_are_held_only_while_holding_them_gathers_more(
+    full: bool, store_idle: bool, stopping: bool, caught_up: bool, free: int, ready: bool
+) -> None:
+    kw = {"full": full, "store_idle": store_idle, "stopping": stopping, "caught_up": caught_up}
+    assert ready_to_hand_over(**kw, free_processes=free) is ready
 
 
 # --- the fetch loop itself, on a fake consumer ------------------------------------------
@@ -117,3 +136,41 @@ async def test_a_full_batch_held_during_a_revoke_is_handed_over_when_the_hold_en
         service._crashed.set()
         await fetching
     assert min(consumer.asked) >= 1
+
+
+async def test_the_last_records_go_to_a_free_process_while_the_store_is_busy() -> None:
+    """The store has a batch queued; the topic's last 100 records are fetched. They wait
+    while both ingest processes are busy, and go as soon as one is free (not once the store
+    has taken the queued batch)."""
+    service = IngestService(
+        AbacusSettings(ingest_processes=2),
+        store=MagicMock(),
+        districts=SimpleNamespace(late=None),
+        metrics=MagicMock(),
+        broker_epoch="epoch",
+        deny=MagicMock(),
+    )
+    records = [
+        SimpleNamespace(partition=0, offset=i, key=b"s", value=bytes(1000)) for i in range(100)
+    ]
+    service.consumer = consumer = FakeConsumer(records)
+    service._queue.put_nowait(MagicMock())  # a batch waiting for the store
+    service._preparing = 2  # both processes preparing earlier batches
+    handed: list[int] = []
+
+    async def hand_over(batch: list[Any], offsets: dict[Any, int]) -> None:
+        handed.append(len(batch))
+
+    service._hand_over = hand_over  # type: ignore[method-assign]
+    fetching = asyncio.create_task(IngestService._fetch(service))
+    try:
+        await _until(lambda: not consumer.records)
+        await asyncio.sleep(0.2)  # fetches come back empty meanwhile
+        assert handed == []
+        service._preparing = 1  # one process finished its batch
+        await _until(lambda: bool(handed))
+        assert handed == [100]
+        assert service._queue.qsize() == 1  # the store had not taken its batch
+    finally:
+        service._crashed.set()
+        await fetching
