@@ -68,6 +68,7 @@ class _Fetched:
     starts: dict[int, int] = field(default_factory=dict)  # partition -> first offset
     quarantined: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
     generation: int = 0  # the assignment it was read in (see `abandon`)
+    full: bool = False  # handed over because it was full (`IngestService.backlogged`)
 
 
 class IngestService(Service):
@@ -131,6 +132,7 @@ class IngestService(Service):
         self._stored = 0
         self._progress = asyncio.Condition()
         self._full_at = -float("inf")  # monotonic time a full batch was last handed over
+        self._full_in_flight = 0  # full batches handed over and not yet finished with
         self._preparing = 0  # batches handed over whose preparation has not finished
 
     async def on_start(self) -> None:
@@ -195,8 +197,12 @@ class IngestService(Service):
 
     def backlogged(self) -> bool:
         """Whether more records are waiting than a batch holds: a full batch was handed
-        over within the last second (the rollup service holds its passes back meanwhile)."""
-        return time.monotonic() - self._full_at < _BACKLOG_WINDOW_S
+        over within the last second, or one is still on its way to the store (the rollup
+        service holds its passes back meanwhile). The second keeps the signal on while a
+        slow machine takes more than a second between full batches: a pass let in then
+        ran on the cores the backlog needed."""
+        in_flight = self._full_in_flight > 0
+        return in_flight or time.monotonic() - self._full_at < _BACKLOG_WINDOW_S
 
     def assignment(self) -> set[Any]:
         """Partitions held now; none until the consumer has started."""
@@ -290,7 +296,7 @@ class IngestService(Service):
                 if records and ready and not self._holding:
                     if full:
                         self._full_at = time.monotonic()
-                    await self._hand_over(records, offsets)
+                    await self._hand_over(records, offsets, full=full)
                     records, offsets, size = [], {}, 0
                 if idle and not records:
                     await self._commit_skipped()
@@ -332,7 +338,11 @@ class IngestService(Service):
         await self.crash(StackError(message))
 
     async def _hand_over(
-        self, records: list[ConsumerRecord[bytes, bytes]], offsets: dict[Any, int]
+        self,
+        records: list[ConsumerRecord[bytes, bytes]],
+        offsets: dict[Any, int],
+        *,
+        full: bool = False,
     ) -> None:
         """Count an attempt per partition, set a poison batch aside, start preparing the
         rest in an ingest process and queue the batch for the store."""
@@ -360,7 +370,8 @@ class IngestService(Service):
         )
         self._preparing += 1
         prepared.add_done_callback(self._prepared)
-        item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation)
+        item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation, full)
+        self._full_in_flight += full
         await self._queue.put(item)
         self._handed += 1
 
@@ -382,7 +393,10 @@ class IngestService(Service):
         try:
             while (item := await self._queue.get()) is not None:
                 try:
-                    await self._finish(item, await item.prepared)
+                    try:
+                        await self._finish(item, await item.prepared)
+                    finally:
+                        self._full_in_flight -= item.full
                     self.batch_done.set()
                     async with self._progress:
                         self._stored += 1

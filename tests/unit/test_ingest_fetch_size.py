@@ -118,7 +118,7 @@ async def test_a_full_batch_held_during_a_revoke_is_handed_over_when_the_hold_en
     service.consumer = consumer = FakeConsumer(records)
     handed: list[int] = []
 
-    async def hand_over(batch: list[Any], offsets: dict[Any, int]) -> None:
+    async def hand_over(batch: list[Any], offsets: dict[Any, int], **_: Any) -> None:
         handed.append(sum(len(r.value) for r in batch))
 
     service._hand_over = hand_over  # type: ignore[method-assign]
@@ -158,7 +158,7 @@ async def test_the_last_records_go_to_a_free_process_while_the_store_is_busy() -
     service._preparing = 2  # both processes preparing earlier batches
     handed: list[int] = []
 
-    async def hand_over(batch: list[Any], offsets: dict[Any, int]) -> None:
+    async def hand_over(batch: list[Any], offsets: dict[Any, int], **_: Any) -> None:
         handed.append(len(batch))
 
     service._hand_over = hand_over  # type: ignore[method-assign]
@@ -174,3 +174,36 @@ async def test_the_last_records_go_to_a_free_process_while_the_store_is_busy() -
     finally:
         service._crashed.set()
         await fetching
+
+
+async def test_ingest_stays_backlogged_while_a_full_batch_is_on_its_way_to_the_store() -> None:
+    """A full batch handed over more than a second ago and not yet stored (a slow machine)
+    still holds the rollup service's pass back; once the store has finished with it, and a
+    second has passed since, it does not."""
+    service = IngestService(
+        AbacusSettings(ingest_processes=1),
+        store=MagicMock(),
+        districts=SimpleNamespace(late=None),
+        metrics=MagicMock(),
+        broker_epoch="epoch",
+        deny=MagicMock(),
+    )
+    prepared: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    finished: list[Any] = []
+
+    async def finish(item: Any, batch: Any) -> None:
+        finished.append(batch)
+
+    service._finish = finish  # type: ignore[method-assign]
+    service._full_at = time.monotonic() - 5  # handed over 5 s ago
+    service._full_in_flight = 1
+    item = MagicMock(full=True, prepared=prepared)
+    service._queue.put_nowait(item)
+    service._queue.put_nowait(None)
+    storing = asyncio.create_task(IngestService._store(service))  # a Service.task
+    await asyncio.sleep(0.05)
+    assert service.backlogged()  # still being prepared
+    prepared.set_result("batch")
+    await storing
+    assert finished == ["batch"]
+    assert not service.backlogged()
