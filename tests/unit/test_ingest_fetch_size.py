@@ -96,6 +96,18 @@ class FakeConsumer:
         return set()  # nothing for the idle commit of skipped offsets to look at
 
 
+def _service(processes: int) -> IngestService:
+    """An ingest service with nothing behind it (fetch and store driven by hand)."""
+    return IngestService(
+        AbacusSettings(ingest_processes=processes),
+        store=MagicMock(),
+        districts=SimpleNamespace(late=None),
+        metrics=MagicMock(),
+        broker_epoch="epoch",
+        deny=MagicMock(),
+    )
+
+
 async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -104,14 +116,7 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 
 
 async def test_a_full_batch_held_during_a_revoke_is_handed_over_when_the_hold_ends() -> None:
-    service = IngestService(
-        AbacusSettings(ingest_processes=1),
-        store=MagicMock(),
-        districts=SimpleNamespace(late=None),
-        metrics=MagicMock(),
-        broker_epoch="epoch",
-        deny=MagicMock(),
-    )
+    service = _service(1)
     records = [
         SimpleNamespace(partition=0, offset=i, key=b"s", value=bytes(1000)) for i in range(5000)
     ]
@@ -142,14 +147,7 @@ async def test_the_last_records_go_to_a_free_process_while_the_store_is_busy() -
     """The store has a batch queued; the topic's last 100 records are fetched. They wait
     while both ingest processes are busy, and go as soon as one is free (not once the store
     has taken the queued batch)."""
-    service = IngestService(
-        AbacusSettings(ingest_processes=2),
-        store=MagicMock(),
-        districts=SimpleNamespace(late=None),
-        metrics=MagicMock(),
-        broker_epoch="epoch",
-        deny=MagicMock(),
-    )
+    service = _service(2)
     records = [
         SimpleNamespace(partition=0, offset=i, key=b"s", value=bytes(1000)) for i in range(100)
     ]
@@ -180,14 +178,7 @@ async def test_ingest_stays_backlogged_while_a_full_batch_is_on_its_way_to_the_s
     """A full batch handed over more than a second ago and not yet stored (a slow machine)
     still holds the rollup service's pass back; once the store has finished with it, and a
     second has passed since, it does not."""
-    service = IngestService(
-        AbacusSettings(ingest_processes=1),
-        store=MagicMock(),
-        districts=SimpleNamespace(late=None),
-        metrics=MagicMock(),
-        broker_epoch="epoch",
-        deny=MagicMock(),
-    )
+    service = _service(1)
     prepared: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     finished: list[Any] = []
 
