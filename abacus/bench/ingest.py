@@ -44,6 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rich.console import Console
 
+from abacus.bench.host_speed import HostSpeed, at_equal_speed, runs_ms
 from abacus.bench.ingest_data import (
     RecordSource,
     configured_homes,
@@ -254,6 +255,7 @@ def _run_worker(
     proc = start_worker(env, log)
     try:
         started = _wait_first_batch(proc, env, log)
+        wall = time.time() - (time.perf_counter() - started)  # for the host's speed in it
         cpu, kernel = _cpu_seconds(proc.pid), _cpu_seconds(proc.pid, kernel=True)
         _wait_committed(settings, group, ends)
         seconds = time.perf_counter() - started
@@ -265,6 +267,7 @@ def _run_worker(
             "cpu_seconds": sum(each),
             "cpu_seconds_each": each,
             "kernel_seconds": sum(kernel_after) - sum(kernel),
+            "window": [wall, wall + seconds],
         }
         if fresh is not None:
             rate = sum(ends.values()) / result["seconds"]  # records/s
@@ -334,6 +337,7 @@ def run_ingest_bench(
     with (
         tempfile.TemporaryDirectory(prefix="abacus-bench-") as tmp,
         EmbeddedBroker(port=free_port()) as broker,
+        HostSpeed() as host,
     ):
         root = Path(tmp)
         names = [_run_name(run, r, rounds) for r in range(rounds) for run in _RUNS]
@@ -355,7 +359,7 @@ def run_ingest_bench(
         for r in range(rounds):
             first = _run_name(_RUNS[0], r, rounds)
             # The loader reads the round's first copy (reading leaves it as it was).
-            base = [_load(root, broker.bootstrap, runs[first], ends[first])]
+            base = [_load(root, broker.bootstrap, runs[first], ends[first], host)]
             if fresh is None:
                 base_rate = base[0]["events"] / base[0]["seconds"]
                 # The rest of the last school year simulated first, then more if need be.
@@ -383,9 +387,10 @@ def run_ingest_bench(
                     fresh if run.freshness else None,
                     fresh_s,
                 )
+                results[run.name]["probe_ms"] = host.window_ms(results[run.name]["window"])
             # Again on the last run's copy: no freshness phase wrote after it.
             last = _run_name(_RUNS[-1], r, rounds)
-            base.append(_load(root, broker.bootstrap, runs[last], ends[last]))
+            base.append(_load(root, broker.bootstrap, runs[last], ends[last], host))
             measured.append(_round(results, len(data), base))
         records_n = sum(ends[_run_name(_RUNS[0], 0, rounds)].values())
     return _report(measured, len(data), records_n, batch, out_dir, produce_s)
@@ -397,8 +402,11 @@ def _run_name(run: _Run, round_: int, rounds: int) -> str:
     return run.name if rounds == 1 else f"r{round_ + 1}-{run.name}"
 
 
-def _load(root: Path, bootstrap: str, settings: AbacusSettings, ends: dict[int, int]) -> Any:
-    """The loader baseline, in a process of its own, on a run's copy of the records."""
+def _load(
+    root: Path, bootstrap: str, settings: AbacusSettings, ends: dict[int, int], host: HostSpeed
+) -> Any:
+    """The loader baseline, in a process of its own, on a run's copy of the records; with
+    the host's speed in its window (``probe_ms``)."""
     os.sync()  # see _run_worker
     loader = subprocess.run(  # noqa: S603
         [
@@ -413,7 +421,8 @@ def _load(root: Path, bootstrap: str, settings: AbacusSettings, ends: dict[int, 
         check=True,
         timeout=3600,
     )
-    return json.loads(loader.stdout.splitlines()[-1])
+    result = json.loads(loader.stdout.splitlines()[-1])
+    return result | {"probe_ms": host.window_ms(result["window"])}
 
 
 def _round(
@@ -433,6 +442,10 @@ def _round(
     base_cpu = sum(b["cpu_seconds"] for b in base)
     facts_cpu = sum(r["cpu_seconds"] for r in facts)
     base_events = sum(b["events"] for b in base)
+    # How fast the host's CPUs ran in each side's windows (abacus/bench/host_speed.py).
+    base_ms = runs_ms((b.get("probe_ms"), b["seconds"]) for b in base)
+    facts_ms = runs_ms((r.get("probe_ms"), r["seconds"]) for r in facts)
+    product_ms = runs_ms([(product.get("probe_ms"), product["seconds"])])
     return {
         "baseline_events_per_s": base_rate,
         # Each load by itself (before and after the workers): the events it read, its time.
@@ -466,6 +479,15 @@ def _round(
         "product_cpu_us_per_event_each": [c / events * 1e6 for c in product["cpu_seconds_each"]],
         "facts_only_ratio": facts_rate / base_rate,
         "product_ratio": rate / base_rate,
+        # The host's speed in each side's windows (CPU ms of the probes' unit of work:
+        # lower is faster), and the ratios had both sides run at the same speed.
+        "baseline_probe_ms": base_ms,
+        "facts_only_probe_ms": facts_ms,
+        "product_probe_ms": product_ms,
+        "facts_only_ratio_at_equal_speed": at_equal_speed(
+            facts_rate / base_rate, facts_ms, base_ms
+        ),
+        "product_ratio_at_equal_speed": at_equal_speed(rate / base_rate, product_ms, base_ms),
         # What rollup maintenance costs ingest: events/s with rollups / without (target >= 0.9).
         "rollup_cost_ratio": rate / facts_rate,
         # Until the rollups had caught up too (the background rebuild of every late key).
@@ -503,6 +525,10 @@ def _report(
     def med(key: str) -> Any:  # a figure's median over the rounds (itself with one)
         return statistics.median(r[key] for r in rounds)
 
+    def med_known(key: str) -> float | None:  # over the rounds that have the figure
+        known = [r[key] for r in rounds if r.get(key) is not None]
+        return statistics.median(known) if known else None
+
     base_rate = med("baseline_events_per_s")
     facts_rate = med("facts_only_events_per_s")
     rate = med("product_events_per_s")
@@ -520,6 +546,9 @@ def _report(
             "cpu_us_per_event": med(f"{side}_cpu_us_per_event"),
             "cores": med(f"{side}_cores"),
             "kernel_us_per_event": med(f"{side}_kernel_us_per_event"),
+            # The host's speed in the side's windows, and the ratio at equal host speed.
+            "probe_ms": med_known(f"{side}_probe_ms"),
+            "ratio_at_equal_speed": more.get("at_equal_speed", 1.0),
             "fresh_p50_s": more.get("p50", ""),
             "fresh_p99_s": more.get("p99", ""),
             "peak_rss_mb": more.get("rss", ""),
@@ -537,6 +566,7 @@ def _report(
             "facts_only",
             facts_rate,
             med("facts_only_ratio"),
+            at_equal_speed=med_known("facts_only_ratio_at_equal_speed"),
             p50=med("facts_only_fresh_p50_s"),
             p99=med("facts_only_fresh_p99_s"),
             rss=max(r["facts_only_peak_rss_mb"] for r in rounds),
@@ -546,6 +576,7 @@ def _report(
             "product",
             rate,
             med("product_ratio"),
+            at_equal_speed=med_known("product_ratio_at_equal_speed"),
             p50=med("fresh_p50_s"),
             p99=med("fresh_p99_s"),
             rss=max(r["peak_rss_mb"] for r in rounds),
@@ -586,13 +617,25 @@ def _report(
             f" {r['baseline_kernel_us_per_event']:.1f}) on {r['baseline_cores']:.2f} cores, with"
             f" rollups {r['product_cpu_us_per_event']:.1f} µs (kernel"
             f" {r['product_kernel_us_per_event']:.1f}; worker process {own:.1f}, ingest"
-            f" processes {ingest:.1f}) on {r['product_cores']:.2f} cores"
+            f" processes {ingest:.1f}) on {r['product_cores']:.2f} cores; host probe"
+            f" {_ms(r['baseline_probe_ms'])} loader, {_ms(r['product_probe_ms'])} with rollups"
+            f" (CPU ms a unit, lower is faster): ratio at equal host speed"
+            f" {_ratio(r['product_ratio_at_equal_speed'])}"
         )
     console.print(
         f"rollup maintenance: {rate:,.0f} events/s with rollups, {facts_rate:,.0f} without;"
         f" ratio {extra['rollup_cost_ratio']:.2f} (target >= 0.90); with rollups to the loader"
         f" {rows[2]['ratio']:.2f} (target >= 0.90); rollups complete after"
-        f" {extra['rollups_complete_seconds']:.1f} s ({extra['rollups_complete_ratio']:.2f})"
+        f" {extra['rollups_complete_seconds']:.1f} s ({extra['rollups_complete_ratio']:.2f});"
+        f" at equal host speed, to the loader {_ratio(rows[2]['ratio_at_equal_speed'])}"
         + (f"; medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
     )
     return {"rows": rows}
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a (no probe in a window)" if value is None else f"{value:.2f}"

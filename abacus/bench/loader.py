@@ -41,6 +41,7 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     done: dict[int, int] = dict.fromkeys(ends, 0)
     events = 0
     started, cpu, kernel = time.perf_counter(), time.process_time(), os.times().system
+    wall = time.time()  # the window, for the host's speed in it (abacus/bench/host_speed.py)
     while any(done[p] < end for p, end in ends.items()):
         batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
         rows = []
@@ -72,7 +73,13 @@ async def load(settings: AbacusSettings, topic: str, ends: dict[int, int]) -> di
     kernel = os.times().system - kernel  # of it, the kernel's
     await consumer.stop()
     store.close()
-    return {"events": events, "seconds": seconds, "cpu_seconds": cpu, "kernel_seconds": kernel}
+    return {
+        "events": events,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "kernel_seconds": kernel,
+        "window": [wall, wall + seconds],
+    }
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ import pytest
 
 
 def _processes_under(folder: Path) -> list[int]:
-    """Processes whose ABACUS_HOME lies under ``folder`` (the benchmark's workers)."""
+    """Processes whose ABACUS_HOME lies under ``folder`` (the benchmark's workers), or
+    that write under it (its host-speed probes)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             environ = (entry / "environ").read_bytes() if entry.name.isdigit() else b""
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
         except OSError:
             continue
-        if f"ABACUS_HOME={folder}".encode() in environ:
+        if f"ABACUS_HOME={folder}".encode() in environ or str(folder).encode() in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -99,3 +101,14 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     assert result["freshness"]["records"] > 0
     # The district was configured before its events came: none went the pending path.
     assert result["pending_resolved"] == 0
+    # The host's speed in each side's windows (probes pinned to each CPU; a window too
+    # short for a probe has none), and the ratio had both sides run at the same speed.
+    for run in only["baseline_runs"]:
+        assert run["window"][1] - run["window"][0] == pytest.approx(run["seconds"], abs=1e-6)
+    sides = (only["baseline_probe_ms"], only["product_probe_ms"])
+    assert all(ms is None or ms > 0 for ms in sides)
+    if None not in sides:
+        assert only["product_ratio_at_equal_speed"] == pytest.approx(
+            only["product_ratio"] * sides[1] / sides[0]
+        )
+    assert not list(bench_tmp.glob("abacus-host-speed-*"))  # the probes' files went too

@@ -107,3 +107,35 @@ def test_rows_carry_the_median_cpu_of_each_side(tmp_path: Path) -> None:
     assert product["cores"] == pytest.approx(1.5)  # the median of 1.9, 1.5, 1.5
     assert baseline["kernel_us_per_event"] == pytest.approx(0.1 * 2.0 / EVENTS * 1e6)
     assert product["kernel_us_per_event"] == pytest.approx(0.25 * 2.0 / EVENTS * 1e6)
+
+
+def test_the_ratio_at_equal_host_speed_scales_each_rate_by_its_windows_probe_time(
+    tmp_path: Path,
+) -> None:
+    # The loader ran 1 s at probe 10 ms and 3 s at 14 ms (13 ms weighted by time); the
+    # product in a window at 19.5 ms: 1.5 times slower CPUs than the loader's.
+    loads: list[dict[str, Any]] = [
+        {"events": EVENTS, "seconds": s, "cpu_seconds": s, "kernel_seconds": 0.0} for s in (1, 3)
+    ]
+    results = {
+        "facts-only-1": _worker(2.0, 800.0, probe_ms=13.0),
+        "product": _worker(4.0, 900.0, rollups_seconds=6.0, probe_ms=19.5),
+        "facts-only-2": _worker(2.0, 800.0, probe_ms=None),  # too short for a probe
+    }
+    loads[0]["probe_ms"], loads[1]["probe_ms"] = 10.0, 14.0
+    r = _round(results, EVENTS, loads)
+    assert r["baseline_probe_ms"] == pytest.approx(13.0)
+    assert r["product_probe_ms"] == 19.5
+    assert r["facts_only_probe_ms"] == 13.0  # the window without a probe left out
+    assert r["product_ratio"] == pytest.approx(0.5)
+    assert r["product_ratio_at_equal_speed"] == pytest.approx(0.75)
+    assert r["facts_only_ratio_at_equal_speed"] == pytest.approx(r["facts_only_ratio"])
+    # The rows: the medians over the rounds that had probes.
+    unprobed = _a_round(loads=(1.0, 1.0), facts=(1.0, 1.0), product=1.0)
+    _report([r, unprobed], EVENTS, 2_400, True, tmp_path, 1.0)
+    [written] = [json.loads(p.read_text()) for p in tmp_path.glob("ingest-batch-*.json")]
+    baseline, _, product = written["rows"]
+    assert product["ratio_at_equal_speed"] == pytest.approx(0.75)
+    assert product["probe_ms"] == 19.5
+    assert baseline["probe_ms"] == pytest.approx(13.0)
+    assert unprobed["product_ratio_at_equal_speed"] is None
