@@ -5,7 +5,7 @@ on, a fixed unit of single-threaded Python work took 13 ms of CPU time in some s
 21-22 ms in others (2026-12-03): each vCPU switched between the two states every few
 seconds, independently of the other and of the load on it, with no steal time counted.
 A side timed for two seconds lands in whatever state the machine is in, so the same
-loader run twice in one round did 63k and 99k events/s.
+loader run twice in one round of `abacus bench ingest` did 105k and 70k events/s.
 
 `HostSpeed` runs a probe pinned to each CPU for the whole benchmark: every
 `PROBE_EVERY_S` it times a fixed unit of work (about 0.5 ms of CPU, about 1% of the CPU)

@@ -22,7 +22,10 @@ are medians of the rounds' own figures and ratios, peak RSS the highest round's.
 CPU time (user + system of every process and thread: a worker's ingest processes and chDB's
 threads, the loader's chDB threads) over its own timed window is reported per event, with
 the cores it kept busy on average: on a small machine that, not the clock, says what bounds
-a run.
+a run. A probe pinned to each CPU times a fixed unit of work throughout
+(`abacus.bench.host_speed`): each side's windows get the host's speed in them, and each
+ratio a second figure, had both sides run at the same speed (a VM's CPUs change speed
+from one second to the next; the ratio measured is still the one reported as the ratio).
 """
 
 from __future__ import annotations
