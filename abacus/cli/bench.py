@@ -20,7 +20,9 @@ def ingest(
     batch: Annotated[
         bool, typer.Option(help="SDK batch records (else one event per record)")
     ] = True,
-    quick: Annotated[bool, typer.Option("--quick", help="A small run (< 1 min)")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small run (40k events: ~1.5 min on 2 cores)")
+    ] = False,
     fresh_seconds: Annotated[
         float, typer.Option(min=1.0, help="How long freshness is measured at half the rate")
     ] = 10.0,
