@@ -294,8 +294,6 @@ class IngestService(Service):
                     free_processes=self.processes - self._preparing,
                 )
                 if records and ready and not self._holding:
-                    if full:
-                        self._full_at = time.monotonic()
                     await self._hand_over(records, offsets, full=full)
                     records, offsets, size = [], {}, 0
                 if idle and not records:
@@ -371,7 +369,9 @@ class IngestService(Service):
         self._preparing += 1
         prepared.add_done_callback(self._prepared)
         item = _Fetched(records, offsets, prepared, starts, quarantined, self._generation, full)
-        self._full_in_flight += full
+        if full:  # the backlog signal (`backlogged`)
+            self._full_at = time.monotonic()
+            self._full_in_flight += 1
         await self._queue.put(item)
         self._handed += 1
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-from unittest.mock import MagicMock
+from unittest.mock import AsyncMock, MagicMock
 
 import pytest
 from aiokafka import TopicPartition
@@ -198,3 +198,21 @@ async def test_ingest_stays_backlogged_while_a_full_batch_is_on_its_way_to_the_s
     await storing
     assert finished == ["batch"]
     assert not service.backlogged()
+
+
+async def test_a_full_batch_handed_over_turns_the_backlog_signal_on_a_partial_one_not() -> None:
+    service = _service(1)
+    service.preparer = MagicMock(prepare=AsyncMock(return_value="prepared"))
+    service.attempts = MagicMock(attempt=lambda partition, start: 1)
+    service.districts = SimpleNamespace(zones=dict, late=None)  # type: ignore[assignment]
+    records = [SimpleNamespace(partition=0, offset=i, key=b"s", value=b"v") for i in range(3)]
+    await service._hand_over(records, {}, full=False)  # type: ignore[arg-type]
+    assert not service.backlogged()
+    await service._hand_over(records, {}, full=True)  # type: ignore[arg-type]
+    assert service.backlogged()
+    assert service._full_in_flight == 1  # until the store has finished with it
+    assert time.monotonic() - service._full_at < 1  # and for a second after it was handed over
+    assert [item.full for item in (service._queue.get_nowait(), service._queue.get_nowait())] == [
+        False,
+        True,
+    ]
