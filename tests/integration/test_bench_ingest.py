@@ -105,6 +105,11 @@ def test_bench_ingest_reports_the_product_against_its_baseline(tmp_path: Path) -
     # short for a probe has none), and the ratio had both sides run at the same speed.
     for run in only["baseline_runs"]:
         assert run["window"][1] - run["window"][0] == pytest.approx(run["seconds"], abs=1e-6)
+    # Each worker run's window too, in the order they ran: facts only, product, facts only.
+    first, second = (run["window"] for run in only["facts_only_runs"])
+    assert first[1] < only["product_window"][0] < only["product_window"][1] < second[0]
+    for run in only["facts_only_runs"]:
+        assert run["window"][1] - run["window"][0] == pytest.approx(run["seconds"], abs=1e-6)
     sides = (only["baseline_probe_ms"], only["product_probe_ms"])
     assert all(ms is None or ms > 0 for ms in sides)
     if None not in sides:

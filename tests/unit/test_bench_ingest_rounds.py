@@ -28,6 +28,7 @@ def _worker(seconds: float, rss: float, **more: Any) -> dict[str, Any]:
         "fresh_records_per_s": 500.0,
         "fresh_records": 5000.0,
         "pending_resolved": 0.0,
+        "window": [1000.0, 1000.0 + seconds],  # epoch seconds
     } | more
 
 
@@ -54,6 +55,9 @@ def test_a_round_brackets_both_sides() -> None:
     assert r["facts_only_ratio"] == pytest.approx(2.0 / 3.0)
     assert r["rollup_cost_ratio"] == pytest.approx(3.0 / 4.0)
     assert r["rollups_complete_seconds"] == 6.0
+    # Each worker run's window goes with it, to line it up with what else was measured.
+    assert r["product_window"] == [1000.0, 1004.0]
+    assert [f["window"] for f in r["facts_only_runs"]] == [[1000.0, 1002.0], [1000.0, 1004.0]]
 
 
 def test_rows_are_medians_over_the_rounds(tmp_path: Path) -> None:
