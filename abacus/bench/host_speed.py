@@ -9,14 +9,19 @@ loader run twice in one round of `abacus bench ingest` did 105k and 70k events/s
 
 `HostSpeed` runs a probe pinned to each CPU for the whole benchmark: every
 `PROBE_EVERY_S` it times a fixed unit of work (about 0.5 ms of CPU, about 1% of the CPU)
-and writes the CPU time it took. `window_ms` is the mean of those times over a window,
-all CPUs together (lower is faster). A rate measured in a window scales with the speed
-of the CPUs it ran on, so two sides' ratio at equal host speed (`at_equal_speed`) is
-their ratio times the probe times' ratio: what the ratio would have been had both run in
-the same state. It is an estimate, for reading a ratio; the targets stay on the ratio
+and writes the CPU time it took, with how busy its CPU was in the pause before it.
+`window_ms` is the mean of those times over a window, all CPUs together (lower is faster),
+counting only the units that ran on a busy CPU (`BUSY_MIN`) when there are any. A vCPU
+that was idle runs slower for a while: the unit took 1.28-1.31 ms on an idle vCPU against
+0.87-1.03 ms on one kept busy by another process (2026-12-04, both probes for 8 s, twice),
+so a loader keeping one CPU busy and the other idle looked like a slower host than a
+worker keeping both busy, by ~15%. A rate measured in a window scales with the speed of
+the CPUs it ran on, so two sides' ratio at equal host speed (`at_equal_speed`) is their
+ratio times the probe times' ratio: what the ratio would have been had both run in the
+same state. It is an estimate, for reading a ratio; the targets stay on the ratio
 measured.
 
-Run as ``python -m abacus.bench.host_speed CPU FILE`` (one probe); Linux only.
+Run as ``python -m abacus.bench.host_speed CPU FILE EVERY_S`` (one probe); Linux only.
 """
 
 from __future__ import annotations
@@ -33,13 +38,26 @@ from types import TracebackType
 
 from abacus.lifecycle import die_with_parent
 
-__all__ = ["PROBE_EVERY_S", "HostSpeed", "at_equal_speed", "probe", "runs_ms", "window_ms"]
+__all__ = [
+    "BUSY_MIN",
+    "PROBE_EVERY_S",
+    "HostSpeed",
+    "at_equal_speed",
+    "cpu_ticks",
+    "probe",
+    "runs_ms",
+    "window_ms",
+]
 
 PROBE_EVERY_S = 0.05
 _MAX_PROBES = 8  # on a bigger machine, its first 8 CPUs stand for all (14 MB a probe)
 _UNIT = 10_000  # loop iterations of one unit of work: ~0.5 ms of CPU on the 2-core VM
 
-Sample = tuple[float, float]  # (wall time the unit started, CPU milliseconds it took)
+BUSY_MIN = 0.5  # a unit counts when its CPU was busy at least half the pause before it
+_PROC_STAT = Path("/proc/stat")
+
+# (wall time the unit started, CPU milliseconds it took, busy share of its CPU before it)
+Sample = tuple[float, float, float]
 
 
 def _unit() -> int:
@@ -49,23 +67,43 @@ def _unit() -> int:
     return total
 
 
+def cpu_ticks(cpu: int, stat: str) -> tuple[int, int]:
+    """(busy, all) clock ticks so far of ``cpu`` from the text of /proc/stat; idle and
+    iowait are not busy."""
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name == f"cpu{cpu}":
+            ticks = [int(f) for f in fields]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    raise ValueError(f"no cpu{cpu} in /proc/stat")
+
+
 def probe(cpu: int, out: Path, every_s: float = PROBE_EVERY_S) -> None:
     """Pinned to ``cpu``: time a unit of work every ``every_s``, one line per unit to
-    ``out``, until killed."""
+    ``out`` (with how busy the CPU was in the pause before it), until killed."""
     os.sched_setaffinity(0, {cpu})
+    before = cpu_ticks(cpu, _PROC_STAT.read_text())
     with out.open("a", buffering=1) as lines:
         while True:
+            time.sleep(every_s)
+            now = cpu_ticks(cpu, _PROC_STAT.read_text())
+            busy, ticks = now[0] - before[0], now[1] - before[1]
             wall, cpu_s = time.time(), time.process_time()
             _unit()
-            lines.write(f"{wall:.3f} {(time.process_time() - cpu_s) * 1000:.4f}\n")
-            time.sleep(every_s)
+            ms = (time.process_time() - cpu_s) * 1000
+            lines.write(f"{wall:.3f} {ms:.4f} {busy / ticks if ticks else 0.0:.2f}\n")
+            before = cpu_ticks(cpu, _PROC_STAT.read_text())
 
 
 def window_ms(samples: Iterable[Sample], start: float, end: float) -> float | None:
-    """The mean CPU time of a unit of work started in [start, end] (wall time, any CPU);
-    None when no probe ran in the window."""
-    inside = [ms for wall, ms in samples if start <= wall <= end]
-    return statistics.fmean(inside) if inside else None
+    """The mean CPU time of a unit of work started in [start, end] (wall time, any CPU):
+    of the units on a busy CPU (`BUSY_MIN`), or of all when none was; None when no probe
+    ran in the window."""
+    inside = [(ms, busy) for wall, ms, busy in samples if start <= wall <= end]
+    on_busy = [ms for ms, busy in inside if busy >= BUSY_MIN]
+    if on_busy:
+        return statistics.fmean(on_busy)
+    return statistics.fmean(ms for ms, _ in inside) if inside else None
 
 
 def runs_ms(runs: Iterable[tuple[float | None, float]]) -> float | None:
@@ -129,8 +167,8 @@ class HostSpeed:
         for path in sorted(self._dir.glob("cpu*.txt")):
             # The last piece is a line still being written (or empty): left for later.
             for line in path.read_text().split("\n")[:-1]:
-                wall, ms = line.split()
-                out.append((float(wall), float(ms)))
+                wall, ms, busy = line.split()
+                out.append((float(wall), float(ms), float(busy)))
         return out
 
     def window_ms(self, window: Sequence[float]) -> float | None:

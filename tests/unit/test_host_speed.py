@@ -8,15 +8,45 @@ import time
 
 import pytest
 
-from abacus.bench.host_speed import _MAX_PROBES, HostSpeed, at_equal_speed, runs_ms, window_ms
+from abacus.bench.host_speed import (
+    _MAX_PROBES,
+    HostSpeed,
+    at_equal_speed,
+    cpu_ticks,
+    runs_ms,
+    window_ms,
+)
 
-SAMPLES = [(100.0, 10.0), (100.5, 20.0), (101.0, 30.0), (102.0, 90.0)]
+SAMPLES = [(100.0, 10.0, 1.0), (100.5, 20.0, 0.8), (101.0, 30.0, 0.5), (102.0, 90.0, 1.0)]
 
 
 def test_a_window_is_the_mean_of_the_units_started_in_it() -> None:
     assert window_ms(SAMPLES, 100.0, 101.0) == pytest.approx(20.0)
     assert window_ms(SAMPLES, 100.2, 100.6) == 20.0
     assert window_ms(SAMPLES, 101.1, 101.9) is None  # no probe ran in it
+
+
+def test_a_window_counts_the_units_on_a_busy_cpu_when_there_are_any() -> None:
+    # A probe waking on an idle vCPU reads it slower than a busy one runs: a loader
+    # keeping one CPU busy must not look like a slower host than a worker keeping two.
+    samples = [(100.0, 10.0, 1.0), (100.0, 14.0, 0.0), (100.1, 12.0, 0.5), (100.1, 15.0, 0.4)]
+    assert window_ms(samples, 100.0, 100.1) == pytest.approx(11.0)
+    # With no CPU busy in the window, every unit in it counts.
+    idle = [(100.0, 14.0, 0.0), (100.1, 16.0, 0.2)]
+    assert window_ms(idle, 100.0, 100.1) == pytest.approx(15.0)
+
+
+def test_a_cpus_busy_ticks_leave_out_idle_and_iowait() -> None:
+    stat = (
+        "cpu  30 0 20 900 10 0 0 0 0 0\n"
+        "cpu0 10 1 5 400 4 2 3 0 0 0\n"
+        "cpu1 20 0 15 500 6 0 0 0 0 0\n"
+        "intr 12345\n"
+    )
+    assert cpu_ticks(0, stat) == (21, 425)
+    assert cpu_ticks(1, stat) == (35, 541)
+    with pytest.raises(ValueError, match="cpu2"):
+        cpu_ticks(2, stat)
 
 
 def test_a_side_of_several_windows_weighs_each_by_its_time() -> None:
@@ -46,7 +76,8 @@ def test_a_probe_runs_pinned_on_every_cpu_and_stops_with_the_benchmark() -> None
         window = host.window_ms([started, time.time()])
         folder = host._dir
     assert len(samples) >= 10 * len(cpus)
-    assert all(started - 1 <= wall <= time.time() and ms > 0 for wall, ms in samples)
+    assert all(started - 1 <= wall <= time.time() and ms > 0 for wall, ms, _ in samples)
+    assert all(0 <= busy <= 1 for _, _, busy in samples)
     assert window is not None
     assert window > 0
     assert all(p.poll() is not None for p in probes)  # killed on the way out
