@@ -21,7 +21,12 @@ def ingest(
         bool, typer.Option(help="SDK batch records (else one event per record)")
     ] = True,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A small run (40k events: ~1.5 min on 2 cores)")
+        bool,
+        typer.Option(
+            "--quick",
+            help="A small run to try it (40k events: ~1.5-2 min on 2 cores); its ratio is"
+            " not the figure: the worker's start weighs on a window of about a second",
+        ),
     ] = False,
     fresh_seconds: Annotated[
         float, typer.Option(min=1.0, help="How long freshness is measured at half the rate")
