@@ -22,7 +22,7 @@ test: $(STAMP) test-tools  ## lint and layer contracts, then the whole suite aga
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -n 3 --dist loadfile --durations=15
 
 test-tools:  ## Debian's prometheus (promtool) and chromium, installed when missing
 	.ci/install-test-tools
